@@ -1,0 +1,377 @@
+package media
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/pion/sdp/v3"
+)
+
+// Direction is an SDP media direction attribute (RFC 3264 §5.1).
+type Direction string
+
+const (
+	SendRecv Direction = "sendrecv"
+	SendOnly Direction = "sendonly"
+	RecvOnly Direction = "recvonly"
+	Inactive Direction = "inactive"
+)
+
+// Reverse returns the direction the answerer uses for a given offered
+// direction: what one side sends the other receives.
+func (d Direction) Reverse() Direction {
+	switch d {
+	case SendOnly:
+		return RecvOnly
+	case RecvOnly:
+		return SendOnly
+	case Inactive:
+		return Inactive
+	default:
+		return SendRecv
+	}
+}
+
+// Sends reports whether a party with this direction sends media.
+func (d Direction) Sends() bool { return d == SendRecv || d == SendOnly || d == "" }
+
+// Receives reports whether a party with this direction accepts media.
+func (d Direction) Receives() bool { return d == SendRecv || d == RecvOnly || d == "" }
+
+func parseDirection(attrs []sdp.Attribute) (Direction, bool) {
+	for _, a := range attrs {
+		switch Direction(a.Key) {
+		case SendRecv, SendOnly, RecvOnly, Inactive:
+			return Direction(a.Key), true
+		}
+	}
+	return "", false
+}
+
+// Description is the audio part of a parsed SDP (first audio m= line).
+type Description struct {
+	// Addr is the connection address (media-level c= over session-level) and
+	// the m= port. An unspecified address (0.0.0.0) is an RFC 2543 hold.
+	Addr            netip.AddrPort
+	Codecs          []Codec // recognised audio codecs, in offer order
+	DTMFPayloadType uint8   // telephone-event/8000, 0 if absent
+	Ptime           int     // ms, 20 if absent
+	Direction       Direction
+	Crypto          bool // RTP/SAVP(F) or a=crypto: the peer wants SRTP
+	// SessionID and SessionVersion are the o= line values, so a caller can
+	// tell a real change from a session refresh (RFC 3264 §8).
+	SessionID      uint64
+	SessionVersion uint64
+}
+
+// Hold reports whether the description puts the stream on hold: the peer
+// does not want to receive (sendonly, inactive or c=0.0.0.0).
+func (d *Description) Hold() bool {
+	return !d.Direction.Receives() || d.Addr.Addr().IsUnspecified()
+}
+
+// SDP errors. ParseSDP wraps them with detail; test with errors.Is.
+var (
+	ErrInvalidSDP      = errors.New("media: invalid SDP")
+	ErrNoAudio         = errors.New("media: no audio stream in SDP")
+	ErrStreamRejected  = errors.New("media: audio stream rejected (port 0)")
+	ErrNoCommonCodec   = errors.New("media: no common codec")
+	ErrUnsupportedSDP  = errors.New("media: unsupported SDP")
+	errNoConnectionSDP = fmt.Errorf("%w: no connection address", ErrInvalidSDP)
+)
+
+// ParseSDP parses an SDP body and extracts the first audio stream.
+func ParseSDP(b []byte) (*Description, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("%w: empty body", ErrInvalidSDP)
+	}
+	var s sdp.SessionDescription
+	if err := s.Unmarshal(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	var m *sdp.MediaDescription
+	for _, md := range s.MediaDescriptions {
+		if md.MediaName.Media == "audio" {
+			m = md
+			break
+		}
+	}
+	if m == nil {
+		return nil, ErrNoAudio
+	}
+	if m.MediaName.Port.Value == 0 {
+		return nil, ErrStreamRejected
+	}
+	proto := strings.Join(m.MediaName.Protos, "/")
+	if !strings.Contains(proto, "RTP") {
+		return nil, fmt.Errorf("%w: transport %q", ErrUnsupportedSDP, proto)
+	}
+
+	conn := m.ConnectionInformation
+	if conn == nil || conn.Address == nil {
+		conn = s.ConnectionInformation
+	}
+	if conn == nil || conn.Address == nil {
+		return nil, errNoConnectionSDP
+	}
+	ip, err := netip.ParseAddr(conn.Address.Address)
+	if err != nil {
+		// FQDNs are legal in c= but nobody we talk to uses them; refuse
+		// rather than block on DNS in the signalling path.
+		return nil, fmt.Errorf("%w: connection address %q", ErrUnsupportedSDP, conn.Address.Address)
+	}
+
+	d := &Description{
+		Addr:           netip.AddrPortFrom(ip.Unmap(), uint16(m.MediaName.Port.Value)),
+		Ptime:          20,
+		Direction:      SendRecv,
+		Crypto:         strings.Contains(proto, "SAVP"),
+		SessionID:      s.Origin.SessionID,
+		SessionVersion: s.Origin.SessionVersion,
+	}
+
+	rtpmap := map[uint8]Codec{}
+	for _, a := range m.Attributes {
+		switch a.Key {
+		case "rtpmap":
+			if pt, c, ok := parseRtpmap(a.Value); ok {
+				rtpmap[pt] = c
+			}
+		case "ptime":
+			if v, err := strconv.Atoi(strings.TrimSpace(a.Value)); err == nil && v > 0 {
+				d.Ptime = v
+			}
+		case "crypto":
+			d.Crypto = true
+		}
+	}
+	for _, f := range m.MediaName.Formats {
+		n, err := strconv.ParseUint(f, 10, 8)
+		if err != nil || n > 127 {
+			continue
+		}
+		pt := uint8(n)
+		c, mapped := rtpmap[pt]
+		switch {
+		case !mapped && pt == PCMU.PayloadType:
+			d.Codecs = append(d.Codecs, PCMU)
+		case !mapped && pt == PCMA.PayloadType:
+			d.Codecs = append(d.Codecs, PCMA)
+		case mapped && c.isG711():
+			c.PayloadType = pt
+			d.Codecs = append(d.Codecs, c)
+		case mapped && strings.EqualFold(c.Name, "telephone-event") && c.ClockRate == 8000:
+			if d.DTMFPayloadType == 0 {
+				d.DTMFPayloadType = pt
+			}
+		}
+	}
+
+	if dir, ok := parseDirection(m.Attributes); ok {
+		d.Direction = dir
+	} else if dir, ok := parseDirection(s.Attributes); ok {
+		d.Direction = dir
+	}
+	if ip.IsUnspecified() {
+		// RFC 2543 hold: the peer does not want our media.
+		switch d.Direction {
+		case SendRecv:
+			d.Direction = SendOnly
+		case RecvOnly:
+			d.Direction = Inactive
+		}
+	}
+	return d, nil
+}
+
+// parseRtpmap parses "96 telephone-event/8000[/1]". Names are canonicalised
+// for the codecs we know so comparisons elsewhere can be exact.
+func parseRtpmap(v string) (uint8, Codec, bool) {
+	ptStr, enc, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok {
+		return 0, Codec{}, false
+	}
+	pt, err := strconv.ParseUint(ptStr, 10, 8)
+	if err != nil || pt > 127 {
+		return 0, Codec{}, false
+	}
+	parts := strings.Split(strings.TrimSpace(enc), "/")
+	if len(parts) < 2 {
+		return 0, Codec{}, false
+	}
+	rate, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return 0, Codec{}, false
+	}
+	name := parts[0]
+	for _, known := range []string{"PCMU", "PCMA", "telephone-event"} {
+		if strings.EqualFold(name, known) {
+			name = known
+		}
+	}
+	return uint8(pt), Codec{Name: name, PayloadType: uint8(pt), ClockRate: rate}, true
+}
+
+// Negotiated is the outcome of an offer/answer exchange for the audio stream.
+type Negotiated struct {
+	Codec           Codec // with the offer's payload type
+	DTMFPayloadType uint8 // 0 when telephone-event was not offered
+	Ptime           int
+	Remote          netip.AddrPort
+	RemoteDirection Direction
+}
+
+// Negotiate picks the first codec of the offer that we support, keeping the
+// offer's payload type numbers, and accepts telephone-event if offered.
+func Negotiate(offer *Description, supported []Codec) (Negotiated, error) {
+	if offer == nil {
+		return Negotiated{}, fmt.Errorf("%w: no offer", ErrInvalidSDP)
+	}
+	for _, oc := range offer.Codecs {
+		for _, sc := range supported {
+			if oc.sameFormat(sc) {
+				ptime := offer.Ptime
+				if ptime <= 0 {
+					ptime = 20
+				}
+				dir := offer.Direction
+				if dir == "" {
+					dir = SendRecv
+				}
+				return Negotiated{
+					Codec:           oc,
+					DTMFPayloadType: offer.DTMFPayloadType,
+					Ptime:           ptime,
+					Remote:          offer.Addr,
+					RemoteDirection: dir,
+				}, nil
+			}
+		}
+	}
+	return Negotiated{}, ErrNoCommonCodec
+}
+
+// LocalSDP builds our side of the SDP for one dialog. The o= session id is
+// fixed for the dialog and the version only moves when the body changes, so
+// a session refresh re-INVITE does not look like a modification (RFC 3264 §8).
+type LocalSDP struct {
+	mu        sync.Mutex
+	addr      netip.Addr
+	port      int
+	username  string
+	sessionID uint64
+	version   uint64
+	last      string // last body generated with the version field blanked
+}
+
+// NewLocalSDP prepares SDP generation for the advertised address and port.
+func NewLocalSDP(addr netip.Addr, port int, username string) *LocalSDP {
+	if username == "" {
+		username = "-"
+	}
+	// Keep ids below 2^62: some parsers store them as signed 64-bit.
+	id := rand.Uint64N(1<<62) + 1
+	return &LocalSDP{addr: addr.Unmap(), port: port, username: username, sessionID: id, version: id}
+}
+
+// SetPort changes the advertised RTP port (e.g. new ports after a failure).
+func (l *LocalSDP) SetPort(port int) {
+	l.mu.Lock()
+	l.port = port
+	l.mu.Unlock()
+}
+
+// Version returns the o= version of the last generated body.
+func (l *LocalSDP) Version() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.version
+}
+
+// SessionID returns the o= session id.
+func (l *LocalSDP) SessionID() uint64 { return l.sessionID }
+
+// Answer builds an answer with the single negotiated codec, telephone-event
+// if negotiated, ptime 20 and our direction dir.
+func (l *LocalSDP) Answer(n Negotiated, dir Direction) []byte {
+	codecs := []Codec{n.Codec}
+	if n.Codec.Name == "" {
+		codecs = nil
+	}
+	return l.build(codecs, n.DTMFPayloadType, dir)
+}
+
+// Offer builds an offer with the given codecs in preference order and
+// telephone-event 0-16 on dtmfPT (0 leaves DTMF out).
+func (l *LocalSDP) Offer(codecs []Codec, dtmfPT uint8, dir Direction) []byte {
+	return l.build(codecs, dtmfPT, dir)
+}
+
+func (l *LocalSDP) build(codecs []Codec, dtmfPT uint8, dir Direction) []byte {
+	if dir == "" {
+		dir = SendRecv
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	addrType := "IP4"
+	if l.addr.Is6() {
+		addrType = "IP6"
+	}
+	md := &sdp.MediaDescription{
+		MediaName: sdp.MediaName{
+			Media:  "audio",
+			Port:   sdp.RangedPort{Value: l.port},
+			Protos: []string{"RTP", "AVP"},
+		},
+	}
+	for _, c := range codecs {
+		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(c.PayloadType)))
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap",
+			fmt.Sprintf("%d %s/%d", c.PayloadType, c.Name, c.ClockRate)))
+	}
+	if dtmfPT != 0 {
+		pt := strconv.Itoa(int(dtmfPT))
+		md.MediaName.Formats = append(md.MediaName.Formats, pt)
+		md.Attributes = append(md.Attributes,
+			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
+			sdp.NewAttribute("fmtp", pt+" 0-16"))
+	}
+	md.Attributes = append(md.Attributes,
+		sdp.NewAttribute("ptime", "20"),
+		sdp.NewPropertyAttribute(string(dir)))
+
+	s := &sdp.SessionDescription{
+		Origin: sdp.Origin{
+			Username:       l.username,
+			SessionID:      l.sessionID,
+			NetworkType:    "IN",
+			AddressType:    addrType,
+			UnicastAddress: l.addr.String(),
+		},
+		SessionName: "Handoff",
+		ConnectionInformation: &sdp.ConnectionInformation{
+			NetworkType: "IN", AddressType: addrType,
+			Address: &sdp.Address{Address: l.addr.String()},
+		},
+		TimeDescriptions:  []sdp.TimeDescription{{Timing: sdp.Timing{}}},
+		MediaDescriptions: []*sdp.MediaDescription{md},
+	}
+
+	// Compare with the version blanked so only content changes bump it.
+	s.Origin.SessionVersion = 0
+	body, _ := s.Marshal()
+	if l.last != "" && string(body) != l.last {
+		l.version++
+	}
+	l.last = string(body)
+	s.Origin.SessionVersion = l.version
+	out, _ := s.Marshal()
+	return out
+}
