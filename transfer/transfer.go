@@ -1,0 +1,214 @@
+// Package transfer owns the call-transfer record, its life-cycle, the number
+// pool and the Store that keeps them. It knows nothing of HTTP or SIP.
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Type is how the IVR hands the call over.
+type Type string
+
+const (
+	TypePhoneNumber Type = "PHONE_NUMBER"
+	TypeSIP         Type = "SIP"
+)
+
+// Status is the life-cycle state of a transfer.
+type Status string
+
+const (
+	StatusActive    Status = "ACTIVE"
+	StatusOngoing   Status = "ONGOING"
+	StatusCompleted Status = "COMPLETED"
+	StatusExpired   Status = "EXPIRED"
+)
+
+// ReturnType is how a SIP transfer goes back when the agent is done.
+type ReturnType string
+
+const (
+	ReturnBye    ReturnType = "BYE"
+	ReturnRefer  ReturnType = "REFER"
+	ReturnInvite ReturnType = "INVITE"
+)
+
+// End reasons recorded when a call ends (the GET response shows them as endReason).
+const (
+	EndAgentFinished = "agent_finished"
+	EndCallerHangup  = "caller_hangup"
+	EndMediaTimeout  = "media_timeout"
+	EndAckTimeout    = "ack_timeout"
+	EndError         = "error"
+	EndShutdown      = "shutdown"
+)
+
+// InputContext is what the IVR tells the agent at creation.
+type InputContext struct {
+	TaskName       string            `json:"taskName,omitempty"`
+	InputVariables map[string]string `json:"inputVariables,omitempty"`
+}
+
+// OutputContext is the agent's outcome, read back by the IVR.
+type OutputContext struct {
+	TransferType       string            `json:"transferType,omitempty"`
+	CurrentTaskName    string            `json:"currentTaskName,omitempty"`
+	ReferenceVariables map[string]string `json:"referenceVariables,omitempty"`
+	TransferVariables  map[string]string `json:"transferVariables,omitempty"`
+}
+
+// PhoneNumber is the leased temporary number of a PHONE_NUMBER transfer.
+type PhoneNumber struct {
+	TransferNumber string `json:"transferNumber"`
+	Country        string `json:"country"`
+}
+
+// Credentials answer a digest challenge on the INVITE return.
+type Credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// SIPReturn holds the return instructions of a SIP transfer.
+type SIPReturn struct {
+	ReturnTransferType ReturnType   `json:"returnTransferType"`
+	ReturnURI          string       `json:"returnUri,omitempty"`
+	Auth               *Credentials `json:"returnInviteAuthentication,omitempty"`
+}
+
+// Transfer is the stored record. Its JSON form is the storage encoding, not
+// the API shape (the control package owns that).
+type Transfer struct {
+	ID                     string         `json:"id"`
+	Owner                  string         `json:"owner"`
+	ExternalConversationID string         `json:"externalConversationId"`
+	Type                   Type           `json:"type"`
+	Status                 Status         `json:"status"`
+	PhoneNumber            *PhoneNumber   `json:"phoneNumber,omitempty"`
+	SIP                    *SIPReturn     `json:"sip,omitempty"`
+	InputContext           *InputContext  `json:"inputContext,omitempty"`
+	OutputContext          *OutputContext `json:"outputContext,omitempty"`
+	CreatedAt              time.Time      `json:"createdAt"`
+	ExpiresAt              time.Time      `json:"expiresAt"`
+	CallReceivedAt         time.Time      `json:"callReceivedAt,omitzero"`
+	CompletedAt            time.Time      `json:"completedAt,omitzero"`
+	EndReason              string         `json:"endReason,omitempty"`
+	// RequestHash fingerprints the create request so a replay can be told
+	// from a conflicting reuse of the id.
+	RequestHash string `json:"requestHash"`
+	// Claim marks the SIP call that is setting up this transfer, so a second
+	// INVITE gets 486 while the first one is ringing.
+	Claim *Claim `json:"claim,omitempty"`
+}
+
+// Claim is a SIP call's hold on an ACTIVE transfer while it is being answered.
+type Claim struct {
+	CallID    string    `json:"callId"`
+	Node      string    `json:"node,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Errors the store and service return; callers map them to API codes or SIP statuses.
+var (
+	ErrNotFound          = errors.New("transfer not found")
+	ErrExists            = errors.New("transfer id already exists")
+	ErrNoNumber          = errors.New("no free number for that country")
+	ErrUnknownCountry    = errors.New("no numbers configured for that country")
+	ErrIllegalTransition = errors.New("illegal status transition")
+	ErrClaimed           = errors.New("transfer already claimed by another call")
+	ErrNotActive         = errors.New("transfer is not active")
+)
+
+// StatusAt is the status as a reader at now sees it: an ACTIVE transfer
+// past its expiry reads EXPIRED before any sweeper has stored that.
+// A live claim keeps it ACTIVE past expiry: a call is being answered.
+func (t *Transfer) StatusAt(now time.Time) Status {
+	if t.Status == StatusActive && !now.Before(t.ExpiresAt) && !t.ClaimedAt(now, "") {
+		return StatusExpired
+	}
+	return t.Status
+}
+
+var legal = map[Status][]Status{
+	StatusActive:  {StatusOngoing, StatusExpired},
+	StatusOngoing: {StatusCompleted},
+}
+
+// Transition moves t to the status to, stamping the matching timestamp. It is
+// the one place that decides which moves are legal.
+func (t *Transfer) Transition(to Status, now time.Time) error {
+	from := t.Status
+	if from == StatusActive && to == StatusOngoing && t.StatusAt(now) == StatusExpired {
+		return fmt.Errorf("%w: transfer expired at %s", ErrIllegalTransition, t.ExpiresAt.Format(time.RFC3339))
+	}
+	ok := false
+	for _, s := range legal[from] {
+		if s == to {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s -> %s", ErrIllegalTransition, from, to)
+	}
+	t.Status = to
+	switch to {
+	case StatusOngoing:
+		t.CallReceivedAt = now
+		t.Claim = nil
+	case StatusCompleted:
+		t.CompletedAt = now
+	}
+	return nil
+}
+
+// ClaimedAt reports whether another call holds a live claim at now.
+func (t *Transfer) ClaimedAt(now time.Time, callID string) bool {
+	return t.Claim != nil && t.Claim.CallID != callID && now.Before(t.Claim.ExpiresAt)
+}
+
+// Clone returns a deep copy, so callers may mutate it freely.
+func (t *Transfer) Clone() *Transfer {
+	c := *t
+	if t.PhoneNumber != nil {
+		p := *t.PhoneNumber
+		c.PhoneNumber = &p
+	}
+	if t.SIP != nil {
+		s := *t.SIP
+		if t.SIP.Auth != nil {
+			a := *t.SIP.Auth
+			s.Auth = &a
+		}
+		c.SIP = &s
+	}
+	if t.InputContext != nil {
+		in := *t.InputContext
+		in.InputVariables = cloneMap(t.InputContext.InputVariables)
+		c.InputContext = &in
+	}
+	if t.OutputContext != nil {
+		out := *t.OutputContext
+		out.ReferenceVariables = cloneMap(t.OutputContext.ReferenceVariables)
+		out.TransferVariables = cloneMap(t.OutputContext.TransferVariables)
+		c.OutputContext = &out
+	}
+	if t.Claim != nil {
+		cl := *t.Claim
+		c.Claim = &cl
+	}
+	return &c
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
