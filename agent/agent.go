@@ -1,0 +1,72 @@
+// Package agent is the seam between a call and the voice agent that talks to
+// the caller. A Pipeline opens one Session per call; the Session receives the
+// caller's audio and DTMF, gives back the agent's audio frame by frame, and
+// finishes with the agent's outcome. It knows nothing of SIP or RTP.
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/handoff/handoff/transfer"
+)
+
+// FrameSamples is one 20 ms frame of 16-bit linear PCM at 8 kHz.
+const FrameSamples = 160
+
+// Track labels whose audio a frame carries.
+type Track string
+
+const (
+	// TrackCaller is the inbound caller, the only track while the agent talks.
+	TrackCaller Track = "caller"
+	// TrackDestination is the far end of an INVITE return, heard listen-only.
+	TrackDestination Track = "destination"
+)
+
+// CallInfo is what the agent learns about the call when it starts.
+type CallInfo struct {
+	TransferID             string
+	ExternalConversationID string
+	Input                  transfer.InputContext
+	From, To               string
+	CallID                 string
+	// Headers are the INVITE's X- headers, by canonical name.
+	Headers map[string]string
+}
+
+// DTMF is one key press from the caller.
+type DTMF struct {
+	Digit    rune
+	Duration time.Duration
+	// Source says how it arrived: "rfc4733" or "info".
+	Source string
+}
+
+// Session is one call's conversation. Push methods and NextFrame are called
+// from the media goroutines and must never block.
+type Session interface {
+	// PushAudio hands over one frame of a track's audio. The slice is reused
+	// after the call returns.
+	PushAudio(track Track, frame []int16)
+	// PushDTMF hands over a key press.
+	PushDTMF(d DTMF)
+	// NextFrame is pulled every 20 ms by the pacer: the next frame of the
+	// agent's audio, or false while the agent is silent.
+	NextFrame() ([]int16, bool)
+	// Done is closed when the agent has finished the conversation.
+	Done() <-chan struct{}
+	// Result is the agent's outcome once Done is closed.
+	Result() transfer.OutputContext
+	// ListenOnly switches the session to transcription: audio keeps coming
+	// in, but the agent no longer speaks (used while an INVITE return is bridged).
+	ListenOnly()
+	// Close ends the session and frees what it holds; it is idempotent.
+	Close()
+}
+
+// Pipeline opens sessions. Open is called before the INVITE is answered; an
+// error rejects the call.
+type Pipeline interface {
+	Open(ctx context.Context, info CallInfo) (Session, error)
+}
