@@ -1,0 +1,276 @@
+// Command handoff runs the Handoff B2BUA: the call-transfer control API, the
+// number pool and the embedded store, and the SIP server (see sip.go).
+//
+//	handoff                      # built-in defaults: loopback only, store under ./data
+//	handoff -config handoff.yaml # YAML config, overridden by HANDOFF_* variables
+//	handoff -config handoff.yaml -check
+//
+// SIGTERM or SIGINT drains: the API refuses new transfers and /readyz
+// answers 503, calls in progress may run on for drain.timeout, then the HTTP
+// server stops and the store is closed; the exit status is 0. A second
+// signal cuts the drain short.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/transfer"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // could not start, or failed while running
+	exitUsage   = 2 // bad flags or configuration
+)
+
+// sweepInterval is how often ACTIVE transfers past their expiry are stored as
+// EXPIRED (reads show EXPIRED from expiresAt on, whatever the sweeper does).
+const sweepInterval = time.Second
+
+// httpShutdownTimeout bounds the HTTP server's graceful shutdown once calls
+// have drained.
+const httpShutdownTimeout = 5 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("handoff", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration `file` (built-in defaults when empty; HANDOFF_* variables override either)")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: handoff [-config FILE] [-check]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nKeys, defaults and HANDOFF_* overrides: docs/configuration.md\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "handoff: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := Load(*configPath, lookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "handoff: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	if *check {
+		fmt.Fprintln(stdout, "configuration OK")
+		return exitOK
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := serve(cfg, *configPath, log); err != nil {
+		log.Error("handoff failed", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by Load
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// serve runs the process until a signal has been handled or something fails.
+func serve(cfg Config, configPath string, log *slog.Logger) (err error) {
+	logConfig(cfg, configPath, log)
+
+	// Signals first, so a SIGTERM during start-up is not lost.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	store, err := transfer.OpenBolt(cfg.Store.Path, transfer.BoltOptions{Quarantine: cfg.Numbers.Quarantine})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+		} else {
+			log.Info("store closed", "path", cfg.Store.Path)
+		}
+	}()
+	log.Info("store opened", "path", cfg.Store.Path)
+
+	svc := transfer.NewService(store, transfer.ServiceConfig{TTL: cfg.Numbers.TTL, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := svc.SetNumbers(ctx, cfg.Numbers.Pools); err != nil {
+		return fmt.Errorf("numbers.pools: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	if err := svc.Register(reg); err != nil {
+		return fmt.Errorf("register transfer metrics: %w", err)
+	}
+
+	creds := make([]control.Credential, 0, len(cfg.Auth.Credentials))
+	for _, c := range cfg.Auth.Credentials {
+		creds = append(creds, control.Credential{ID: c.ID, Secret: c.Secret})
+	}
+	api, err := control.New(control.Config{
+		Credentials:    creds,
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		RateLimit:      cfg.HTTP.RateLimit,
+		RateBurst:      cfg.HTTP.RateBurst,
+		SIPTransferURI: cfg.TransferURI,
+	}, svc, reg, log)
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel (deferred later, so it runs first)
+	defer cancel()
+	wg.Go(func() { svc.RunSweeper(ctx, sweepInterval) })
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("http listening", "addr", ln.Addr().String())
+
+	stopSIP, err := startSIP(ctx, cfg, svc, reg, log)
+	if err != nil {
+		_ = srv.Close()
+		<-serveErr
+		return fmt.Errorf("start SIP: %w", err)
+	}
+	log.Info("handoff started")
+
+	var runErr error
+	select {
+	case sig := <-sigs:
+		log.Info("signal received: draining", "signal", sig.String(),
+			"drain_delay", cfg.Drain.Delay.String(), "drain_timeout", cfg.Drain.Timeout.String())
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+		log.Error("http server stopped unexpectedly; shutting down", "err", err)
+		serveErr <- err // for the shutdown below
+	}
+
+	// Drain: refuse new transfers and report not ready, give load balancers
+	// drain.delay to notice, then let calls finish within drain.timeout.
+	// A second signal cuts all of that short.
+	api.SetDraining(true)
+	drainCtx, drainCancel := context.WithCancel(context.Background())
+	defer drainCancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Warn("second signal: cutting the drain short", "signal", sig.String())
+			drainCancel()
+		case <-drainCtx.Done():
+		}
+	}()
+	if cfg.Drain.Delay > 0 && runErr == nil {
+		select {
+		case <-time.After(cfg.Drain.Delay):
+		case <-drainCtx.Done():
+		}
+	}
+	sipCtx, sipCancel := context.WithTimeout(drainCtx, cfg.Drain.Timeout)
+	start := time.Now()
+	if err := stopSIP(sipCtx); err != nil {
+		log.Warn("calls did not drain in time; ended them", "err", err)
+	} else {
+		log.Info("calls drained", "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	sipCancel()
+
+	httpCtx, httpCancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer httpCancel()
+	if err := srv.Shutdown(httpCtx); err != nil {
+		log.Warn("http shutdown timed out; closing connections", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	log.Info("http server stopped")
+	drainCancel()
+	return runErr
+}
+
+// logConfig logs what the process runs with; never secrets.
+func logConfig(cfg Config, configPath string, log *slog.Logger) {
+	source := configPath
+	if source == "" {
+		source = "built-in defaults"
+	}
+	ids := make([]string, 0, len(cfg.Auth.Credentials))
+	for _, c := range cfg.Auth.Credentials {
+		ids = append(ids, c.ID)
+	}
+	countries := make([]string, 0, len(cfg.Numbers.Pools))
+	for cc := range cfg.Numbers.Pools {
+		countries = append(countries, cc)
+	}
+	sort.Strings(countries)
+	log.Info("configuration loaded",
+		"source", source,
+		"http_listen", cfg.HTTP.Listen,
+		"store_path", cfg.Store.Path,
+		"credential_ids", ids,
+		"number_ttl", cfg.Numbers.TTL.String(),
+		"number_quarantine", cfg.Numbers.Quarantine.String(),
+		"pool_countries", countries,
+		"sip_listen", cfg.SIP.Listen,
+		"sip_external_host", cfg.SIP.ExternalHost,
+		"sip_digest", len(cfg.SIP.Digest.Users) > 0,
+		"agent_mode", cfg.Agent.Mode,
+	)
+	if cfg.UsesDevCredential() {
+		log.Warn("auth.credentials includes the built-in development credential (id " + devCredentialID +
+			"); configure your own credentials before exposing this service")
+	}
+	if configPath == "" {
+		log.Warn("no -config given: running on built-in defaults (loopback only, store under ./data)")
+	}
+}
