@@ -1,0 +1,128 @@
+package sip
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+// nonceLifetime bounds how long a digest nonce is accepted; an older one
+// gets a fresh challenge with stale=true so the caller retries silently.
+const nonceLifetime = 5 * time.Minute
+
+// authenticator decides whether an out-of-dialog request may create state:
+// a source inside the trusted CIDRs passes, otherwise a digest user must
+// answer our challenge. Nonces are stateless (time + HMAC), so a flood of
+// unauthenticated INVITEs allocates nothing.
+type authenticator struct {
+	trusted []netip.Prefix
+	realm   string
+	users   map[string]string
+	key     []byte
+}
+
+func newAuthenticator(trusted []netip.Prefix, realm string, users map[string]string) *authenticator {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return &authenticator{trusted: trusted, realm: realm, users: users, key: key}
+}
+
+// verdict is the outcome of an authentication check.
+type verdict int
+
+const (
+	allowed verdict = iota
+	challenge
+	forbidden
+)
+
+func (a *authenticator) check(req *sip.Request, now time.Time) (verdict, sip.Header) {
+	if a.trustedSource(req.Source()) {
+		return allowed, nil
+	}
+	if len(a.users) == 0 {
+		return forbidden, nil
+	}
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		return challenge, a.challenge(now, false)
+	}
+	creds, err := digest.ParseCredentials(h.Value())
+	if err != nil || creds.Realm != a.realm {
+		return forbidden, nil
+	}
+	password, known := a.users[creds.Username]
+	if !known {
+		return forbidden, nil
+	}
+	fresh, valid := a.checkNonce(creds.Nonce, now)
+	if !valid {
+		return forbidden, nil
+	}
+	var qop []string
+	if creds.QOP != "" {
+		qop = []string{creds.QOP}
+	}
+	want, err := digest.Digest(&digest.Challenge{Realm: a.realm, Nonce: creds.Nonce, Opaque: creds.Opaque, Algorithm: creds.Algorithm, QOP: qop},
+		digest.Options{Method: string(req.Method), URI: creds.URI, Username: creds.Username, Password: password, Count: creds.Nc, Cnonce: creds.Cnonce})
+	if err != nil || subtle.ConstantTimeCompare([]byte(want.Response), []byte(creds.Response)) != 1 {
+		return forbidden, nil
+	}
+	if !fresh {
+		return challenge, a.challenge(now, true)
+	}
+	return allowed, nil
+}
+
+func (a *authenticator) trustedSource(src string) bool {
+	ap, err := netip.ParseAddrPort(src)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range a.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *authenticator) challenge(now time.Time, stale bool) sip.Header {
+	c := digest.Challenge{Realm: a.realm, Nonce: a.nonce(now), Algorithm: "MD5", QOP: []string{"auth"}, Stale: stale}
+	return sip.NewHeader("WWW-Authenticate", c.String())
+}
+
+// nonce is base64(unix seconds | HMAC(key, unix seconds)).
+func (a *authenticator) nonce(now time.Time) string {
+	b := make([]byte, 8, 8+sha256.Size)
+	binary.BigEndian.PutUint64(b, uint64(now.Unix()))
+	m := hmac.New(sha256.New, a.key)
+	m.Write(b)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(b))
+}
+
+// checkNonce reports whether we issued nonce (valid) and whether it is
+// still within its lifetime (fresh).
+func (a *authenticator) checkNonce(nonce string, now time.Time) (fresh, valid bool) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(nonce))
+	if err != nil || len(b) != 8+sha256.Size {
+		return false, false
+	}
+	m := hmac.New(sha256.New, a.key)
+	m.Write(b[:8])
+	if !hmac.Equal(m.Sum(nil), b[8:]) {
+		return false, false
+	}
+	issued := time.Unix(int64(binary.BigEndian.Uint64(b[:8])), 0)
+	return now.Sub(issued) < nonceLifetime, true
+}

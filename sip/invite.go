@@ -1,0 +1,241 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/transfer"
+)
+
+// supportedCodecs are the audio codecs we answer with, in our preference
+// order for the offers we make.
+var supportedCodecs = []media.Codec{media.PCMU, media.PCMA}
+
+// offerDTMFPayloadType is the telephone-event payload type of our offers.
+const offerDTMFPayloadType = 101
+
+// storeTimeout bounds one store call made while a SIP transaction waits.
+const storeTimeout = 5 * time.Second
+
+// onInvite admits a new call (or routes a re-INVITE to its call). The
+// handler goroutine owns the call until it ends: sipgo ends the INVITE
+// transaction when the handler returns.
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To() != nil && req.To().Params.Has("tag") {
+		c := s.callFor(req)
+		if c == nil {
+			s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+			return
+		}
+		c.onOffer(req, tx)
+		return
+	}
+	received := time.Now()
+	code, reason, hdrs := s.admit(req, tx, received)
+	if code != 0 {
+		s.respond(req, tx, code, reason, hdrs...)
+		s.metrics.invites.WithLabelValues(statusLabel(code)).Inc()
+	}
+}
+
+// admit runs the checks an INVITE must pass and, when it passes, the call.
+// A non-zero code is the final answer for a call that never started.
+func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time.Time) (int, string, []sip.Header) {
+	log := s.log.With("call_id", callID(req))
+	if s.draining.Load() {
+		return sip.StatusServiceUnavailable, "Draining", []sip.Header{s.retryAfter()}
+	}
+	switch v, h := s.auth.check(req, received); v {
+	case challenge:
+		return sip.StatusUnauthorized, "Unauthorized", []sip.Header{h}
+	case forbidden:
+		log.Info("INVITE refused", "source", req.Source())
+		return sip.StatusForbidden, "Forbidden", nil
+	}
+	if req.Contact() == nil || req.CSeq() == nil || req.From() == nil || !req.From().Params.Has("tag") {
+		return sip.StatusBadRequest, "Missing Contact, CSeq or From tag", nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	t, err := s.correlate(ctx, req)
+	if err != nil {
+		if errors.Is(err, transfer.ErrNotFound) {
+			log.Info("INVITE for no active transfer", "request_uri", req.Recipient.String())
+			return sip.StatusNotFound, "Not Found", nil
+		}
+		log.Error("correlation failed", "err", err)
+		return sip.StatusServiceUnavailable, "Store Unavailable", []sip.Header{s.retryAfter()}
+	}
+	log = log.With("transfer_id", t.ID)
+
+	var offer *media.Description
+	var negotiated media.Negotiated
+	if len(req.Body()) > 0 {
+		if offer, err = media.ParseSDP(req.Body()); err == nil {
+			negotiated, err = media.Negotiate(offer, supportedCodecs)
+		}
+		if err != nil {
+			log.Info("SDP offer refused", "err", err)
+			return sip.StatusNotAcceptableHere, "Not Acceptable Here", []sip.Header{warning(err)}
+		}
+	}
+	timer, reject := negotiateSessionTimer(req, s.cfg.MinSE)
+	if reject != nil {
+		return statusIntervalTooSmall, "Session Interval Too Small", []sip.Header{reject}
+	}
+
+	switch _, err := s.svc.Claim(ctx, t.ID, callID(req), s.cfg.NodeID); {
+	case errors.Is(err, transfer.ErrClaimed):
+		log.Info("transfer already claimed by another call")
+		return sip.StatusBusyHere, "Busy Here", nil
+	case errors.Is(err, transfer.ErrNotActive), errors.Is(err, transfer.ErrNotFound):
+		return sip.StatusNotFound, "Not Found", nil
+	case err != nil:
+		log.Error("claim failed", "err", err)
+		return sip.StatusServiceUnavailable, "Store Unavailable", []sip.Header{s.retryAfter()}
+	}
+
+	c, code, reason, hdrs := s.newCall(req, tx, t, log)
+	if c == nil {
+		s.unclaim(t.ID, callID(req), log)
+		return code, reason, hdrs
+	}
+	c.timer.refresh(timer)
+	c.run(offer, negotiated, received)
+	return 0, "", nil
+}
+
+// correlate finds the ACTIVE transfer an INVITE is for: by the transfer
+// header, else by the Request-URI user part as a SIP transfer id, else as a
+// dialled number leased to a PHONE_NUMBER transfer.
+func (s *Server) correlate(ctx context.Context, req *sip.Request) (*transfer.Transfer, error) {
+	if h := req.GetHeader(s.cfg.TransferHeader); h != nil {
+		return s.lookupSIP(ctx, strings.TrimSpace(h.Value()))
+	}
+	user := requestUser(req)
+	if user == "" {
+		return nil, transfer.ErrNotFound
+	}
+	t, err := s.lookupSIP(ctx, user)
+	if !errors.Is(err, transfer.ErrNotFound) {
+		return t, err
+	}
+	for _, n := range numberCandidates(user) {
+		t, err := s.svc.FindByNumber(ctx, n)
+		if !errors.Is(err, transfer.ErrNotFound) {
+			return t, err
+		}
+	}
+	return nil, transfer.ErrNotFound
+}
+
+func (s *Server) lookupSIP(ctx context.Context, id string) (*transfer.Transfer, error) {
+	if id == "" {
+		return nil, transfer.ErrNotFound
+	}
+	t, err := s.svc.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.Type != transfer.TypeSIP {
+		return nil, transfer.ErrNotFound
+	}
+	return t, nil
+}
+
+// requestUser is the Request-URI's user part (unescaped), or the number of
+// a tel: URI.
+func requestUser(req *sip.Request) string {
+	u := req.Recipient
+	if u.Scheme == "tel" {
+		s := strings.TrimPrefix(u.String(), "tel:")
+		s, _, _ = strings.Cut(s, ";")
+		return s
+	}
+	user, err := url.PathUnescape(u.User)
+	if err != nil {
+		return u.User
+	}
+	user, _, _ = strings.Cut(user, ";") // user parameters such as ;npdi
+	return user
+}
+
+// numberCandidates turns a dialled string into the E.164 forms it may mean:
+// "+19995550100" as is; "19995550100" with a plus; a national 10-digit
+// number as NANP (+1); "00" as the international prefix. Visual separators
+// are ignored.
+func numberCandidates(s string) []string {
+	plus := strings.HasPrefix(s, "+")
+	var digits strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits.WriteRune(r)
+		case r == '+' || r == '-' || r == '.' || r == '(' || r == ')' || r == ' ':
+		default:
+			return nil
+		}
+	}
+	d := digits.String()
+	if d == "" {
+		return nil
+	}
+	if plus {
+		return []string{"+" + d}
+	}
+	out := []string{"+" + d}
+	if strings.HasPrefix(d, "00") && len(d) > 4 {
+		out = append(out, "+"+d[2:])
+	}
+	if len(d) == 10 {
+		out = append(out, "+1"+d)
+	}
+	return out
+}
+
+// callInfo is what the agent learns of the call.
+func callInfo(req *sip.Request, t *transfer.Transfer) agent.CallInfo {
+	info := agent.CallInfo{
+		TransferID:             t.ID,
+		ExternalConversationID: t.ExternalConversationID,
+		CallID:                 callID(req),
+		Headers:                map[string]string{},
+	}
+	if t.InputContext != nil {
+		info.Input = *t.InputContext
+	}
+	if f := req.From(); f != nil {
+		info.From = f.Address.String()
+	}
+	if to := req.To(); to != nil {
+		info.To = to.Address.String()
+	}
+	for _, h := range req.Headers() {
+		name := h.Name()
+		if len(name) > 2 && (name[0] == 'X' || name[0] == 'x') && name[1] == '-' {
+			info.Headers[name] = h.Value()
+		}
+	}
+	return info
+}
+
+func (s *Server) unclaim(id, callID string, log interface{ Warn(string, ...any) }) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.svc.Unclaim(ctx, id, callID); err != nil {
+		log.Warn("unclaim failed", "err", err)
+	}
+}
+
+// warning is a Warning header (RFC 3261 §20.43) explaining a refusal.
+func warning(err error) sip.Header {
+	text := strings.NewReplacer(`"`, `'`, "\r", " ", "\n", " ").Replace(err.Error())
+	return sip.NewHeader("Warning", `399 handoff "`+text+`"`)
+}

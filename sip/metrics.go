@@ -1,0 +1,58 @@
+package sip
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	active        prometheus.Gauge
+	invites       *prometheus.CounterVec
+	ended         *prometheus.CounterVec
+	answerLatency prometheus.Histogram
+	infoDTMF      prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "handoff_sip_calls_active",
+			Help: "Calls in progress (answering or answered).",
+		}),
+		invites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_sip_invites_total",
+			Help: "Initial INVITEs by the final SIP status we answered.",
+		}, []string{"code"}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_sip_calls_ended_total",
+			Help: "Answered calls that ended, by end reason.",
+		}, []string{"reason"}),
+		answerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "handoff_sip_invite_answer_seconds",
+			Help:    "Time from receiving an INVITE to sending its 200 OK.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		infoDTMF: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "handoff_sip_info_dtmf_total",
+			Help: "DTMF key presses received as SIP INFO.",
+		}),
+	}
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.infoDTMF} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// statusLabel keeps the code label bounded to real SIP statuses.
+func statusLabel(code int) string {
+	if code < 100 || code > 699 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}

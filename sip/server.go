@@ -1,0 +1,441 @@
+// Package sip is Handoff's SIP side: it accepts, authenticates and
+// correlates inbound INVITEs, runs each call's dialog, drives its media
+// session and agent session, and hands the call back when the agent is done.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/transfer"
+)
+
+// Config is what the SIP side needs from the configuration.
+type Config struct {
+	// Listen lists transport://host:port addresses (udp, tcp).
+	Listen []string
+	// ExternalHost is the host (and optional port) advertised in Contact,
+	// Via and transfer URIs; empty means the first listen address.
+	ExternalHost string
+	// MediaAddr is the IP advertised in SDP; empty means ExternalHost's IP.
+	MediaAddr netip.Addr
+	// TrustedCIDRs admit INVITEs from these sources without digest auth.
+	TrustedCIDRs []netip.Prefix
+	// DigestRealm and DigestUsers (username -> password) turn on digest
+	// authentication for sources outside TrustedCIDRs.
+	DigestRealm string
+	DigestUsers map[string]string
+	// TransferHeader carries a SIP transfer's id when the Request-URI does not.
+	TransferHeader string
+	// AckTimeout bounds the wait for the ACK of our 200 OK.
+	AckTimeout time.Duration
+	// RTPTimeout ends a call whose caller sends no RTP for this long.
+	RTPTimeout time.Duration
+	// MinSE is the smallest session-timer interval we accept (RFC 4028).
+	MinSE time.Duration
+	// NodeID names this instance in transfer claims.
+	NodeID string
+	// RetryAfter is sent with 503 answers.
+	RetryAfter time.Duration
+
+	Ports    *media.PortPool
+	Pipeline agent.Pipeline
+	Logger   *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.TransferHeader == "" {
+		c.TransferHeader = "X-Call-Transfer-Id"
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 32 * time.Second
+	}
+	if c.MinSE <= 0 {
+		c.MinSE = 90 * time.Second
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = 30 * time.Second
+	}
+	if c.DigestRealm == "" {
+		c.DigestRealm = "handoff"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is the SIP user agent: one UA, one server and one client sharing
+// the listening sockets, and the table of live calls.
+type Server struct {
+	cfg      Config
+	svc      *transfer.Service
+	log      *slog.Logger
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	client   *sipgo.Client
+	dialogUA *sipgo.DialogUA
+	media    *media.Metrics
+	metrics  *metrics
+	auth     *authenticator
+	returner Returner
+
+	host string // advertised host
+	port int    // advertised port
+
+	mu       sync.Mutex
+	calls    map[string]*Call // by dialog id
+	stopped  bool             // no more calls may be added
+	wg       sync.WaitGroup   // one per call and per listener
+	draining atomic.Bool
+	closing  chan struct{} // closed when calls must end now
+	closeOne sync.Once
+
+	listeners []io.Closer
+	addrs     []string
+}
+
+// New builds a server; Start opens its sockets.
+func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server, error) {
+	cfg.defaults()
+	if cfg.Ports == nil || cfg.Pipeline == nil {
+		return nil, errors.New("sip: Ports and Pipeline are required")
+	}
+	if len(cfg.Listen) == 0 {
+		return nil, errors.New("sip: no listen address")
+	}
+	s := &Server{
+		cfg:     cfg,
+		svc:     svc,
+		log:     cfg.Logger,
+		calls:   map[string]*Call{},
+		closing: make(chan struct{}),
+		metrics: newMetrics(),
+		media:   media.NewMetrics(nil),
+	}
+	if reg != nil {
+		if err := s.metrics.register(reg); err != nil {
+			return nil, err
+		}
+		s.media = media.NewMetrics(reg)
+	}
+	s.auth = newAuthenticator(cfg.TrustedCIDRs, cfg.DigestRealm, cfg.DigestUsers)
+	s.returner = byeReturner{}
+	return s, nil
+}
+
+// SetReturner replaces how finished calls are handed back (BYE by default).
+func (s *Server) SetReturner(r Returner) { s.returner = r }
+
+// Start opens the listening sockets and starts serving. The advertised
+// port is the first listener's actual port (useful with port 0 in tests).
+func (s *Server) Start() error {
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Handoff"))
+	if err != nil {
+		return err
+	}
+	s.ua = ua
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log))
+	if err != nil {
+		ua.Close()
+		return err
+	}
+	s.srv = srv
+	for _, l := range s.cfg.Listen {
+		if err := s.listen(l); err != nil {
+			s.closeListeners()
+			ua.Close()
+			return err
+		}
+	}
+	s.host, s.port = s.advertised()
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.host), sipgo.WithClientPort(s.port), sipgo.WithClientNAT())
+	if err != nil {
+		s.closeListeners()
+		ua.Close()
+		return err
+	}
+	s.client = client
+	s.dialogUA = &sipgo.DialogUA{
+		Client:     client,
+		ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: s.host, Port: s.port}},
+	}
+	srv.OnInvite(s.onInvite)
+	srv.OnAck(s.onAck)
+	srv.OnBye(s.onBye)
+	srv.OnCancel(s.onCancel)
+	srv.OnOptions(s.onOptions)
+	srv.OnInfo(s.onInfo)
+	srv.OnUpdate(s.onUpdate)
+	srv.OnNotify(s.onInDialog)
+	srv.OnRefer(s.onInDialog)
+	srv.OnNoRoute(s.onNoRoute)
+	return nil
+}
+
+func (s *Server) listen(spec string) error {
+	network, addr, ok := strings.Cut(spec, "://")
+	if !ok {
+		network, addr = "udp", spec
+	}
+	switch network {
+	case "udp":
+		conn, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("sip listen %s: %w", spec, err)
+		}
+		s.listeners = append(s.listeners, conn)
+		s.addrs = append(s.addrs, "udp://"+conn.LocalAddr().String())
+		s.wg.Go(func() { _ = s.srv.ServeUDP(conn) })
+	case "tcp":
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("sip listen %s: %w", spec, err)
+		}
+		s.listeners = append(s.listeners, l)
+		s.addrs = append(s.addrs, "tcp://"+l.Addr().String())
+		s.wg.Go(func() { _ = s.srv.ServeTCP(l) })
+	default:
+		return fmt.Errorf("sip listen %s: unsupported transport %q", spec, network)
+	}
+	return nil
+}
+
+// Addrs lists the bound listen addresses as transport://host:port.
+func (s *Server) Addrs() []string { return append([]string(nil), s.addrs...) }
+
+func (s *Server) advertised() (string, int) {
+	_, first, _ := strings.Cut(s.addrs[0], "://")
+	host, portStr, _ := net.SplitHostPort(first)
+	port, _ := strconv.Atoi(portStr)
+	if s.cfg.ExternalHost != "" {
+		if h, p, err := net.SplitHostPort(s.cfg.ExternalHost); err == nil {
+			host = h
+			if n, err := strconv.Atoi(p); err == nil {
+				port = n
+			}
+		} else {
+			host = s.cfg.ExternalHost
+		}
+	}
+	if !s.cfg.MediaAddr.IsValid() {
+		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+			s.cfg.MediaAddr = a
+		} else {
+			s.cfg.MediaAddr = netip.MustParseAddr("127.0.0.1")
+		}
+	}
+	return host, port
+}
+
+// TransferURI is where an IVR sends the call of SIP transfer id.
+func (s *Server) TransferURI(id string) string {
+	return TransferURI(s.host, s.port, id)
+}
+
+// TransferURI builds the SIP URI that identifies transfer id at host:port.
+func TransferURI(host string, port int, id string) string {
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		host = "[" + host + "]"
+	}
+	return fmt.Sprintf("sip:%s@%s:%d", url.PathEscape(id), host, port)
+}
+
+// SetDraining makes new INVITEs and OPTIONS answer 503; calls carry on.
+func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
+
+// ActiveCalls counts the calls in progress.
+func (s *Server) ActiveCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// Shutdown drains: new calls are refused, calls in progress may run until
+// ctx ends, then they get BYE with reason shutdown. It returns when every
+// call and socket is released.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.SetDraining(true)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for s.ActiveCalls() > 0 {
+		select {
+		case <-ctx.Done():
+			s.closeOne.Do(func() { close(s.closing) })
+			// Give the calls a bounded moment to send their BYEs.
+			s.waitCalls(5 * time.Second)
+			return s.close()
+		case <-tick.C:
+		}
+	}
+	s.closeOne.Do(func() { close(s.closing) })
+	return s.close()
+}
+
+func (s *Server) waitCalls(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for s.ActiveCalls() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) close() error {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.closeListeners()
+	var err error
+	if s.ua != nil {
+		err = s.ua.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+}
+
+// addCall registers a call so in-dialog requests find it; it fails once
+// the server is closing. Each added call holds s.wg until it is removed.
+func (s *Server) addCall(c *Call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Add(1)
+	s.calls[c.dialogID] = c
+	s.metrics.active.Inc()
+	return true
+}
+
+func (s *Server) removeCall(c *Call) {
+	s.mu.Lock()
+	delete(s.calls, c.dialogID)
+	s.mu.Unlock()
+	s.metrics.active.Dec()
+	s.wg.Done()
+}
+
+// callFor finds the call an in-dialog request belongs to.
+func (s *Server) callFor(req *sip.Request) *Call {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[id]
+}
+
+func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "call_id", callID(req), "code", code, "err", err)
+	}
+}
+
+func (s *Server) retryAfter() sip.Header {
+	return sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+}
+
+func callID(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+var allowHeader = sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY")
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To() != nil && req.To().Params.Has("tag") {
+		if c := s.callFor(req); c != nil {
+			s.respond(req, tx, sip.StatusOK, "OK", allowHeader)
+			return
+		}
+	}
+	if s.draining.Load() {
+		s.respond(req, tx, sip.StatusServiceUnavailable, "Draining", s.retryAfter())
+		return
+	}
+	s.respond(req, tx, sip.StatusOK, "OK", allowHeader,
+		sip.NewHeader("Accept", "application/sdp"),
+		sip.NewHeader("Supported", "timer"))
+}
+
+func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(req, tx, sip.StatusMethodNotAllowed, "Method Not Allowed", allowHeader)
+}
+
+// onCancel sees only CANCELs that match no transaction (the transaction
+// layer answers the others and sends 487 on the INVITE).
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if c := s.callFor(req); c != nil {
+		c.onAck(req, tx)
+	}
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.callFor(req)
+	if c == nil {
+		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.onBye(req, tx)
+}
+
+func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.callFor(req)
+	if c == nil {
+		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.onInfo(req, tx)
+}
+
+func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.callFor(req)
+	if c == nil {
+		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.onOffer(req, tx)
+}
+
+// onInDialog serves requests that only make sense inside a call (NOTIFY,
+// REFER): the call's return step may be waiting for them.
+func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.callFor(req)
+	if c == nil {
+		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.onOther(req, tx)
+}
