@@ -59,7 +59,7 @@ func NewPortPool(bind netip.Addr, min, max int, quarantine time.Duration) (*Port
 }
 
 // Size is the number of RTP/RTCP pairs in the range.
-func (p *PortPool) Size() int { return (p.max-p.min+1)/2 }
+func (p *PortPool) Size() int { return (p.max - p.min + 1) / 2 }
 
 // Allocate binds the next free pair. Ports the OS refuses (taken by another
 // process) are skipped.

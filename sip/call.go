@@ -37,12 +37,12 @@ type Call struct {
 	timer    *sessionTimer
 
 	mu             sync.Mutex
-	media          *media.Session     // nil until the call is confirmed
-	negotiated     media.Negotiated   // current remote description
-	awaitingAnswer bool               // our SDP offer waits for the answer in an ACK
-	answerErr      error              // the ACK's answer was unusable
-	refreshed      chan struct{}      // a session refresh arrived (RFC 4028)
-	notifies       chan *sip.Request  // NOTIFYs for the return step
+	media          *media.Session    // nil until the call is confirmed
+	negotiated     media.Negotiated  // current remote description
+	awaitingAnswer bool              // our SDP offer waits for the answer in an ACK
+	answerErr      error             // the ACK's answer was unusable
+	refreshed      chan struct{}     // a session refresh arrived (RFC 4028)
+	notifies       chan *sip.Request // NOTIFYs for the return step
 	ackTimedOut    atomic.Bool
 	hungUp         atomic.Bool // the dialog has ended on the wire
 }
