@@ -1,0 +1,146 @@
+package media
+
+import "time"
+
+const (
+	jitterSlots = 16   // ring size; power of two and well above the depth
+	maxPayload  = 1280 // 160 ms of G.711, far more than any sane ptime
+	maxMisorder = 100  // RFC 3550 A.1: older than this is a restart, not a late packet
+)
+
+type slotKind uint8
+
+const (
+	slotAudio slotKind = iota
+	// slotSkip holds a sequence number used by a non-audio packet
+	// (telephone-event) so it is not mistaken for loss.
+	slotSkip
+)
+
+type jbSlot struct {
+	used    bool
+	kind    slotKind
+	alaw    bool
+	seq     uint16
+	n       int
+	arrived time.Duration
+	payload [maxPayload]byte
+}
+
+type pushResult uint8
+
+const (
+	pushOK pushResult = iota
+	pushLate
+	pushDuplicate
+	pushResync // sequence jumped: drain the buffer, reset, push again
+)
+
+// jitterBuffer reorders packets by sequence number and releases them in
+// order. It is deliberately shallow: the consumer is a speech pipeline that
+// cares more about latency than about the odd missing 20 ms. A gap is given
+// up on once depth packets wait behind it or the oldest waiting packet is
+// maxWait old. Payloads are copied into fixed slots, so steady state does not
+// allocate. Not safe for concurrent use; the session's reader owns it.
+type jitterBuffer struct {
+	depth   int
+	maxWait time.Duration
+	slots   [jitterSlots]jbSlot
+	started bool
+	next    uint16 // next sequence number to release
+	count   int
+
+	skipped uint64 // gaps given up on
+	late    uint64 // late or duplicate packets refused
+}
+
+func newJitterBuffer(depth int) *jitterBuffer {
+	if depth <= 0 {
+		depth = 3
+	}
+	if depth > jitterSlots/2 {
+		depth = jitterSlots / 2
+	}
+	return &jitterBuffer{depth: depth, maxWait: time.Duration(depth) * frameDuration}
+}
+
+func (j *jitterBuffer) push(seq uint16, kind slotKind, alaw bool, payload []byte, now time.Duration) pushResult {
+	if len(payload) > maxPayload {
+		payload = payload[:maxPayload]
+	}
+	if !j.started {
+		j.started = true
+		j.next = seq
+	}
+	d := int16(seq - j.next)
+	switch {
+	case d < 0 && d >= -maxMisorder:
+		j.late++
+		return pushLate
+	case d < 0 || int(d) >= jitterSlots:
+		return pushResync
+	}
+	s := &j.slots[seq%jitterSlots]
+	if s.used {
+		// Within the window a used slot can only hold this same seq.
+		j.late++
+		return pushDuplicate
+	}
+	s.used, s.kind, s.alaw, s.seq, s.arrived = true, kind, alaw, seq, now
+	s.n = copy(s.payload[:], payload)
+	j.count++
+	return pushOK
+}
+
+// pop returns the next packet in order, or nil when the head is missing and
+// still worth waiting for. The slot is valid until the next push.
+func (j *jitterBuffer) pop(now time.Duration) *jbSlot {
+	for j.count > 0 {
+		if s := &j.slots[j.next%jitterSlots]; s.used {
+			s.used = false
+			j.count--
+			j.next++
+			return s
+		}
+		if j.count < j.depth && now-j.oldest() < j.maxWait {
+			return nil
+		}
+		j.next++
+		j.skipped++
+	}
+	return nil
+}
+
+// drain releases everything buffered, in order, ignoring gaps; used before a
+// reset so a stream restart does not swallow audio.
+func (j *jitterBuffer) drain(fn func(*jbSlot)) {
+	for j.count > 0 {
+		if s := &j.slots[j.next%jitterSlots]; s.used {
+			s.used = false
+			j.count--
+			fn(s)
+		} else {
+			j.skipped++
+		}
+		j.next++
+	}
+}
+
+func (j *jitterBuffer) reset() {
+	for i := range j.slots {
+		j.slots[i].used = false
+	}
+	j.count = 0
+	j.started = false
+}
+
+func (j *jitterBuffer) oldest() time.Duration {
+	var t time.Duration
+	first := true
+	for i := range j.slots {
+		if s := &j.slots[i]; s.used && (first || s.arrived < t) {
+			t, first = s.arrived, false
+		}
+	}
+	return t
+}
