@@ -1,0 +1,36 @@
+# Handoff: build and test. `make test` is what CI runs (.ci/run).
+
+GO           ?= go
+TEST_TIMEOUT ?= 20m
+PKGS         ?= ./...
+
+.PHONY: all test vet build run check-config fmt clean
+
+all: test
+
+## test: go vet, then every test with the race detector (CI's command)
+test: vet
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## vet: static checks
+vet:
+	$(GO) vet $(PKGS)
+
+## build: the binary in bin/handoff
+build:
+	$(GO) build -o bin/handoff ./cmd/handoff
+
+## run: the service on its built-in defaults (loopback, store under ./data)
+run:
+	$(GO) run ./cmd/handoff
+
+## check-config: validate configs/handoff.yaml
+check-config:
+	$(GO) run ./cmd/handoff -config configs/handoff.yaml -check
+
+## fmt: gofmt every file (fails listing files that need it)
+fmt:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin
