@@ -1,0 +1,163 @@
+package media
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"net/netip"
+	"runtime"
+)
+
+func rtpFrame(tb testing.TB, pt uint8, ssrc uint32) []byte {
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: ssrc}, Payload: bytes.Repeat([]byte{0x81}, FrameSamples)}
+	b, err := pkt.Marshal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func setSeq(b []byte, seq uint16) {
+	binary.BigEndian.PutUint16(b[2:], seq)
+	binary.BigEndian.PutUint32(b[4:], uint32(seq)*FrameSamples)
+}
+
+// unstartedSession gives direct access to the receive and send paths.
+func unstartedSession(tb testing.TB, cfg SessionConfig) *Session {
+	tb.Helper()
+	pool := testPool(tb)
+	cfg.Ports = allocate(tb, pool)
+	if cfg.Codec.Name == "" {
+		cfg.Codec = PCMU
+	}
+	s, err := NewSession(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+func TestReceivePathDoesNotAllocate(t *testing.T) {
+	frames := 0
+	s := unstartedSession(t, SessionConfig{DTMFPayloadType: 101, Metrics: NewMetrics(nil), OnAudio: func([]int16) { frames++ }})
+	src := newPeer(t, addrOf(s.conn)).addr()
+	b := rtpFrame(t, 0, 1)
+	seq := uint16(0)
+	now := time.Duration(0)
+	step := func() {
+		setSeq(b, seq)
+		// Some reordering so the jitter buffer works for its living.
+		if seq%8 == 3 {
+			setSeq(b, seq+1)
+			s.handleRTP(b, src, now)
+			setSeq(b, seq)
+			s.handleRTP(b, src, now)
+			seq++
+		} else {
+			s.handleRTP(b, src, now)
+		}
+		seq++
+		now += frameDuration
+	}
+	for range 100 {
+		step()
+	}
+	if n := testing.AllocsPerRun(1000, step); n != 0 {
+		t.Fatalf("receive path allocs/packet = %v", n)
+	}
+	if st := s.Stats(); st.PacketsLost != 0 || st.PacketsSkipped != 0 || frames == 0 {
+		t.Fatalf("stats %+v frames %d", st, frames)
+	}
+}
+
+func TestSendPathDoesNotAllocate(t *testing.T) {
+	p := newPeer(t, netip0())
+	pcm := make([]int16, FrameSamples)
+	s := unstartedSession(t, SessionConfig{Remote: p.addr(), Metrics: NewMetrics(nil), Source: func() ([]int16, bool) { return pcm, true }})
+	i := uint64(0)
+	if n := testing.AllocsPerRun(200, func() { s.sendFrame(i); i++ }); n != 0 {
+		t.Fatalf("send path allocs/packet = %v", n)
+	}
+}
+
+func BenchmarkJitterBuffer(b *testing.B) {
+	jb := newJitterBuffer(3)
+	payload := make([]byte, FrameSamples)
+	var seq uint16
+	var now time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		// Every fourth pair arrives swapped.
+		if seq%4 == 0 {
+			jb.push(seq+1, slotAudio, false, payload, now)
+			jb.push(seq, slotAudio, false, payload, now)
+		} else {
+			jb.push(seq, slotAudio, false, payload, now)
+			jb.push(seq+1, slotAudio, false, payload, now)
+		}
+		for jb.pop(now) != nil {
+		}
+		seq += 2
+		now += 2 * frameDuration
+	}
+	b.ReportMetric(float64(b.N*2)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+// BenchmarkSessionReceive measures the per-packet receive path (parse,
+// latch/SSRC checks, RFC 3550 stats, jitter buffer, decode, OnAudio) without
+// the socket.
+func BenchmarkSessionReceive(b *testing.B) {
+	s := unstartedSession(b, SessionConfig{Metrics: NewMetrics(nil), OnAudio: func([]int16) {}})
+	src := newPeer(b, addrOf(s.conn)).addr()
+	pkt := rtpFrame(b, 0, 1)
+	var seq uint16
+	var now time.Duration
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		setSeq(pkt, seq)
+		s.handleRTP(pkt, src, now)
+		seq++
+		now += frameDuration
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+// BenchmarkSessionReceiveUDP is the same path through a real loopback
+// socket and the reader goroutine, in windows of 64 packets so the socket
+// buffer never overflows.
+func BenchmarkSessionReceiveUDP(b *testing.B) {
+	pool := testPool(b)
+	ports := allocate(b, pool)
+	p := newPeer(b, addrOf(ports.RTP))
+	s := startSession(b, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, OnAudio: func([]int16) {}})
+	pkt := rtpFrame(b, 0, 1)
+	b.ReportAllocs()
+	var sent uint64
+	for b.Loop() {
+		setSeq(pkt, uint16(sent))
+		p.conn.WriteToUDPAddrPort(pkt, p.to)
+		sent++
+		if sent%64 == 0 {
+			waitIn(b, s, sent)
+		}
+	}
+	waitIn(b, s, sent)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+func waitIn(b *testing.B, s *Session, n uint64) {
+	deadline := time.Now().Add(waitLong)
+	for s.packetsIn.Load() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("received %d of %d packets", s.packetsIn.Load(), n)
+		}
+		runtime.Gosched()
+	}
+}
+
+func netip0() netip.AddrPort { return netip.AddrPort{} }
