@@ -49,11 +49,13 @@ type AuthConfig struct {
 
 // Credential is one API client (asapp-api-id / asapp-api-secret). Exactly
 // one of Secret and SecretFile is set in the file; Load reads SecretFile
-// into Secret.
+// into Secret. A ReadOnly credential may read its transfers but not create
+// any (403).
 type Credential struct {
 	ID         string `yaml:"id"`
 	Secret     string `yaml:"secret,omitempty"`
 	SecretFile string `yaml:"secret_file,omitempty"`
+	ReadOnly   bool   `yaml:"read_only,omitempty"`
 }
 
 // NumbersConfig is the temporary-number pool and the lease life-cycle.

@@ -107,6 +107,7 @@ auth:
       secret: ivr-secret
     - id: ops
       secret_file: `+secret+`
+      read_only: true
 numbers:
   ttl: 2s
   quarantine: 1h
@@ -126,7 +127,7 @@ sip:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Credential{{ID: "ivr", Secret: "ivr-secret"}, {ID: "ops", Secret: "s3cret-from-file", SecretFile: secret}}
+	want := []Credential{{ID: "ivr", Secret: "ivr-secret"}, {ID: "ops", Secret: "s3cret-from-file", SecretFile: secret, ReadOnly: true}}
 	if !reflect.DeepEqual(cfg.Auth.Credentials, want) {
 		t.Errorf("credentials = %+v", cfg.Auth.Credentials)
 	}

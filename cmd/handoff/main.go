@@ -142,7 +142,7 @@ func serve(cfg Config, configPath string, log *slog.Logger) (err error) {
 
 	creds := make([]control.Credential, 0, len(cfg.Auth.Credentials))
 	for _, c := range cfg.Auth.Credentials {
-		creds = append(creds, control.Credential{ID: c.ID, Secret: c.Secret})
+		creds = append(creds, control.Credential{ID: c.ID, Secret: c.Secret, ReadOnly: c.ReadOnly})
 	}
 	api, err := control.New(control.Config{
 		Credentials:    creds,

@@ -201,8 +201,9 @@ func (p *proc) wait() int {
 type cred struct{ id, secret string }
 
 var (
-	ivr   = cred{"ivr", "ivr-secret-9f8e7d"}
-	other = cred{"other", "other-secret-1a2b3c"}
+	ivr    = cred{"ivr", "ivr-secret-9f8e7d"}
+	other  = cred{"other", "other-secret-1a2b3c"}
+	reader = cred{"reader", "reader-secret-4d5e6f"}
 )
 
 // call does one API request and decodes the JSON answer.
@@ -300,6 +301,7 @@ auth:
   credentials:
     - {id: %s, secret: %s}
     - {id: %s, secret: %s}
+    - {id: %s, secret: %s, read_only: true}
 numbers:
 %s
 store:
@@ -309,7 +311,7 @@ sip:
   external_host: 127.0.0.1:5999
 log:
   level: debug
-`, ivr.id, ivr.secret, other.id, other.secret, numbers, filepath.Join(dir, "data", "handoff.db"))
+`, ivr.id, ivr.secret, other.id, other.secret, reader.id, reader.secret, numbers, filepath.Join(dir, "data", "handoff.db"))
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +320,7 @@ log:
 
 func assertNoSecrets(t *testing.T, logs string) {
 	t.Helper()
-	for _, s := range []string{ivr.secret, other.secret, devCredentialSecret, "digest-pw-77"} {
+	for _, s := range []string{ivr.secret, other.secret, reader.secret, devCredentialSecret, "digest-pw-77"} {
 		if strings.Contains(logs, s) {
 			t.Errorf("a secret (%q) appears in the logs", s)
 		}
@@ -389,6 +391,11 @@ func TestCrashRestartKeepsTransfersAndLeases(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(before["sip-invite"]), "digest-pw-77") {
 		t.Error("the return INVITE password is returned by GET")
+	}
+
+	// A read-only credential may not create.
+	if status, out := p.call(http.MethodPost, transfersPath, reader, phoneTransfer("ro-1")); status != http.StatusForbidden || errCode(out) != "403-01" {
+		t.Errorf("create with a read-only credential: %d %v, want 403-01", status, out)
 	}
 
 	// Replaying an acknowledged create after the crash returns the same lease.
