@@ -78,7 +78,10 @@ func (c *contractTransport) check(req *http.Request, resp *http.Response, body [
 	if rid == "" {
 		return errors.New("no X-Request-Id header")
 	}
-	if resp.StatusCode >= 400 && req.Method != http.MethodHead {
+	if req.Method == http.MethodHead {
+		return nil // no body to check
+	}
+	if resp.StatusCode >= 400 {
 		var env struct {
 			Error struct {
 				RequestID string `json:"requestId"`

@@ -1,0 +1,105 @@
+package control_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkCreateGet measures a POST followed by a GET of the same transfer
+// over real HTTP on loopback, against the bolt store (fsync on every commit,
+// concurrent commits batched). It reports whole create+get pairs per second
+// and the pair's p99 latency. Contract checking is off here; the tests do it.
+//
+//	go test -run '^$' -bench BenchmarkCreateGet -benchtime 5s ./control/
+func BenchmarkCreateGet(b *testing.B) {
+	for _, typ := range []string{"SIP", "PHONE_NUMBER"} {
+		b.Run(typ, func(b *testing.B) {
+			e := newEnv(b, func(c *envConfig) {
+				c.plain = true
+				c.log = io.Discard
+				c.cfg.RateLimit = -1
+				// Enough numbers that the pool never runs dry within a run.
+				c.pools = map[string][]string{"US": {"+15550000000-+15550009999"}}
+			})
+			var (
+				mu  sync.Mutex
+				lat = make([]time.Duration, 0, b.N)
+			)
+			b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				local := make([]time.Duration, 0, 1024)
+				for pb.Next() {
+					id := newID("bench")
+					body := sipBody(id, map[string]any{"returnTransferType": "REFER", "returnUri": "sip:back@ivr.example.com"})
+					if typ == "PHONE_NUMBER" {
+						body = phoneBody(id, "US")
+					}
+					t0 := time.Now()
+					if err := benchDo(e, http.MethodPost, pathCreate, body); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := benchDo(e, http.MethodGet, pathCreate+"/"+id, nil); err != nil {
+						b.Error(err)
+						return
+					}
+					local = append(local, time.Since(t0))
+				}
+				mu.Lock()
+				lat = append(lat, local...)
+				mu.Unlock()
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if len(lat) == 0 {
+				return
+			}
+			slices.Sort(lat)
+			p := func(q float64) float64 {
+				return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "ops/s")
+			b.ReportMetric(p(0.50), "p50-ms")
+			b.ReportMetric(p(0.99), "p99-ms")
+		})
+	}
+}
+
+// benchDo sends one request and checks for 200; safe from RunParallel goroutines.
+func benchDo(e *env, method, path string, body any) error {
+	var rd io.Reader
+	if body != nil {
+		j, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("asapp-api-id", credA.ID)
+	req.Header.Set("asapp-api-secret", credA.Secret)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	return nil
+}
