@@ -120,6 +120,7 @@ func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, rec
 	c.mu.Unlock()
 
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, body)
+	res.AppendHeader(c.s.contactFor(c.dlg.InviteRequest.Transport()))
 	res.AppendHeader(allowHeader)
 	res.AppendHeader(sip.NewHeader("Supported", "timer"))
 	for _, h := range c.timer.headers() {
@@ -279,6 +280,7 @@ func (c *Call) bye(reason string) {
 	req := sip.NewRequest(sip.BYE, c.dlg.InviteRequest.Contact().Address)
 	req.SetTransport(c.dlg.InviteRequest.Transport())
 	req.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+reason+`"`))
+	req.AppendHeader(c.s.contactFor(req.Transport()))
 	if err := c.dlg.WriteBye(ctx, req); err != nil {
 		c.log.Info("BYE not confirmed", "err", err)
 	}
@@ -344,7 +346,7 @@ func (c *Call) onOffer(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.mu.Lock()
-	if c.media == nil || c.awaitingAnswer {
+	if c.awaitingAnswer {
 		c.mu.Unlock()
 		c.s.respond(req, tx, sip.StatusRequestPending, "Request Pending")
 		return
@@ -363,7 +365,9 @@ func (c *Call) onOffer(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		c.negotiated = n
-		c.media.Update(n)
+		if c.media != nil { // else startMedia picks it up
+			c.media.Update(n)
+		}
 		body = c.local.Answer(n, n.RemoteDirection.Reverse())
 	case req.IsInvite():
 		// A re-INVITE without SDP asks for our offer; the answer is in its ACK.
@@ -388,7 +392,7 @@ func (c *Call) onOffer(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		res = sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	}
-	res.AppendHeader(&c.s.dialogUA.ContactHDR)
+	res.AppendHeader(c.s.contactFor(req.Transport()))
 	for _, h := range c.timer.headers() {
 		res.AppendHeader(h)
 	}

@@ -96,8 +96,9 @@ type Server struct {
 	auth     *authenticator
 	returner Returner
 
-	host string // advertised host
-	port int    // advertised port
+	host     string                       // advertised host
+	port     int                          // advertised port of the first listener
+	contacts map[string]sip.ContactHeader // our Contact per transport
 
 	mu       sync.Mutex
 	calls    map[string]*Call // by dialog id
@@ -145,51 +146,56 @@ func (s *Server) SetReturner(r Returner) { s.returner = r }
 
 // Start opens the listening sockets and starts serving. The advertised
 // port is the first listener's actual port (useful with port 0 in tests).
+// Sockets are bound first and served last, so no request meets a
+// half-built server.
 func (s *Server) Start() error {
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Handoff"))
 	if err != nil {
 		return err
 	}
 	s.ua = ua
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log))
-	if err != nil {
-		ua.Close()
-		return err
-	}
-	s.srv = srv
-	for _, l := range s.cfg.Listen {
-		if err := s.listen(l); err != nil {
-			s.closeListeners()
-			ua.Close()
-			return err
-		}
-	}
-	s.host, s.port = s.advertised()
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.host), sipgo.WithClientPort(s.port), sipgo.WithClientNAT())
-	if err != nil {
+	fail := func(err error) error {
 		s.closeListeners()
 		ua.Close()
 		return err
 	}
-	s.client = client
-	s.dialogUA = &sipgo.DialogUA{
-		Client:     client,
-		ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: s.host, Port: s.port}},
+	if s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(s.log)); err != nil {
+		return fail(err)
 	}
-	srv.OnInvite(s.onInvite)
-	srv.OnAck(s.onAck)
-	srv.OnBye(s.onBye)
-	srv.OnCancel(s.onCancel)
-	srv.OnOptions(s.onOptions)
-	srv.OnInfo(s.onInfo)
-	srv.OnUpdate(s.onUpdate)
-	srv.OnNotify(s.onInDialog)
-	srv.OnRefer(s.onInDialog)
-	srv.OnNoRoute(s.onNoRoute)
+	var serve []func()
+	for _, l := range s.cfg.Listen {
+		fn, err := s.bind(l)
+		if err != nil {
+			return fail(err)
+		}
+		serve = append(serve, fn)
+	}
+	s.host, s.port = s.advertised()
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.host), sipgo.WithClientPort(s.port), sipgo.WithClientNAT())
+	if err != nil {
+		return fail(err)
+	}
+	s.client = client
+	s.contacts = s.contactsByTransport()
+	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(s.onAck)
+	s.srv.OnBye(s.onBye)
+	s.srv.OnCancel(s.onCancel)
+	s.srv.OnOptions(s.onOptions)
+	s.srv.OnInfo(s.onInfo)
+	s.srv.OnUpdate(s.onUpdate)
+	s.srv.OnNotify(s.onInDialog)
+	s.srv.OnRefer(s.onInDialog)
+	s.srv.OnNoRoute(s.onNoRoute)
+	for _, fn := range serve {
+		s.wg.Go(fn)
+	}
 	return nil
 }
 
-func (s *Server) listen(spec string) error {
+// bind opens one listen address and returns the function that serves it.
+func (s *Server) bind(spec string) (func(), error) {
 	network, addr, ok := strings.Cut(spec, "://")
 	if !ok {
 		network, addr = "udp", spec
@@ -198,23 +204,22 @@ func (s *Server) listen(spec string) error {
 	case "udp":
 		conn, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return fmt.Errorf("sip listen %s: %w", spec, err)
+			return nil, fmt.Errorf("sip listen %s: %w", spec, err)
 		}
 		s.listeners = append(s.listeners, conn)
 		s.addrs = append(s.addrs, "udp://"+conn.LocalAddr().String())
-		s.wg.Go(func() { _ = s.srv.ServeUDP(conn) })
+		return func() { _ = s.srv.ServeUDP(conn) }, nil
 	case "tcp":
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("sip listen %s: %w", spec, err)
+			return nil, fmt.Errorf("sip listen %s: %w", spec, err)
 		}
 		s.listeners = append(s.listeners, l)
 		s.addrs = append(s.addrs, "tcp://"+l.Addr().String())
-		s.wg.Go(func() { _ = s.srv.ServeTCP(l) })
+		return func() { _ = s.srv.ServeTCP(l) }, nil
 	default:
-		return fmt.Errorf("sip listen %s: unsupported transport %q", spec, network)
+		return nil, fmt.Errorf("sip listen %s: unsupported transport %q", spec, network)
 	}
-	return nil
 }
 
 // Addrs lists the bound listen addresses as transport://host:port.
@@ -242,6 +247,44 @@ func (s *Server) advertised() (string, int) {
 		}
 	}
 	return host, port
+}
+
+// contactsByTransport builds our Contact for each listening transport, so
+// in-dialog requests come back on the transport and port the call used.
+func (s *Server) contactsByTransport() map[string]sip.ContactHeader {
+	out := map[string]sip.ContactHeader{}
+	for _, a := range s.addrs {
+		network, hp, _ := strings.Cut(a, "://")
+		if _, done := out[network]; done {
+			continue
+		}
+		port := s.port
+		if s.cfg.ExternalHost == "" || !strings.Contains(s.cfg.ExternalHost, ":") {
+			_, p, _ := net.SplitHostPort(hp)
+			port, _ = strconv.Atoi(p)
+		}
+		uri := sip.Uri{Scheme: "sip", User: "handoff", Host: s.host, Port: port}
+		if network != "udp" {
+			uri.UriParams = sip.HeaderParams{{K: "transport", V: network}}
+		}
+		out[network] = sip.ContactHeader{Address: uri}
+	}
+	if _, ok := out["udp"]; !ok {
+		for _, c := range out {
+			out["udp"] = c
+			break
+		}
+	}
+	return out
+}
+
+// contactFor is our Contact for a request that arrived over transport.
+func (s *Server) contactFor(transport string) *sip.ContactHeader {
+	c, ok := s.contacts[strings.ToLower(transport)]
+	if !ok {
+		c = s.contacts["udp"]
+	}
+	return &c
 }
 
 // TransferURI is where an IVR sends the call of SIP transfer id.
