@@ -2,30 +2,86 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/netip"
+	"os"
+	"time"
 
-	"github.com/handoff/handoff/transfer"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/sip"
+	"github.com/handoff/handoff/transfer"
 )
 
-// ---------------------------------------------------------------------------
-// SEAM: the SIP server.
-//
-// startSIP starts the SIP B2BUA (listeners from cfg.SIP.Listen, media from
-// cfg.Media, the agent from cfg.Agent) on svc and registers its metrics on
-// reg. It returns once the listeners are up. ctx ends when the process has
-// finished draining; it is not the drain signal.
-//
-// stop is called once on SIGTERM/SIGINT, after the control API has been
-// marked draining: it must refuse new calls (OPTIONS and INVITE answer 503),
-// wait for the calls in progress to end, and return when they have or when
-// its ctx (bounded by drain.timeout) is done, in which case it ends the
-// remaining calls and returns ctx's error.
-//
-// Until the SIP package lands this is a no-op.
-// ---------------------------------------------------------------------------
+// portQuarantine is how long a released RTP port pair rests, so late
+// packets of an ended call never reach the next one.
+const portQuarantine = 2 * time.Second
+
+// startSIP starts the SIP B2BUA on svc and registers its metrics on reg. It
+// returns once the listeners are up. stop drains: new calls are refused,
+// calls in progress run on until they end or stop's ctx is done, when they
+// get BYE; it returns ctx's error in that case.
 func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog.Logger) (stop func(context.Context) error, err error) {
-	log.Warn("SIP server not built into this binary yet; only the control API is served",
-		"sip_listen", cfg.SIP.Listen, "sip_external_host", cfg.SIP.ExternalHost)
-	return func(context.Context) error { return nil }, nil
+	bind, err := netip.ParseAddr(cfg.Media.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("media.bind: %w", err)
+	}
+	first, last := cfg.RTPPortRange()
+	ports, err := media.NewPortPool(bind, first, last, portQuarantine)
+	if err != nil {
+		return nil, fmt.Errorf("media.rtp_ports: %w", err)
+	}
+	pipeline, err := newPipeline(cfg.Agent)
+	if err != nil {
+		return nil, err
+	}
+	users := map[string]string{}
+	for _, u := range cfg.SIP.Digest.Users {
+		users[u.Username] = u.Password
+	}
+	hostname, _ := os.Hostname()
+	srv, err := sip.New(sip.Config{
+		Listen:         cfg.SIP.Listen,
+		ExternalHost:   cfg.SIP.ExternalHost,
+		MediaAddr:      mediaAddr(bind),
+		TrustedCIDRs:   cfg.TrustedPrefixes(),
+		DigestRealm:    cfg.SIP.Digest.Realm,
+		DigestUsers:    users,
+		TransferHeader: cfg.SIP.TransferHeader,
+		AckTimeout:     cfg.SIP.AckTimeout,
+		RTPTimeout:     cfg.Media.RTPTimeout,
+		NodeID:         hostname,
+		Ports:          ports,
+		Pipeline:       pipeline,
+		Logger:         log,
+	}, svc, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	log.Info("sip listening", "addrs", srv.Addrs(), "rtp_ports", cfg.Media.RTPPorts)
+	return srv.Shutdown, nil
+}
+
+// mediaAddr is the address advertised in SDP: the bind address, unless it
+// is a wildcard, in which case the SIP server derives it from external_host.
+func mediaAddr(bind netip.Addr) netip.Addr {
+	if bind.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return bind
+}
+
+func newPipeline(c AgentConfig) (agent.Pipeline, error) {
+	switch c.Mode {
+	case "", "loopback":
+		return agent.Loopback{MaxDuration: c.MaxDuration}, nil
+	default:
+		return nil, fmt.Errorf("agent.mode %q is not supported by this build", c.Mode)
+	}
 }
