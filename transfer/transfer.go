@@ -101,6 +101,9 @@ type Transfer struct {
 	// Claim marks the SIP call that is setting up this transfer, so a second
 	// INVITE gets 486 while the first one is ringing.
 	Claim *Claim `json:"claim,omitempty"`
+	// Node is the instance that answered the call (ONGOING and after), so a
+	// surviving node can end the calls of a lost one.
+	Node string `json:"node,omitempty"`
 }
 
 // Claim is a SIP call's hold on an ACTIVE transfer while it is being answered.
@@ -157,6 +160,9 @@ func (t *Transfer) Transition(to Status, now time.Time) error {
 	switch to {
 	case StatusOngoing:
 		t.CallReceivedAt = now
+		if t.Claim != nil {
+			t.Node = t.Claim.Node
+		}
 		t.Claim = nil
 	case StatusCompleted:
 		t.CompletedAt = now
