@@ -23,6 +23,20 @@ type transferView struct {
 	InputContext           *inputContextView  `json:"inputContext,omitempty"`
 	OutputContext          *outputContextView `json:"outputContext,omitempty"`
 	EndReason              string             `json:"endReason,omitempty"`
+	ReturnResult           *returnResultView  `json:"returnResult,omitempty"`
+}
+
+// returnResultView is the documented returnResult extension: how the call
+// was handed back.
+type returnResultView struct {
+	Method        transfer.ReturnType `json:"method"`
+	Result        string              `json:"result"`
+	SIPCode       int                 `json:"sipCode,omitempty"`
+	Reason        string              `json:"reason,omitempty"`
+	Fallback      transfer.ReturnType `json:"fallback,omitempty"`
+	StartedAt     string              `json:"startedAt"`
+	EndedAt       string              `json:"endedAt,omitempty"`
+	BridgeEndedAt string              `json:"bridgeEndedAt,omitempty"`
 }
 
 type phoneNumberView struct {
@@ -110,6 +124,12 @@ func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 	v.CallReceivedAt = timestamp(t.CallReceivedAt)
 	v.CompletedAt = timestamp(t.CompletedAt)
 	v.EndReason = t.EndReason
+	if r := t.Return; r != nil {
+		v.ReturnResult = &returnResultView{
+			Method: r.Method, Result: r.Result, SIPCode: r.SIPCode, Reason: r.Reason, Fallback: r.Fallback,
+			StartedAt: timestamp(r.StartedAt), EndedAt: timestamp(r.EndedAt), BridgeEndedAt: timestamp(r.BridgeEndedAt),
+		}
+	}
 	if out := t.OutputContext; out != nil {
 		v.OutputContext = &outputContextView{
 			TransferType:       out.TransferType,

@@ -101,9 +101,36 @@ type Transfer struct {
 	// Claim marks the SIP call that is setting up this transfer, so a second
 	// INVITE gets 486 while the first one is ringing.
 	Claim *Claim `json:"claim,omitempty"`
+	// Return is the outcome of handing the call back, once tried.
+	Return *ReturnResult `json:"returnResult,omitempty"`
 	// Node is the instance that answered the call (ONGOING and after), so a
 	// surviving node can end the calls of a lost one.
 	Node string `json:"node,omitempty"`
+}
+
+// Results of a return.
+const (
+	ReturnSucceeded = "succeeded"
+	ReturnFailed    = "failed"
+)
+
+// ReturnResult records how the call was handed back.
+type ReturnResult struct {
+	// Method is what was tried: BYE, REFER or INVITE.
+	Method ReturnType `json:"method"`
+	// Result is succeeded or failed.
+	Result string `json:"result"`
+	// SIPCode is the final SIP status that decided it (the REFER's or its
+	// NOTIFY sipfrag's, or the return INVITE's), 0 when none came.
+	SIPCode int `json:"sipCode,omitempty"`
+	// Reason explains a failure (e.g. "refer rejected", "notify timeout").
+	Reason string `json:"reason,omitempty"`
+	// Fallback is the method applied after a failure, if any.
+	Fallback  ReturnType `json:"fallback,omitempty"`
+	StartedAt time.Time  `json:"startedAt"`
+	EndedAt   time.Time  `json:"endedAt,omitzero"`
+	// BridgeEndedAt is when the bridged call of an INVITE return ended.
+	BridgeEndedAt time.Time `json:"bridgeEndedAt,omitzero"`
 }
 
 // Claim is a SIP call's hold on an ACTIVE transfer while it is being answered.
@@ -204,6 +231,10 @@ func (t *Transfer) Clone() *Transfer {
 	if t.Claim != nil {
 		cl := *t.Claim
 		c.Claim = &cl
+	}
+	if t.Return != nil {
+		r := *t.Return
+		c.Return = &r
 	}
 	return &c
 }
