@@ -71,7 +71,7 @@ type API struct {
 	cfg      Config
 	svc      *transfer.Service
 	log      *slog.Logger
-	creds    []credential
+	creds    atomic.Pointer[[]credential] // swapped whole by SetCredentials
 	draining atomic.Bool
 	handler  http.Handler
 	metrics  *httpMetrics
@@ -121,28 +121,10 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog
 		}
 	}
 	a := &API{cfg: cfg, svc: svc, log: log}
-	seen := map[string]bool{}
-	for i, c := range cfg.Credentials {
-		if c.ID == "" || c.Secret == "" {
-			return nil, fmt.Errorf("control: credential %d: id and secret must be non-empty", i)
-		}
-		if seen[c.ID] {
-			return nil, fmt.Errorf("control: credential id %q configured twice", c.ID)
-		}
-		seen[c.ID] = true
-		limit := rate.Limit(cfg.RateLimit)
-		if cfg.RateLimit < 0 {
-			limit = rate.Inf
-		}
-		a.creds = append(a.creds, credential{
-			id:       c.ID,
-			idHash:   sha256.Sum256([]byte(c.ID)),
-			secHash:  sha256.Sum256([]byte(c.Secret)),
-			readOnly: c.ReadOnly,
-			limiter:  rate.NewLimiter(limit, cfg.RateBurst),
-		})
+	if err := a.SetCredentials(cfg.Credentials); err != nil {
+		return nil, err
 	}
-	m, err := newHTTPMetrics(reg)
+	m, err := newHTTPMetrics(reg, a)
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +136,49 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog
 // Handler serves the whole API: the call-transfer operations, /healthz,
 // /readyz, /metrics and /openapi.yaml.
 func (a *API) Handler() http.Handler { return a.handler }
+
+// SetCredentials replaces the credentials that may call the API, atomically:
+// a request authenticates against either the old set or the new one, never a
+// mix. A credential whose id is kept keeps its rate limiter (and so its
+// spent budget); new ids get a fresh one. Transfers belong to credential ids,
+// so a kept id keeps its transfers whatever its new secret. On error (an
+// empty id or secret, a duplicate id) nothing changes.
+func (a *API) SetCredentials(creds []Credential) error {
+	old := map[string]*rate.Limiter{}
+	if cur := a.creds.Load(); cur != nil {
+		for _, c := range *cur {
+			old[c.id] = c.limiter
+		}
+	}
+	limit := rate.Limit(a.cfg.RateLimit)
+	if a.cfg.RateLimit < 0 {
+		limit = rate.Inf
+	}
+	next := make([]credential, 0, len(creds))
+	seen := map[string]bool{}
+	for i, c := range creds {
+		if c.ID == "" || c.Secret == "" {
+			return fmt.Errorf("control: credential %d: id and secret must be non-empty", i)
+		}
+		if seen[c.ID] {
+			return fmt.Errorf("control: credential id %q configured twice", c.ID)
+		}
+		seen[c.ID] = true
+		limiter := old[c.ID]
+		if limiter == nil {
+			limiter = rate.NewLimiter(limit, a.cfg.RateBurst)
+		}
+		next = append(next, credential{
+			id:       c.ID,
+			idHash:   sha256.Sum256([]byte(c.ID)),
+			secHash:  sha256.Sum256([]byte(c.Secret)),
+			readOnly: c.ReadOnly,
+			limiter:  limiter,
+		})
+	}
+	a.creds.Store(&next)
+	return nil
+}
 
 // SetDraining makes new transfers (POST) fail with 503-01 and /readyz report
 // 503, while reads keep working; used during graceful shutdown.
@@ -219,16 +244,17 @@ func (a *API) authenticate(r *http.Request) (*credential, *apiError) {
 	// Compare SHA-256 digests in constant time against every credential, so
 	// neither the lengths nor which credential matched leak through timing.
 	idHash, secHash := sha256.Sum256([]byte(id)), sha256.Sum256([]byte(secret))
+	creds := *a.creds.Load()
 	match := -1
-	for i := range a.creds {
-		ok := subtle.ConstantTimeCompare(idHash[:], a.creds[i].idHash[:]) &
-			subtle.ConstantTimeCompare(secHash[:], a.creds[i].secHash[:])
+	for i := range creds {
+		ok := subtle.ConstantTimeCompare(idHash[:], creds[i].idHash[:]) &
+			subtle.ConstantTimeCompare(secHash[:], creds[i].secHash[:])
 		match = subtle.ConstantTimeSelect(ok, i, match)
 	}
 	if match < 0 {
 		return nil, errorf(http.StatusUnauthorized, codeUnauthorized, "invalid credentials: unknown asapp-api-id or wrong asapp-api-secret")
 	}
-	return &a.creds[match], nil
+	return &creds[match], nil
 }
 
 func (a *API) limit(c *credential) *apiError {

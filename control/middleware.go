@@ -18,7 +18,10 @@ type httpMetrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+// storeUpTimeout bounds the store ping behind handoff_store_up at scrape time.
+const storeUpTimeout = time.Second
+
+func newHTTPMetrics(reg prometheus.Registerer, a *API) (*httpMetrics, error) {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_http_requests_total",
@@ -30,7 +33,27 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	draining := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "handoff_draining",
+		Help: "1 while this instance drains (SIGTERM received: not ready, new transfers and calls refused), else 0.",
+	}, func() float64 {
+		if a.draining.Load() {
+			return 1
+		}
+		return 0
+	})
+	storeUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "handoff_store_up",
+		Help: "1 if the transfer store answered a ping at scrape time (what /readyz checks), else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), storeUpTimeout)
+		defer cancel()
+		if a.svc.Ready(ctx) != nil {
+			return 0
+		}
+		return 1
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, draining, storeUp} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
