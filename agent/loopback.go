@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -44,10 +45,7 @@ var greeting = func() [][]int16 {
 
 // Open implements Pipeline.
 func (l Loopback) Open(ctx context.Context, info CallInfo) (Session, error) {
-	s := &loopbackSession{done: make(chan struct{}), task: info.Input.TaskName}
-	for i := range s.ring {
-		s.ring[i] = make([]int16, FrameSamples)
-	}
+	s := &loopbackSession{done: make(chan struct{}), task: info.Input.TaskName, echo: media.NewFrameQueue(echoDepth)}
 	if s.task == "" {
 		s.task = "loopback"
 	}
@@ -58,9 +56,8 @@ func (l Loopback) Open(ctx context.Context, info CallInfo) (Session, error) {
 }
 
 type loopbackSession struct {
+	echo       *media.FrameQueue // caller audio waiting to be echoed
 	mu         sync.Mutex
-	ring       [echoDepth][]int16
-	head, n    int
 	greetAt    int
 	listenOnly bool
 	digits     []rune
@@ -69,7 +66,6 @@ type loopbackSession struct {
 	timer      *time.Timer
 	done       chan struct{}
 	finished   bool
-	out        []int16
 }
 
 func (s *loopbackSession) PushAudio(track Track, frame []int16) {
@@ -77,16 +73,11 @@ func (s *loopbackSession) PushAudio(track Track, frame []int16) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.listenOnly || s.finished {
-		return
+	mute := s.listenOnly || s.finished
+	s.mu.Unlock()
+	if !mute {
+		s.echo.Push(frame) // drops the oldest when the pacer falls behind
 	}
-	if s.n == echoDepth { // the pacer fell behind: drop the oldest
-		s.head = (s.head + 1) % echoDepth
-		s.n--
-	}
-	copy(s.ring[(s.head+s.n)%echoDepth], frame)
-	s.n++
 }
 
 func (s *loopbackSession) NextFrame() ([]int16, bool) {
@@ -99,17 +90,7 @@ func (s *loopbackSession) NextFrame() ([]int16, bool) {
 		s.greetAt++
 		return greeting[s.greetAt-1], true
 	}
-	if s.n == 0 {
-		return nil, false
-	}
-	// Copy out: the ring slot is rewritten by the next PushAudio.
-	if s.out == nil {
-		s.out = make([]int16, FrameSamples)
-	}
-	copy(s.out, s.ring[s.head])
-	s.head = (s.head + 1) % echoDepth
-	s.n--
-	return s.out, true
+	return s.echo.Pop()
 }
 
 func (s *loopbackSession) PushDTMF(d DTMF) {
