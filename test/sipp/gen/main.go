@@ -1,0 +1,253 @@
+// Command gen writes the RTP pcaps the SIPp scenarios in test/sipp play
+// with play_pcap_audio: G.711 μ-law audio (payload type 0) and RFC 4733
+// DTMF events (payload type 101). The files are classic libpcap captures
+// (Ethernet/IPv4/UDP/RTP built by hand); SIPp only uses their RTP payload
+// and timing, and rewrites addresses and ports.
+//
+// All files written by one run belong to one RTP stream: the same SSRC,
+// with sequence numbers and timestamps that continue from file to file in
+// the order audio, then the digits in the order given. A scenario that
+// plays them in that order therefore sends one coherent stream.
+//
+//	go run ./test/sipp/gen -o test/sipp/pcap            # the committed files
+//	go run ./test/sipp/gen -o /tmp/x -audio 20s -digits ""  # a longer audio file
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const (
+	ptPCMU  = 0
+	ptEvent = 101
+	ssrc    = 0x48414e44 // "HAND"
+	frame   = 160        // samples per 20 ms at 8 kHz
+)
+
+// A fixed capture start, so the files are reproducible byte for byte.
+var epoch = time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func main() {
+	out := flag.String("o", "test/sipp/pcap", "output directory")
+	audio := flag.Duration("audio", 4*time.Second, "length of the audio file (0: none)")
+	digits := flag.String("digits", "12#", "one DTMF file per digit, in this order (0-9 * # A-D)")
+	eventMS := flag.Int("event-ms", 160, "duration of each DTMF event")
+	flag.Parse()
+	if err := run(*out, *audio, *digits, *eventMS); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir string, audio time.Duration, digits string, eventMS int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	st := &stream{seq: 1000, ts: 8000}
+	if audio > 0 {
+		w := newPcap()
+		st.audio(w, int(audio/(20*time.Millisecond)))
+		name := fmt.Sprintf("pcmu_%gs.pcap", audio.Seconds())
+		if err := w.save(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	for _, d := range digits {
+		ev, name, ok := event(d)
+		if !ok {
+			return fmt.Errorf("no RFC 4733 event for %q", d)
+		}
+		w := newPcap()
+		st.gap(10) // 200 ms between what came before and the key press
+		st.dtmf(w, ev, eventMS/20)
+		if err := w.save(filepath.Join(dir, "dtmf_"+name+".pcap")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// event maps a key to its RFC 4733 event code and a file-name-safe name.
+func event(d rune) (byte, string, bool) {
+	switch {
+	case d >= '0' && d <= '9':
+		return byte(d - '0'), string(d), true
+	case d == '*':
+		return 10, "star", true
+	case d == '#':
+		return 11, "hash", true
+	case d >= 'A' && d <= 'D':
+		return byte(12 + d - 'A'), string(d), true
+	}
+	return 0, "", false
+}
+
+// stream is one RTP stream's state: sequence number, RTP timestamp, and
+// the capture time of the next packet.
+type stream struct {
+	seq    uint16
+	ts     uint32
+	at     time.Duration
+	talked bool
+}
+
+func (s *stream) gap(frames int) {
+	s.ts += uint32(frames * frame)
+	s.at += time.Duration(frames) * 20 * time.Millisecond
+}
+
+// audio writes n 20 ms frames of a μ-law signal: a 440 Hz tone that is on
+// for 400 ms and off (low noise) for 200 ms, so an echo is recognisable.
+func (s *stream) audio(w *pcap, n int) {
+	for f := 0; f < n; f++ {
+		payload := make([]byte, frame)
+		for i := range payload {
+			k := f*frame + i
+			var v float64
+			if (k/1600)%3 != 2 { // 400 ms on, 200 ms off (1600 samples = 200 ms)
+				v = 8000 * math.Sin(2*math.Pi*440*float64(k)/8000)
+			} else {
+				v = float64((k*7919)%61 - 30) // quiet, deterministic noise
+			}
+			payload[i] = ulaw(int16(v))
+		}
+		marker := f == 0
+		w.packet(s.at, rtp(marker, ptPCMU, s.seq, s.ts, payload))
+		s.seq++
+		s.ts += frame
+		s.at += 20 * time.Millisecond
+	}
+}
+
+// dtmf writes one RFC 4733 event lasting frames×20 ms: a first packet with
+// the marker bit, updates every 20 ms with a growing duration, and the end
+// packet sent three times (RFC 4733 §2.5.1.4), all with the event's start
+// timestamp. The stream's timestamp then moves past the event.
+func (s *stream) dtmf(w *pcap, ev byte, frames int) {
+	const volume = 10
+	start := s.ts
+	for i := 1; i <= frames; i++ {
+		end := i == frames
+		dur := uint16(i * frame)
+		p := []byte{ev, volume, byte(dur >> 8), byte(dur)}
+		if end {
+			p[1] |= 0x80
+		}
+		reps := 1
+		if end {
+			reps = 3
+		}
+		for r := 0; r < reps; r++ {
+			w.packet(s.at+time.Duration(r)*time.Millisecond, rtp(i == 1, ptEvent, s.seq, start, p))
+			if !end || r == reps-1 {
+				s.seq++ // retransmitted end packets keep their sequence number
+			}
+		}
+		s.at += 20 * time.Millisecond
+	}
+	s.ts = start + uint32(frames*frame)
+}
+
+func rtp(marker bool, pt byte, seq uint16, ts uint32, payload []byte) []byte {
+	b := make([]byte, 12, 12+len(payload))
+	b[0] = 0x80
+	b[1] = pt
+	if marker {
+		b[1] |= 0x80
+	}
+	binary.BigEndian.PutUint16(b[2:], seq)
+	binary.BigEndian.PutUint32(b[4:], ts)
+	binary.BigEndian.PutUint32(b[8:], ssrc)
+	return append(b, payload...)
+}
+
+// ulaw encodes one linear sample as G.711 μ-law.
+func ulaw(s int16) byte {
+	const bias, clip = 0x84, 32635
+	v := int(s)
+	sign := 0
+	if v < 0 {
+		v, sign = -v, 0x80
+	}
+	if v > clip {
+		v = clip
+	}
+	v += bias
+	exp := 7
+	for mask := 0x4000; v&mask == 0 && exp > 0; mask >>= 1 {
+		exp--
+	}
+	mant := (v >> (exp + 3)) & 0x0f
+	return ^byte(sign | exp<<4 | mant)
+}
+
+// pcap is a classic libpcap file (microsecond timestamps, LINKTYPE_ETHERNET).
+type pcap struct{ buf bytes.Buffer }
+
+func newPcap() *pcap {
+	w := &pcap{}
+	hdr := make([]byte, 24)
+	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b2c3d4)
+	binary.LittleEndian.PutUint16(hdr[4:], 2)
+	binary.LittleEndian.PutUint16(hdr[6:], 4)
+	binary.LittleEndian.PutUint32(hdr[16:], 65535) // snaplen
+	binary.LittleEndian.PutUint32(hdr[20:], 1)     // Ethernet
+	w.buf.Write(hdr)
+	return w
+}
+
+// packet appends one Ethernet/IPv4/UDP datagram carrying payload, captured
+// at epoch+at, from 127.0.0.1:6000 to 127.0.0.1:20000 (SIPp replaces both).
+func (w *pcap) packet(at time.Duration, payload []byte) {
+	udpLen := 8 + len(payload)
+	ipLen := 20 + udpLen
+	frameLen := 14 + ipLen
+	t := epoch.Add(at)
+	rec := make([]byte, 16)
+	binary.LittleEndian.PutUint32(rec[0:], uint32(t.Unix()))
+	binary.LittleEndian.PutUint32(rec[4:], uint32(t.Nanosecond()/1000))
+	binary.LittleEndian.PutUint32(rec[8:], uint32(frameLen))
+	binary.LittleEndian.PutUint32(rec[12:], uint32(frameLen))
+	w.buf.Write(rec)
+
+	eth := []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00}
+	w.buf.Write(eth)
+
+	ip := make([]byte, 20)
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(ipLen))
+	ip[8] = 64 // TTL
+	ip[9] = 17 // UDP
+	copy(ip[12:], []byte{127, 0, 0, 1})
+	copy(ip[16:], []byte{127, 0, 0, 1})
+	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
+	w.buf.Write(ip)
+
+	udp := make([]byte, 8)
+	binary.BigEndian.PutUint16(udp[0:], 6000)
+	binary.BigEndian.PutUint16(udp[2:], 20000)
+	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
+	// Checksum 0: none (allowed for UDP over IPv4).
+	w.buf.Write(udp)
+	w.buf.Write(payload)
+}
+
+func (w *pcap) save(path string) error { return os.WriteFile(path, w.buf.Bytes(), 0o644) }
+
+func checksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
+}

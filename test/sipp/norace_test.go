@@ -1,0 +1,5 @@
+//go:build !race
+
+package sipp_test
+
+const raceEnabled = false
