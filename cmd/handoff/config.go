@@ -112,6 +112,9 @@ type AgentConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// SIPTrace logs every SIP message sent and received, with credentials
+	// redacted (siptrace.go).
+	SIPTrace bool `yaml:"sip_trace"`
 }
 
 // DrainConfig is graceful shutdown on SIGTERM/SIGINT.
@@ -284,6 +287,12 @@ func setFromEnv(f reflect.Value, raw string) error {
 			return fmt.Errorf("%q is not an integer", raw)
 		}
 		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (use true or false)", raw)
+		}
+		*p = b
 	case *float64:
 		n, err := strconv.ParseFloat(raw, 64)
 		if err != nil {

@@ -6,9 +6,12 @@
 //	handoff -config handoff.yaml -check
 //
 // SIGTERM or SIGINT drains: the API refuses new transfers and /readyz
-// answers 503, calls in progress may run on for drain.timeout, then the HTTP
-// server stops and the store is closed; the exit status is 0. A second
-// signal cuts the drain short.
+// answers 503, SIP answers new INVITEs and OPTIONS with 503, calls in
+// progress may run on for drain.timeout, then the HTTP server stops and the
+// store is closed; the exit status is 0. A second signal cuts the drain short.
+//
+// SIGHUP reloads what can change without dropping calls (reload.go): API
+// credentials, number pools, log.level and log.sip_trace.
 package main
 
 import (
@@ -83,32 +86,42 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		fmt.Fprintln(stdout, "configuration OK")
 		return exitOK
 	}
-	log := newLogger(cfg.Log, stderr)
-	if err := serve(cfg, *configPath, log); err != nil {
+	log, level := newLogger(cfg.Log, stderr)
+	if err := serve(cfg, *configPath, lookupEnv, log, level); err != nil {
 		log.Error("handoff failed", "err", err)
 		return exitFailure
 	}
 	return exitOK
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
+// newLogger builds the process logger; level changes it at run time (reload).
+func newLogger(c LogConfig, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by Load
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(slog.NewTextHandler(w, opts)), level
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(slog.NewJSONHandler(w, opts)), level
 }
 
 // serve runs the process until a signal has been handled or something fails.
-func serve(cfg Config, configPath string, log *slog.Logger) (err error) {
+func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool), log *slog.Logger, level *slog.LevelVar) (err error) {
 	logConfig(cfg, configPath, log)
 
-	// Signals first, so a SIGTERM during start-up is not lost.
+	// Signals first, so a SIGTERM during start-up is not lost (and a SIGHUP
+	// does not kill the process). SIGHUP has its own channel: it must never
+	// count as the second signal that cuts a drain short.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+
+	// sipgo's message hook is process-wide and read unsynchronised: install
+	// it before any SIP socket exists; log.sip_trace switches its output.
+	tracer := installSIPTracer(log, cfg.Log.SIPTrace)
 
 	store, err := transfer.OpenBolt(cfg.Store.Path, transfer.BoltOptions{Quarantine: cfg.Numbers.Quarantine})
 	if err != nil {
@@ -155,10 +168,25 @@ func serve(cfg Config, configPath string, log *slog.Logger) (err error) {
 		return err
 	}
 
+	rl, err := newReloader(cfg, configPath, lookupEnv, log, level, tracer, api, svc, reg)
+	if err != nil {
+		return err
+	}
+
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (deferred later, so it runs first)
 	defer cancel()
 	wg.Go(func() { svc.RunSweeper(ctx, sweepInterval) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hups:
+				_ = rl.reload(ctx)
+			}
+		}
+	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -176,7 +204,7 @@ func serve(cfg Config, configPath string, log *slog.Logger) (err error) {
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("http listening", "addr", ln.Addr().String())
 
-	stopSIP, err := startSIP(ctx, cfg, svc, reg, log)
+	sipSrv, err := startSIP(ctx, cfg, svc, reg, log)
 	if err != nil {
 		_ = srv.Close()
 		<-serveErr
@@ -195,10 +223,12 @@ func serve(cfg Config, configPath string, log *slog.Logger) (err error) {
 		serveErr <- err // for the shutdown below
 	}
 
-	// Drain: refuse new transfers and report not ready, give load balancers
-	// drain.delay to notice, then let calls finish within drain.timeout.
-	// A second signal cuts all of that short.
+	// Drain: refuse new transfers and calls, report not ready (/readyz and
+	// SIP OPTIONS answer 503), give load balancers and SBCs drain.delay to
+	// notice, then let calls finish within drain.timeout. A second signal
+	// cuts all of that short.
 	api.SetDraining(true)
+	sipSrv.SetDraining(true)
 	drainCtx, drainCancel := context.WithCancel(context.Background())
 	defer drainCancel()
 	go func() {
@@ -217,7 +247,7 @@ func serve(cfg Config, configPath string, log *slog.Logger) (err error) {
 	}
 	sipCtx, sipCancel := context.WithTimeout(drainCtx, cfg.Drain.Timeout)
 	start := time.Now()
-	if err := stopSIP(sipCtx); err != nil {
+	if err := sipSrv.Shutdown(sipCtx); err != nil {
 		log.Warn("calls did not drain in time; ended them", "err", err)
 	} else {
 		log.Info("calls drained", "took", time.Since(start).Round(time.Millisecond).String())

@@ -21,10 +21,10 @@ import (
 const portQuarantine = 2 * time.Second
 
 // startSIP starts the SIP B2BUA on svc and registers its metrics on reg. It
-// returns once the listeners are up. stop drains: new calls are refused,
-// calls in progress run on until they end or stop's ctx is done, when they
-// get BYE; it returns ctx's error in that case.
-func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog.Logger) (stop func(context.Context) error, err error) {
+// returns once the listeners are up. The server's SetDraining refuses new
+// calls (INVITE and OPTIONS answer 503); its Shutdown drains: calls in
+// progress run on until they end or its ctx is done, when they get BYE.
+func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
 	bind, err := netip.ParseAddr(cfg.Media.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("media.bind: %w", err)
@@ -65,7 +65,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 		return nil, err
 	}
 	log.Info("sip listening", "addrs", srv.Addrs(), "rtp_ports", cfg.Media.RTPPorts)
-	return srv.Shutdown, nil
+	return srv, nil
 }
 
 // mediaAddr is the address advertised in SDP: the bind address, unless it

@@ -1,0 +1,465 @@
+package main
+
+// Subprocess tests of the operational behaviour: SIGHUP reload, and a call
+// that survives the start of a SIGTERM drain.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+)
+
+// logLines returns the process's JSON log records with this msg.
+func (p *proc) logLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// waitLog waits until the process has logged a line with msg and returns it.
+func (p *proc) waitLog(msg string) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(startLimit)
+	for {
+		if recs := p.logLines(msg); len(recs) > 0 {
+			return recs[len(recs)-1]
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("handoff exited before logging %q:\n%s", msg, p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("handoff never logged %q:\n%s", msg, p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *proc) signal(sig os.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *proc) metric(line string) bool {
+	p.t.Helper()
+	resp, err := http.Get(p.base + "/metrics")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = fmt.Fprint(&b, "\n")
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return strings.Contains(b.String(), "\n"+line+"\n")
+}
+
+func writeReloadConfig(t *testing.T, path, dir, creds, pools, level, ackTimeout string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+http:
+  listen: 127.0.0.1:0
+auth:
+  credentials:
+%s
+numbers:
+  pools:
+%s
+store:
+  path: %s
+sip:
+  listen: [udp://127.0.0.1:0]
+  external_host: 127.0.0.1:5999
+  ack_timeout: %s
+log:
+  level: %s
+`, creds, pools, filepath.Join(dir, "data", "handoff.db"), ackTimeout, level)
+	// Write then rename, as configuration management does, so the process
+	// never reads a half-written file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SIGHUP applies new credentials (the old ones get 401, a rotated secret
+// read from secret_file works), new number pools (a new country serves) and
+// the log level, warns about keys that need a restart, and a broken file
+// changes nothing.
+func TestSIGHUPReloadsCredentialsPoolsAndLevel(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "handoff.yaml")
+	writeReloadConfig(t, path, dir,
+		fmt.Sprintf("    - {id: %s, secret: %s}\n    - {id: %s, secret: %s}", ivr.id, ivr.secret, other.id, other.secret),
+		`    US: ["+19995550100-+19995550104"]`, "info", "32s")
+	p := startHandoff(t, "", nil, "-config", path)
+	p.create(ivr, phoneTransfer("hup-1"))
+	gb := phoneTransfer("hup-gb")
+	gb["phoneNumber"] = map[string]any{"country": "GB"}
+	if status, out := p.call(http.MethodPost, transfersPath, ivr, gb); status != http.StatusUnprocessableEntity {
+		t.Fatalf("GB before the reload: %d %v, want 422 (no pool)", status, out)
+	}
+
+	// ivr's secret is rotated (now from a file), other is removed, fresh is new.
+	rotated := cred{ivr.id, "ivr-rotated-secret-5c6d"}
+	fresh := cred{"fresh", "fresh-secret-8e9f0a"}
+	secretFile := filepath.Join(dir, "ivr.secret")
+	if err := os.WriteFile(secretFile, []byte(rotated.secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeReloadConfig(t, path, dir,
+		fmt.Sprintf("    - {id: %s, secret_file: %s}\n    - {id: %s, secret: %s}", ivr.id, secretFile, fresh.id, fresh.secret),
+		"    US: [\"+19995550100-+19995550104\"]\n    GB: [\"+447700900100-+447700900101\"]", "warn", "10s")
+	p.signal(syscall.SIGHUP)
+	rec := p.waitLog("configuration reloaded")
+	if applied := fmt.Sprint(rec["applied"]); applied != "[auth.credentials numbers.pools log.level]" {
+		t.Errorf("applied = %s", applied)
+	}
+	if keys := fmt.Sprint(p.waitLog("configuration changes need a restart to take effect; they are ignored until then")["keys"]); keys != "[sip.ack_timeout]" {
+		t.Errorf("restart keys = %s", keys)
+	}
+
+	if status, out := p.get(ivr, "hup-1"); status != http.StatusUnauthorized || errCode(out) != "401-01" {
+		t.Errorf("old secret after the reload: %d %v, want 401-01", status, out)
+	}
+	if status, out := p.get(other, "hup-1"); status != http.StatusUnauthorized {
+		t.Errorf("removed credential after the reload: %d %v, want 401", status, out)
+	}
+	if status, out := p.get(rotated, "hup-1"); status != http.StatusOK {
+		t.Errorf("rotated secret, same id: %d %v, want 200 (its transfer)", status, out)
+	}
+	out := p.create(fresh, gb)
+	if n := str(out, "phoneNumber.transferNumber"); !strings.HasPrefix(n, "+4477009001") {
+		t.Errorf("GB number after the reload: %q", n)
+	}
+	// log.level warn: the info line of a create is no longer written.
+	p.create(rotated, phoneTransfer("hup-2"))
+	for _, r := range p.logLines("transfer created") {
+		if r["transfer_id"] == "hup-2" {
+			t.Error("an info line was logged after log.level became warn")
+		}
+	}
+	if !p.metric(`handoff_config_reloads_total{result="success"} 1`) {
+		t.Error("handoff_config_reloads_total{result=\"success\"} is not 1")
+	}
+
+	// A broken file is refused as a whole.
+	if err := os.WriteFile(path, []byte("auth: {credentials: []}\nnumbers: {ttl: nope}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	p.waitLog("configuration reload failed; nothing changed")
+	if status, _ := p.get(rotated, "hup-1"); status != http.StatusOK {
+		t.Errorf("after a failed reload: %d, want 200", status)
+	}
+	if !p.metric(`handoff_config_reloads_total{result="failure"} 1`) {
+		t.Error("handoff_config_reloads_total{result=\"failure\"} is not 1")
+	}
+
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	assertNoSecrets(t, p.logs.String())
+	for _, s := range []string{rotated.secret, fresh.secret} {
+		if strings.Contains(p.logs.String(), s) {
+			t.Errorf("secret %q in the log", s)
+		}
+	}
+}
+
+// freeUDPPort finds a loopback UDP port nobody uses right now. The SIP
+// advertised port must be the real one (the caller sends ACK and BYE to
+// our Contact), so the test cannot use port 0.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// caller is a minimal sipgo phone with an RTP socket.
+type caller struct {
+	t      *testing.T
+	client *sipgo.Client
+	dua    *sipgo.DialogUA
+	rtp    *net.UDPConn
+}
+
+func newCaller(t *testing.T) *caller {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("drain-test-phone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	go func() { _ = srv.ServeUDP(conn) }()
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		rtpConn.Close()
+		conn.Close()
+		ua.Close()
+	})
+	return &caller{t: t, client: client, rtp: rtpConn, dua: &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{
+		Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: port},
+	}}}
+}
+
+func (c *caller) sdp() []byte {
+	port := c.rtp.LocalAddr().(*net.UDPAddr).Port
+	return []byte(strings.Join([]string{"v=0", "o=phone 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+		fmt.Sprintf("m=audio %d RTP/AVP 0", port), "a=rtpmap:0 PCMU/8000", "a=ptime:20", ""}, "\r\n"))
+}
+
+// options sends an out-of-dialog OPTIONS to port and returns the answer.
+func (c *caller) options(port int) *sip.Response {
+	c.t.Helper()
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := c.client.Do(ctx, req)
+	if err != nil {
+		c.t.Fatalf("OPTIONS: %v", err)
+	}
+	return res
+}
+
+// invite calls uri; it returns the dialog and the RTP address of the answer.
+func (c *caller) invite(uri string) (*sipgo.DialogClientSession, *net.UDPAddr, error) {
+	c.t.Helper()
+	var recipient sip.Uri
+	if err := sip.ParseUri(uri, &recipient); err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dlg, err := c.dua.Invite(ctx, recipient, c.sdp(), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		dlg.Close()
+		return nil, nil, err
+	}
+	remote, err := sdpAudioAddr(dlg.InviteResponse.Body())
+	if err != nil {
+		c.t.Fatalf("answer SDP: %v", err)
+	}
+	return dlg, remote, nil
+}
+
+// sdpAudioAddr reads c= and m=audio of an SDP body.
+func sdpAudioAddr(body []byte) (*net.UDPAddr, error) {
+	var ip net.IP
+	port := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "c=IN IP4 "); ok {
+			ip = net.ParseIP(rest)
+		}
+		if rest, ok := strings.CutPrefix(line, "m=audio "); ok {
+			fmt.Sscan(rest, &port)
+		}
+	}
+	if ip == nil || port == 0 {
+		return nil, fmt.Errorf("no audio address in %q", body)
+	}
+	return &net.UDPAddr{IP: ip, Port: port}, nil
+}
+
+// exchangeAudio sends frames of PCMU to remote and counts RTP packets
+// received back (the loopback agent's greeting and echo).
+func (c *caller) exchangeAudio(remote *net.UDPAddr, seq *uint16, frames int) int {
+	c.t.Helper()
+	got := 0
+	buf := make([]byte, 1500)
+	payload := make([]byte, 160)
+	for i := range payload {
+		payload[i] = 0x55
+	}
+	for range frames {
+		*seq++
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: *seq, Timestamp: uint32(*seq) * 160, SSRC: 0xD0A1}, Payload: payload}
+		b, err := pkt.Marshal()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if _, err := c.rtp.WriteToUDP(b, remote); err != nil {
+			c.t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Millisecond)
+		for {
+			_ = c.rtp.SetReadDeadline(deadline)
+			n, _, err := c.rtp.ReadFromUDP(buf)
+			if err != nil {
+				break
+			}
+			var in rtp.Packet
+			if in.Unmarshal(buf[:n]) == nil {
+				got++
+			}
+		}
+	}
+	return got
+}
+
+// A call in progress survives the start of a drain: after SIGTERM, /readyz
+// and SIP OPTIONS answer 503 (with Retry-After), a new INVITE gets 503, the
+// call in progress carries on with media both ways until the caller hangs
+// up, and the process then exits 0 with the transfer COMPLETED by the
+// caller's hang-up.
+func TestCallSurvivesDrain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	cfgPath := filepath.Join(dir, "handoff.yaml")
+	cfg := fmt.Sprintf(`
+http:
+  listen: 127.0.0.1:0
+auth:
+  credentials:
+    - {id: %s, secret: %s}
+store:
+  path: %s
+sip:
+  listen: [udp://127.0.0.1:%d]
+media:
+  rtp_ports: 43000-43099
+drain:
+  timeout: 60s
+`, ivr.id, ivr.secret, filepath.Join(dir, "data", "handoff.db"), sipPort)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startHandoff(t, "", nil, "-config", cfgPath)
+	c := newCaller(t)
+	if res := c.options(sipPort); res.StatusCode != 200 {
+		t.Fatalf("OPTIONS before the drain: %d", res.StatusCode)
+	}
+
+	created := p.create(ivr, sipTransfer("drain-call", nil))
+	dlg, remote, err := c.invite(str(created, "sip.transferUri"))
+	if err != nil {
+		t.Fatalf("INVITE: %v", err)
+	}
+	if err := dlg.Ack(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint16
+	if got := c.exchangeAudio(remote, &seq, 25); got == 0 {
+		t.Fatal("no RTP from handoff before the drain")
+	}
+	for deadline := time.Now().Add(startLimit); ; {
+		if _, out := p.get(ivr, "drain-call"); str(out, "status") == "ONGOING" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the transfer never became ONGOING")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	p.signal(syscall.SIGTERM)
+	p.waitLog("signal received: draining")
+	res := c.options(sipPort)
+	if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Errorf("OPTIONS while draining: %d (Retry-After %v), want 503 with Retry-After", res.StatusCode, res.GetHeader("Retry-After"))
+	}
+	if resp, err := http.Get(p.base + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %v %v, want 503", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if !p.metric("handoff_draining 1") {
+		t.Error("handoff_draining is not 1 while draining")
+	}
+	// A new call is refused (the transfer was created before the drain).
+	p2 := newCaller(t)
+	if _, _, err := p2.invite("sip:drain-call-2@127.0.0.1:" + fmt.Sprint(sipPort)); err == nil {
+		t.Error("a new INVITE was answered while draining")
+	} else if e, ok := err.(*sipgo.ErrDialogResponse); !ok || e.Res.StatusCode != 503 {
+		t.Errorf("new INVITE while draining: %v, want 503", err)
+	}
+
+	// The call in progress carries on: media both ways, still ONGOING.
+	if got := c.exchangeAudio(remote, &seq, 50); got == 0 {
+		t.Error("no RTP from handoff during the drain")
+	}
+	if _, out := p.get(ivr, "drain-call"); str(out, "status") != "ONGOING" {
+		t.Errorf("transfer during the drain: %v", out)
+	}
+	select {
+	case <-p.done:
+		t.Fatal("the process exited while a call was in progress")
+	default:
+	}
+
+	// The caller hangs up; the drain completes and the process exits 0.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatalf("BYE: %v", err)
+	}
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit status %d, want 0:\n%s", code, p.logs)
+	}
+	if len(p.logLines("calls drained")) != 1 || len(p.logLines("calls did not drain in time; ended them")) != 0 {
+		t.Errorf("the drain did not end with the call:\n%s", p.logs)
+	}
+
+	p = startHandoff(t, "", []string{fmt.Sprintf("HANDOFF_SIP_LISTEN=udp://127.0.0.1:%d", freeUDPPort(t))}, "-config", cfgPath)
+	_, out := p.get(ivr, "drain-call")
+	if str(out, "status") != "COMPLETED" || str(out, "endReason") != "caller_hangup" {
+		t.Errorf("after the drain: %v, want COMPLETED by the caller's hang-up", out)
+	}
+}

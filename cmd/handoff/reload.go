@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/transfer"
+)
+
+// reloadable lists the keys a reload applies without a restart (and without
+// dropping calls). Every other changed key is reported as needing a restart.
+var reloadable = map[string]bool{
+	"auth.credentials": true, // control.API.SetCredentials: atomic swap
+	"numbers.pools":    true, // transfer.Service.SetNumbers: leased numbers keep serving
+	"log.level":        true, // slog.LevelVar
+	"log.sip_trace":    true, // the tracer's switch
+}
+
+// reloader re-reads the configuration (SIGHUP) and applies what it can.
+type reloader struct {
+	path      string
+	lookupEnv func(string) (string, bool)
+	log       *slog.Logger
+	level     *slog.LevelVar
+	tracer    *sipTracer
+	api       *control.API
+	svc       *transfer.Service
+
+	reloads     *prometheus.CounterVec
+	lastSuccess prometheus.Gauge
+
+	mu  sync.Mutex
+	cur Config // what runs: the start-up config plus the reloads applied
+}
+
+func newReloader(cfg Config, path string, lookupEnv func(string) (string, bool), log *slog.Logger, level *slog.LevelVar,
+	tracer *sipTracer, api *control.API, svc *transfer.Service, reg prometheus.Registerer) (*reloader, error) {
+	r := &reloader{
+		path: path, lookupEnv: lookupEnv, log: log, level: level, tracer: tracer, api: api, svc: svc, cur: cfg,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP), by result (success, failure).",
+		}, []string{"result"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "handoff_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful configuration load (start-up or reload).",
+		}),
+	}
+	r.reloads.WithLabelValues("success")
+	r.reloads.WithLabelValues("failure")
+	r.lastSuccess.SetToCurrentTime()
+	for _, c := range []prometheus.Collector{r.reloads, r.lastSuccess} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register reload metrics: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// reload loads the configuration again (file, environment, secret files),
+// applies the reloadable keys that changed and warns about the others. An
+// invalid configuration changes nothing.
+func (r *reloader) reload(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.apply(ctx)
+	if err != nil {
+		r.reloads.WithLabelValues("failure").Inc()
+		r.log.Error("configuration reload failed; nothing changed", "source", r.source(), "err", err)
+		return err
+	}
+	r.reloads.WithLabelValues("success").Inc()
+	r.lastSuccess.SetToCurrentTime()
+	return nil
+}
+
+func (r *reloader) source() string {
+	if r.path == "" {
+		return "built-in defaults"
+	}
+	return r.path
+}
+
+func (r *reloader) apply(ctx context.Context) error {
+	next, err := Load(r.path, r.lookupEnv)
+	if err != nil {
+		return err
+	}
+	applied, restart := diffKeys(&r.cur, &next)
+
+	// Pools first: the only step that can fail (the store), so a failure
+	// leaves everything as it was.
+	if slices.Contains(applied, "numbers.pools") {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := r.svc.SetNumbers(sctx, next.Numbers.Pools)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("numbers.pools: %w", err)
+		}
+		r.cur.Numbers.Pools = next.Numbers.Pools
+	}
+	if slices.Contains(applied, "auth.credentials") {
+		creds := make([]control.Credential, 0, len(next.Auth.Credentials))
+		for _, c := range next.Auth.Credentials {
+			creds = append(creds, control.Credential{ID: c.ID, Secret: c.Secret, ReadOnly: c.ReadOnly})
+		}
+		if err := r.api.SetCredentials(creds); err != nil {
+			return fmt.Errorf("auth.credentials: %w", err) // not reached: Load validated them
+		}
+		r.cur.Auth = next.Auth
+		if next.UsesDevCredential() {
+			r.log.Warn("auth.credentials includes the built-in development credential (id " + devCredentialID + ")")
+		}
+	}
+	// The new log level takes effect after the lines about this reload, when
+	// it is stricter, so they show whichever way the level moves.
+	var newLevel slog.Level
+	_ = newLevel.UnmarshalText([]byte(next.Log.Level)) // validated by Load
+	if newLevel < r.level.Level() {
+		r.level.Set(newLevel)
+	}
+	defer r.level.Set(newLevel)
+	r.cur.Log.Level = next.Log.Level
+	if slices.Contains(applied, "log.sip_trace") {
+		r.tracer.on.Store(next.Log.SIPTrace)
+		r.cur.Log.SIPTrace = next.Log.SIPTrace
+	}
+
+	ids := make([]string, 0, len(r.cur.Auth.Credentials))
+	for _, c := range r.cur.Auth.Credentials {
+		ids = append(ids, c.ID)
+	}
+	countries := make([]string, 0, len(r.cur.Numbers.Pools))
+	for cc := range r.cur.Numbers.Pools {
+		countries = append(countries, cc)
+	}
+	sort.Strings(countries)
+	// Key names only: a credential's secret never reaches the log.
+	r.log.Info("configuration reloaded",
+		"source", r.source(),
+		"applied", applied,
+		"credential_ids", ids,
+		"pool_countries", countries,
+		"log_level", r.cur.Log.Level,
+		"sip_trace", r.cur.Log.SIPTrace,
+	)
+	if len(restart) > 0 {
+		r.log.Warn("configuration changes need a restart to take effect; they are ignored until then",
+			"keys", restart)
+	}
+	return nil
+}
+
+// diffKeys lists the keys whose values differ between cur and next, split
+// into those a reload applies and those that need a restart.
+func diffKeys(cur, next *Config) (applied, restart []string) {
+	nextKeys := configKeys(next)
+	for i, k := range configKeys(cur) {
+		if reflect.DeepEqual(k.field.Interface(), nextKeys[i].field.Interface()) {
+			continue
+		}
+		if reloadable[k.Key] {
+			applied = append(applied, k.Key)
+		} else {
+			restart = append(restart, k.Key)
+		}
+	}
+	return applied, restart
+}
