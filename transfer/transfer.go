@@ -43,6 +43,9 @@ const (
 	EndAckTimeout    = "ack_timeout"
 	EndError         = "error"
 	EndShutdown      = "shutdown"
+	// EndNodeLost: the node that answered the call stopped sending
+	// heartbeats, and another node ended the transfer for it.
+	EndNodeLost = "node_lost"
 )
 
 // InputContext is what the IVR tells the agent at creation.
@@ -149,6 +152,9 @@ var (
 	ErrIllegalTransition = errors.New("illegal status transition")
 	ErrClaimed           = errors.New("transfer already claimed by another call")
 	ErrNotActive         = errors.New("transfer is not active")
+	// ErrUnavailable wraps a shared store's failure to reach its server: the
+	// request may succeed if retried later (the API answers 503).
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // StatusAt is the status as a reader at now sees it: an ACTIVE transfer

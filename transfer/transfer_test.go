@@ -24,13 +24,49 @@ type clock struct {
 func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
-func newTestService(t *testing.T, pools map[string][]string, quarantine time.Duration) (*Service, *clock, *BoltStore) {
+// storeKind is one Store implementation the store tests run against.
+type storeKind struct {
+	name string
+	// place returns a function that opens the same store (same file, same
+	// Redis and key prefix) each time it is called, so a test can reopen it.
+	place func(t *testing.T) func(quarantine time.Duration) (Store, error)
+}
+
+var storeKinds = []storeKind{
+	{"bolt", func(t *testing.T) func(time.Duration) (Store, error) {
+		path := filepath.Join(t.TempDir(), "handoff.db")
+		return func(q time.Duration) (Store, error) { return OpenBolt(path, BoltOptions{Quarantine: q}) }
+	}},
+	{"redis", func(t *testing.T) func(time.Duration) (Store, error) {
+		url := testRedis(t).URL()
+		prefix := "test:" + t.Name() + ":"
+		return func(q time.Duration) (Store, error) {
+			return OpenRedis(context.Background(), url, RedisOptions{Prefix: prefix, Quarantine: q})
+		}
+	}},
+}
+
+// forEachStore runs test as a subtest per Store implementation.
+func forEachStore(t *testing.T, test func(t *testing.T, k storeKind)) {
+	for _, k := range storeKinds {
+		t.Run(k.name, func(t *testing.T) { test(t, k) })
+	}
+}
+
+// openStore opens a fresh store of kind k, closed when t ends.
+func openStore(t *testing.T, k storeKind, quarantine time.Duration) Store {
 	t.Helper()
-	st, err := OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), BoltOptions{Quarantine: quarantine})
+	st, err := k.place(t)(quarantine)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func newTestService(t *testing.T, k storeKind, pools map[string][]string, quarantine time.Duration) (*Service, *clock, Store) {
+	t.Helper()
+	st := openStore(t, k, quarantine)
 	c := &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
 	svc := NewService(st, ServiceConfig{TTL: time.Minute, ClaimTTL: 10 * time.Second, Clock: c.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err := svc.SetNumbers(context.Background(), pools); err != nil {
@@ -106,222 +142,234 @@ func TestExpandPools(t *testing.T) {
 }
 
 func TestCreateReplayConflictOwnership(t *testing.T) {
-	svc, _, _ := newTestService(t, map[string][]string{"US": {"+19995550100-+19995550101"}}, time.Minute)
-	ctx := context.Background()
-	first, replayed, err := svc.Create(ctx, "ivr", phoneReq("t1"))
-	if err != nil || replayed {
-		t.Fatalf("create: %v replayed=%v", err, replayed)
-	}
-	if first.PhoneNumber.TransferNumber == "" || first.Status != StatusActive {
-		t.Fatalf("bad first transfer %+v", first)
-	}
-	again, replayed, err := svc.Create(ctx, "ivr", phoneReq("t1"))
-	if err != nil || !replayed || again.PhoneNumber.TransferNumber != first.PhoneNumber.TransferNumber {
-		t.Fatalf("replay: %v replayed=%v %+v", err, replayed, again)
-	}
-	changed := phoneReq("t1")
-	changed.ExternalConversationID = "other"
-	if _, _, err := svc.Create(ctx, "ivr", changed); !errors.Is(err, ErrExists) {
-		t.Fatalf("conflicting reuse: %v, want ErrExists", err)
-	}
-	if _, _, err := svc.Create(ctx, "other-ivr", phoneReq("t1")); !errors.Is(err, ErrExists) {
-		t.Fatalf("reuse by another owner: %v, want ErrExists", err)
-	}
-	if _, err := svc.Get(ctx, "other-ivr", "t1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("another owner's get: %v, want ErrNotFound", err)
-	}
-	if _, _, err := svc.Create(ctx, "ivr", CreateRequest{ID: "t2", Type: TypePhoneNumber, Country: "FR"}); !errors.Is(err, ErrUnknownCountry) {
-		t.Fatalf("unknown country: %v", err)
-	}
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		svc, _, _ := newTestService(t, k, map[string][]string{"US": {"+19995550100-+19995550101"}}, time.Minute)
+		ctx := context.Background()
+		first, replayed, err := svc.Create(ctx, "ivr", phoneReq("t1"))
+		if err != nil || replayed {
+			t.Fatalf("create: %v replayed=%v", err, replayed)
+		}
+		if first.PhoneNumber.TransferNumber == "" || first.Status != StatusActive {
+			t.Fatalf("bad first transfer %+v", first)
+		}
+		again, replayed, err := svc.Create(ctx, "ivr", phoneReq("t1"))
+		if err != nil || !replayed || again.PhoneNumber.TransferNumber != first.PhoneNumber.TransferNumber {
+			t.Fatalf("replay: %v replayed=%v %+v", err, replayed, again)
+		}
+		changed := phoneReq("t1")
+		changed.ExternalConversationID = "other"
+		if _, _, err := svc.Create(ctx, "ivr", changed); !errors.Is(err, ErrExists) {
+			t.Fatalf("conflicting reuse: %v, want ErrExists", err)
+		}
+		if _, _, err := svc.Create(ctx, "other-ivr", phoneReq("t1")); !errors.Is(err, ErrExists) {
+			t.Fatalf("reuse by another owner: %v, want ErrExists", err)
+		}
+		if _, err := svc.Get(ctx, "other-ivr", "t1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("another owner's get: %v, want ErrNotFound", err)
+		}
+		if _, _, err := svc.Create(ctx, "ivr", CreateRequest{ID: "t2", Type: TypePhoneNumber, Country: "FR"}); !errors.Is(err, ErrUnknownCountry) {
+			t.Fatalf("unknown country: %v", err)
+		}
+	})
 }
 
 func TestLeaseExclusiveUnderConcurrency(t *testing.T) {
-	svc, _, st := newTestService(t, map[string][]string{"US": {"+19995550100-+19995550119"}}, time.Minute)
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	got := map[string]string{}
-	noNumber := 0
-	for i := range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tr, _, err := svc.Create(ctx, "ivr", phoneReq(fmt.Sprintf("c%d", i)))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, ErrNoNumber):
-				noNumber++
-			case err != nil:
-				t.Error(err)
-			default:
-				if prev, dup := got[tr.PhoneNumber.TransferNumber]; dup {
-					t.Errorf("number %s leased to %s and %s", tr.PhoneNumber.TransferNumber, prev, tr.ID)
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		svc, _, st := newTestService(t, k, map[string][]string{"US": {"+19995550100-+19995550119"}}, time.Minute)
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		got := map[string]string{}
+		noNumber := 0
+		for i := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tr, _, err := svc.Create(ctx, "ivr", phoneReq(fmt.Sprintf("c%d", i)))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case errors.Is(err, ErrNoNumber):
+					noNumber++
+				case err != nil:
+					t.Error(err)
+				default:
+					if prev, dup := got[tr.PhoneNumber.TransferNumber]; dup {
+						t.Errorf("number %s leased to %s and %s", tr.PhoneNumber.TransferNumber, prev, tr.ID)
+					}
+					got[tr.PhoneNumber.TransferNumber] = tr.ID
 				}
-				got[tr.PhoneNumber.TransferNumber] = tr.ID
-			}
-		}()
-	}
-	wg.Wait()
-	if len(got) != 20 || noNumber != 80 {
-		t.Fatalf("leased %d numbers, %d refused; want 20 and 80", len(got), noNumber)
-	}
-	stats, err := st.PoolStats(ctx, svc.Now())
-	if err != nil || stats["US"].Leased != 20 || stats["US"].Free != 0 {
-		t.Fatalf("pool stats %+v %v", stats, err)
-	}
+			}()
+		}
+		wg.Wait()
+		if len(got) != 20 || noNumber != 80 {
+			t.Fatalf("leased %d numbers, %d refused; want 20 and 80", len(got), noNumber)
+		}
+		stats, err := st.PoolStats(ctx, svc.Now())
+		if err != nil || stats["US"].Leased != 20 || stats["US"].Free != 0 {
+			t.Fatalf("pool stats %+v %v", stats, err)
+		}
+	})
 }
 
 func TestCallLifeCycleAndQuarantine(t *testing.T) {
-	svc, clk, st := newTestService(t, map[string][]string{"US": {"+19995550100"}}, 30*time.Second)
-	ctx := context.Background()
-	tr, _, err := svc.Create(ctx, "ivr", phoneReq("t1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	number := tr.PhoneNumber.TransferNumber
-	if found, err := svc.FindByNumber(ctx, number); err != nil || found.ID != "t1" {
-		t.Fatalf("find by number: %v %+v", err, found)
-	}
-	if _, err := svc.Claim(ctx, "t1", "call-a", ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Claim(ctx, "t1", "call-b", ""); !errors.Is(err, ErrClaimed) {
-		t.Fatalf("second claim: %v, want ErrClaimed", err)
-	}
-	// CANCEL before answer: the transfer stays ACTIVE for a retry.
-	if err := svc.Unclaim(ctx, "t1", "call-a"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Claim(ctx, "t1", "call-b", ""); err != nil {
-		t.Fatalf("retry claim: %v", err)
-	}
-	if _, err := svc.Answer(ctx, "t1", "call-a"); err == nil {
-		t.Fatal("a call without the claim answered the transfer")
-	}
-	on, err := svc.Answer(ctx, "t1", "call-b")
-	if err != nil || on.Status != StatusOngoing || on.CallReceivedAt.IsZero() {
-		t.Fatalf("answer: %v %+v", err, on)
-	}
-	// The lease ended: the number no longer finds the transfer, and rests.
-	if _, err := svc.FindByNumber(ctx, number); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("number still leased after answer: %v", err)
-	}
-	if _, _, err := svc.Create(ctx, "ivr", phoneReq("t2")); !errors.Is(err, ErrNoNumber) {
-		t.Fatalf("number leased during quarantine: %v", err)
-	}
-	if _, err := svc.Claim(ctx, "t1", "call-c", ""); !errors.Is(err, ErrClaimed) {
-		t.Fatalf("claim of an ongoing transfer: %v, want ErrClaimed", err)
-	}
-	done, err := svc.Complete(ctx, "t1", EndAgentFinished, &OutputContext{TransferType: "SYSTEM"}, nil)
-	if err != nil || done.Status != StatusCompleted || done.CompletedAt.IsZero() || done.EndReason != EndAgentFinished {
-		t.Fatalf("complete: %v %+v", err, done)
-	}
-	if _, err := svc.Complete(ctx, "t1", EndAgentFinished, nil, nil); !errors.Is(err, ErrIllegalTransition) {
-		t.Fatalf("second complete: %v", err)
-	}
-	clk.Add(31 * time.Second)
-	t2, _, err := svc.Create(ctx, "ivr", phoneReq("t2"))
-	if err != nil || t2.PhoneNumber.TransferNumber != number {
-		t.Fatalf("after quarantine: %v %+v", err, t2)
-	}
-	stats, _ := st.PoolStats(ctx, svc.Now())
-	if stats["US"].Leased != 1 {
-		t.Fatalf("stats %+v", stats)
-	}
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		svc, clk, st := newTestService(t, k, map[string][]string{"US": {"+19995550100"}}, 30*time.Second)
+		ctx := context.Background()
+		tr, _, err := svc.Create(ctx, "ivr", phoneReq("t1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		number := tr.PhoneNumber.TransferNumber
+		if found, err := svc.FindByNumber(ctx, number); err != nil || found.ID != "t1" {
+			t.Fatalf("find by number: %v %+v", err, found)
+		}
+		if _, err := svc.Claim(ctx, "t1", "call-a", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Claim(ctx, "t1", "call-b", ""); !errors.Is(err, ErrClaimed) {
+			t.Fatalf("second claim: %v, want ErrClaimed", err)
+		}
+		// CANCEL before answer: the transfer stays ACTIVE for a retry.
+		if err := svc.Unclaim(ctx, "t1", "call-a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Claim(ctx, "t1", "call-b", ""); err != nil {
+			t.Fatalf("retry claim: %v", err)
+		}
+		if _, err := svc.Answer(ctx, "t1", "call-a"); err == nil {
+			t.Fatal("a call without the claim answered the transfer")
+		}
+		on, err := svc.Answer(ctx, "t1", "call-b")
+		if err != nil || on.Status != StatusOngoing || on.CallReceivedAt.IsZero() {
+			t.Fatalf("answer: %v %+v", err, on)
+		}
+		// The lease ended: the number no longer finds the transfer, and rests.
+		if _, err := svc.FindByNumber(ctx, number); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("number still leased after answer: %v", err)
+		}
+		if _, _, err := svc.Create(ctx, "ivr", phoneReq("t2")); !errors.Is(err, ErrNoNumber) {
+			t.Fatalf("number leased during quarantine: %v", err)
+		}
+		if _, err := svc.Claim(ctx, "t1", "call-c", ""); !errors.Is(err, ErrClaimed) {
+			t.Fatalf("claim of an ongoing transfer: %v, want ErrClaimed", err)
+		}
+		done, err := svc.Complete(ctx, "t1", EndAgentFinished, &OutputContext{TransferType: "SYSTEM"}, nil)
+		if err != nil || done.Status != StatusCompleted || done.CompletedAt.IsZero() || done.EndReason != EndAgentFinished {
+			t.Fatalf("complete: %v %+v", err, done)
+		}
+		if _, err := svc.Complete(ctx, "t1", EndAgentFinished, nil, nil); !errors.Is(err, ErrIllegalTransition) {
+			t.Fatalf("second complete: %v", err)
+		}
+		clk.Add(31 * time.Second)
+		t2, _, err := svc.Create(ctx, "ivr", phoneReq("t2"))
+		if err != nil || t2.PhoneNumber.TransferNumber != number {
+			t.Fatalf("after quarantine: %v %+v", err, t2)
+		}
+		stats, _ := st.PoolStats(ctx, svc.Now())
+		if stats["US"].Leased != 1 {
+			t.Fatalf("stats %+v", stats)
+		}
+	})
 }
 
 func TestExpiry(t *testing.T) {
-	svc, clk, st := newTestService(t, map[string][]string{"US": {"+19995550100"}}, 30*time.Second)
-	ctx := context.Background()
-	if _, _, err := svc.Create(ctx, "ivr", phoneReq("t1")); err != nil {
-		t.Fatal(err)
-	}
-	clk.Add(time.Minute)
-	got, _ := svc.Get(ctx, "ivr", "t1")
-	if got.StatusAt(svc.Now()) != StatusExpired {
-		t.Fatalf("read %s before the sweep, want EXPIRED", got.StatusAt(svc.Now()))
-	}
-	if _, err := svc.Claim(ctx, "t1", "late-call", ""); !errors.Is(err, ErrNotActive) {
-		t.Fatalf("claim after expiry: %v", err)
-	}
-	if _, err := svc.FindByNumber(ctx, "+19995550100"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("expired lease still found: %v", err)
-	}
-	n, err := svc.SweepExpired(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("sweep: %d %v", n, err)
-	}
-	got, _ = svc.Get(ctx, "ivr", "t1")
-	if got.Status != StatusExpired {
-		t.Fatalf("stored status %s", got.Status)
-	}
-	counts, _ := st.Counts(ctx)
-	if counts[StatusExpired] != 1 || counts[StatusActive] != 0 {
-		t.Fatalf("counts %v", counts)
-	}
-	// Quarantine runs from the expiry, not the sweep.
-	if _, _, err := svc.Create(ctx, "ivr", phoneReq("t2")); !errors.Is(err, ErrNoNumber) {
-		t.Fatalf("number reused inside quarantine: %v", err)
-	}
-	clk.Add(30 * time.Second)
-	if _, _, err := svc.Create(ctx, "ivr", phoneReq("t2")); err != nil {
-		t.Fatalf("number not back after quarantine: %v", err)
-	}
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		svc, clk, st := newTestService(t, k, map[string][]string{"US": {"+19995550100"}}, 30*time.Second)
+		ctx := context.Background()
+		if _, _, err := svc.Create(ctx, "ivr", phoneReq("t1")); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Minute)
+		got, _ := svc.Get(ctx, "ivr", "t1")
+		if got.StatusAt(svc.Now()) != StatusExpired {
+			t.Fatalf("read %s before the sweep, want EXPIRED", got.StatusAt(svc.Now()))
+		}
+		if _, err := svc.Claim(ctx, "t1", "late-call", ""); !errors.Is(err, ErrNotActive) {
+			t.Fatalf("claim after expiry: %v", err)
+		}
+		if _, err := svc.FindByNumber(ctx, "+19995550100"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("expired lease still found: %v", err)
+		}
+		n, err := svc.SweepExpired(ctx)
+		if err != nil || n != 1 {
+			t.Fatalf("sweep: %d %v", n, err)
+		}
+		got, _ = svc.Get(ctx, "ivr", "t1")
+		if got.Status != StatusExpired {
+			t.Fatalf("stored status %s", got.Status)
+		}
+		counts, _ := st.Counts(ctx)
+		if counts[StatusExpired] != 1 || counts[StatusActive] != 0 {
+			t.Fatalf("counts %v", counts)
+		}
+		// Quarantine runs from the expiry, not the sweep.
+		if _, _, err := svc.Create(ctx, "ivr", phoneReq("t2")); !errors.Is(err, ErrNoNumber) {
+			t.Fatalf("number reused inside quarantine: %v", err)
+		}
+		clk.Add(30 * time.Second)
+		if _, _, err := svc.Create(ctx, "ivr", phoneReq("t2")); err != nil {
+			t.Fatalf("number not back after quarantine: %v", err)
+		}
+	})
 }
 
 func TestStoreSurvivesReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "handoff.db")
-	st, err := OpenBolt(path, BoltOptions{Quarantine: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pools, _ := ExpandPools(map[string][]string{"US": {"+19995550100-+19995550101"}})
-	if err := st.SetNumbers(context.Background(), pools, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	svc := NewService(st, ServiceConfig{Logger: slog.New(slog.DiscardHandler)})
-	tr, _, err := svc.Create(context.Background(), "ivr", phoneReq("t1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	st, err = OpenBolt(path, BoltOptions{Quarantine: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.SetNumbers(context.Background(), pools, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	svc = NewService(st, ServiceConfig{Logger: slog.New(slog.DiscardHandler)})
-	got, err := svc.FindByNumber(context.Background(), tr.PhoneNumber.TransferNumber)
-	if err != nil || got.ID != "t1" {
-		t.Fatalf("lease lost on reopen: %v", err)
-	}
-	// The other number is the only one left.
-	t2, _, err := svc.Create(context.Background(), "ivr", phoneReq("t2"))
-	if err != nil || t2.PhoneNumber.TransferNumber == tr.PhoneNumber.TransferNumber {
-		t.Fatalf("second lease: %v %+v", err, t2)
-	}
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		open := k.place(t)
+		st, err := open(time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools, _ := ExpandPools(map[string][]string{"US": {"+19995550100-+19995550101"}})
+		if err := st.SetNumbers(context.Background(), pools, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		svc := NewService(st, ServiceConfig{Logger: slog.New(slog.DiscardHandler)})
+		tr, _, err := svc.Create(context.Background(), "ivr", phoneReq("t1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		st, err = open(time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := st.SetNumbers(context.Background(), pools, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		svc = NewService(st, ServiceConfig{Logger: slog.New(slog.DiscardHandler)})
+		got, err := svc.FindByNumber(context.Background(), tr.PhoneNumber.TransferNumber)
+		if err != nil || got.ID != "t1" {
+			t.Fatalf("lease lost on reopen: %v", err)
+		}
+		// The other number is the only one left.
+		t2, _, err := svc.Create(context.Background(), "ivr", phoneReq("t2"))
+		if err != nil || t2.PhoneNumber.TransferNumber == tr.PhoneNumber.TransferNumber {
+			t.Fatalf("second lease: %v %+v", err, t2)
+		}
+	})
 }
 
 func TestSetNumbersRetiresBusyNumbers(t *testing.T) {
-	svc, _, _ := newTestService(t, map[string][]string{"US": {"+19995550100", "+19995550101"}}, time.Minute)
-	ctx := context.Background()
-	tr, _, err := svc.Create(ctx, "ivr", phoneReq("t1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Reconfigure with neither number: the leased one keeps serving t1.
-	if err := svc.SetNumbers(ctx, map[string][]string{"US": {"+19995550199"}}); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := svc.FindByNumber(ctx, tr.PhoneNumber.TransferNumber); err != nil || got.ID != "t1" {
-		t.Fatalf("retired number lost its transfer: %v", err)
-	}
-	t2, _, err := svc.Create(ctx, "ivr", phoneReq("t2"))
-	if err != nil || t2.PhoneNumber.TransferNumber != "+19995550199" {
-		t.Fatalf("lease after reconfig: %v %+v", err, t2)
-	}
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		svc, _, _ := newTestService(t, k, map[string][]string{"US": {"+19995550100", "+19995550101"}}, time.Minute)
+		ctx := context.Background()
+		tr, _, err := svc.Create(ctx, "ivr", phoneReq("t1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Reconfigure with neither number: the leased one keeps serving t1.
+		if err := svc.SetNumbers(ctx, map[string][]string{"US": {"+19995550199"}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := svc.FindByNumber(ctx, tr.PhoneNumber.TransferNumber); err != nil || got.ID != "t1" {
+			t.Fatalf("retired number lost its transfer: %v", err)
+		}
+		t2, _, err := svc.Create(ctx, "ivr", phoneReq("t2"))
+		if err != nil || t2.PhoneNumber.TransferNumber != "+19995550199" {
+			t.Fatalf("lease after reconfig: %v %+v", err, t2)
+		}
+	})
 }

@@ -1,0 +1,580 @@
+package transfer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// DefaultRedisPrefix starts every key the Redis store writes.
+const DefaultRedisPrefix = "handoff:"
+
+// RedisOptions tunes the shared store.
+type RedisOptions struct {
+	// Prefix starts every key (DefaultRedisPrefix when empty), so several
+	// deployments can share one Redis.
+	Prefix string
+	// Quarantine is how long a number rests after its lease ends (as BoltOptions).
+	Quarantine time.Duration
+}
+
+// RedisStore is the Store shared by several Handoff nodes. Every change is
+// one Lua script, so it is atomic on the Redis server: two nodes never lease
+// one number, and Update is compare-and-set on a per-transfer version.
+// It needs a single Redis primary (standalone or Sentinel), not Redis
+// Cluster: the scripts touch keys they compute. Errors that mean Redis could
+// not be reached (or is loading, read-only, ...) wrap ErrUnavailable.
+//
+// Keys (P is the prefix; times are Unix microseconds):
+//
+//	P t:<id>          hash  d=JSON record, v=version, n=leased number, w=last write token
+//	P counts          hash  status -> stored transfers
+//	P expiry          zset  ACTIVE transfer ids by expiresAt
+//	P countries       set   countries that have (or had) numbers
+//	P n:<number>      hash  c=country, h=heldUntil, f=freeAt, r=retired (0/1), t=transfer id
+//	P avail:<cc>      zset  configured (not retired) numbers by freeAt: free ones score <= now
+//	P freeat:<cc>     zset  every number of the country by freeAt
+//	P held:<cc>       zset  every number of the country by heldUntil
+//	P ongoing:<node>  set   ONGOING transfer ids answered by node
+//	P ongoing-nodes   set   nodes that may have ONGOING transfers
+//	P hb:<node>       string, expires: the node's live heartbeat
+//	P nodes           zset  node -> last heartbeat (Redis clock, ms)
+type RedisStore struct {
+	rdb        redis.UniversalClient
+	owned      bool
+	p          string
+	quarantine time.Duration
+}
+
+// OpenRedis connects to the Redis at url (redis://[user:pass@]host:port/db,
+// rediss:// for TLS) and checks that it answers.
+func OpenRedis(ctx context.Context, url string, opts RedisOptions) (*RedisStore, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("store.redis_url: %w", err)
+	}
+	// Fail fast: a call set-up waits on the store, and the API answers 503
+	// rather than hanging when Redis is away.
+	if o.DialTimeout == 5*time.Second || o.DialTimeout == 0 {
+		o.DialTimeout = 2 * time.Second
+	}
+	if o.ReadTimeout == 0 || o.ReadTimeout == 3*time.Second {
+		o.ReadTimeout = 2 * time.Second
+	}
+	if o.WriteTimeout == 0 || o.WriteTimeout == 3*time.Second {
+		o.WriteTimeout = 2 * time.Second
+	}
+	o.PoolTimeout = 3 * time.Second
+	o.MaxRetries = 1
+	o.DialerRetries = 1 // the caller retries (503 Retry-After); answer fast
+	o.DisableIdentity = true
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	rdb := redis.NewClient(o)
+	s := NewRedisStore(rdb, opts)
+	s.owned = true
+	if err := s.Ping(ctx); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis %s: %w", o.Addr, err)
+	}
+	return s, nil
+}
+
+// NewRedisStore uses an existing client; Close leaves the client open.
+func NewRedisStore(rdb redis.UniversalClient, opts RedisOptions) *RedisStore {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultRedisPrefix
+	}
+	return &RedisStore{rdb: rdb, p: opts.Prefix, quarantine: opts.Quarantine}
+}
+
+// Client returns the underlying client.
+func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
+
+func (s *RedisStore) key(parts ...string) string { return s.p + strings.Join(parts, "") }
+
+func micros(t time.Time) string {
+	if t.IsZero() {
+		return "0"
+	}
+	return strconv.FormatInt(t.UnixMicro(), 10)
+}
+
+// wrap turns transport failures into ErrUnavailable; replies that Redis
+// itself gave (other than "try later" ones) pass through.
+func wrap(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return err
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "BUSY", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"} {
+			if strings.HasPrefix(rerr.Error(), p) {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return err // the caller gave up; Redis may be fine
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// createScript stores a new transfer and, for a PHONE_NUMBER one, leases the
+// free number of its country that has rested longest.
+//
+// KEYS: t:<id>, counts, expiry, avail:<cc>, freeat:<cc>, held:<cc>
+// ARGV: id, JSON, status, expiresAt, country ("" = no lease), now, heldUntil, freeAt, prefix
+// Returns {"exists", d, n} | {"unknown"} | {"nonumber"} | {"ok", number}.
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local r = redis.call('HMGET', KEYS[1], 'd', 'n')
+  return {'exists', r[1], r[2] or ''}
+end
+local number = ''
+if ARGV[5] ~= '' then
+  if redis.call('ZCARD', KEYS[4]) == 0 then return {'unknown'} end
+  local pick = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[6], 'LIMIT', 0, 1)
+  if #pick == 0 then return {'nonumber'} end
+  number = pick[1]
+  redis.call('HSET', ARGV[9] .. 'n:' .. number, 'h', ARGV[7], 'f', ARGV[8], 't', ARGV[1])
+  redis.call('ZADD', KEYS[4], ARGV[8], number)
+  redis.call('ZADD', KEYS[5], ARGV[8], number)
+  redis.call('ZADD', KEYS[6], ARGV[7], number)
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', 1, 'n', number)
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+return {'ok', number}
+`)
+
+// Create implements Store.
+func (s *RedisStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Transfer, error) {
+	rec := t.Clone()
+	country := ""
+	if rec.Type == TypePhoneNumber && rec.PhoneNumber != nil {
+		country = rec.PhoneNumber.Country
+		rec.PhoneNumber.TransferNumber = ""
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	held := rec.ExpiresAt
+	keys := []string{s.key("t:", rec.ID), s.key("counts"), s.key("expiry"),
+		s.key("avail:", country), s.key("freeat:", country), s.key("held:", country)}
+	res, err := createScript.Run(ctx, s.rdb, keys,
+		rec.ID, data, string(rec.Status), micros(rec.ExpiresAt), country, micros(now),
+		micros(held), micros(held.Add(s.quarantine)), s.p).StringSlice()
+	if err != nil {
+		return nil, wrap(ctx, err)
+	}
+	switch res[0] {
+	case "exists":
+		existing, err := decodeTransfer(rec.ID, res[1], res[2])
+		if err != nil {
+			return nil, err
+		}
+		return existing, ErrExists
+	case "unknown":
+		return nil, ErrUnknownCountry
+	case "nonumber":
+		return nil, ErrNoNumber
+	}
+	if country != "" {
+		rec.PhoneNumber.TransferNumber = res[1]
+	}
+	return rec, nil
+}
+
+func decodeTransfer(id, data, number string) (*Transfer, error) {
+	var t Transfer
+	if err := json.Unmarshal([]byte(data), &t); err != nil {
+		return nil, fmt.Errorf("decode transfer %q: %w", id, err)
+	}
+	if number != "" && t.PhoneNumber != nil {
+		t.PhoneNumber.TransferNumber = number
+	}
+	return &t, nil
+}
+
+// Get implements Store.
+func (s *RedisStore) Get(ctx context.Context, id string) (*Transfer, error) {
+	t, _, _, err := s.read(ctx, id)
+	return t, err
+}
+
+// read returns the transfer, its version and its last write token.
+func (s *RedisStore) read(ctx context.Context, id string) (*Transfer, string, string, error) {
+	vals, err := s.rdb.HMGet(ctx, s.key("t:", id), "d", "n", "v", "w").Result()
+	if err != nil {
+		return nil, "", "", wrap(ctx, err)
+	}
+	data, _ := vals[0].(string)
+	if data == "" {
+		return nil, "", "", ErrNotFound
+	}
+	number, _ := vals[1].(string)
+	version, _ := vals[2].(string)
+	token, _ := vals[3].(string)
+	t, err := decodeTransfer(id, data, number)
+	return t, version, token, err
+}
+
+// findScript returns the record of the transfer that holds a number now.
+// KEYS: n:<number>. ARGV: now, prefix. Returns {id, d, n} or nil.
+var findScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'h', 't')
+if not r[1] or not r[2] or r[2] == '' then return nil end
+if tonumber(ARGV[1]) >= tonumber(r[1]) then return nil end
+local t = redis.call('HMGET', ARGV[2] .. 't:' .. r[2], 'd', 'n')
+if not t[1] then return nil end
+return {r[2], t[1], t[2] or ''}
+`)
+
+// FindByNumber implements Store.
+func (s *RedisStore) FindByNumber(ctx context.Context, number string, now time.Time) (*Transfer, error) {
+	res, err := findScript.Run(ctx, s.rdb, []string{s.key("n:", number)}, micros(now), s.p).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, wrap(ctx, err)
+	}
+	return decodeTransfer(res[0], res[1], res[2])
+}
+
+// updateScript is the compare-and-set write of Update with its side effects.
+//
+// KEYS: t:<id>, counts, expiry
+// ARGV: 1 version, 2 JSON, 3 token, 4 old status, 5 new status, 6 id,
+//
+//	7 remove from expiry (0/1), 8 new expiry score ("" = leave),
+//	9 number to release ("" = none), 10 lease end, 11 freeAt after release,
+//	12 old ongoing node ("" = none), 13 new ongoing node, 14 prefix
+//
+// Returns 1, or 0 when the version moved (another writer won).
+var updateScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'w', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+if ARGV[4] ~= ARGV[5] then
+  redis.call('HINCRBY', KEYS[2], ARGV[4], -1)
+  redis.call('HINCRBY', KEYS[2], ARGV[5], 1)
+end
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[3], ARGV[6]) end
+if ARGV[8] ~= '' then redis.call('ZADD', KEYS[3], 'XX', ARGV[8], ARGV[6]) end
+if ARGV[9] ~= '' then
+  local nk = ARGV[14] .. 'n:' .. ARGV[9]
+  local r = redis.call('HMGET', nk, 't', 'h', 'c')
+  if r[1] == ARGV[6] and r[2] and tonumber(ARGV[10]) < tonumber(r[2]) then
+    redis.call('HSET', nk, 'h', ARGV[10], 'f', ARGV[11])
+    redis.call('ZADD', ARGV[14] .. 'avail:' .. r[3], 'XX', ARGV[11], ARGV[9])
+    redis.call('ZADD', ARGV[14] .. 'freeat:' .. r[3], ARGV[11], ARGV[9])
+    redis.call('ZADD', ARGV[14] .. 'held:' .. r[3], ARGV[10], ARGV[9])
+  end
+end
+if ARGV[12] ~= ARGV[13] then
+  if ARGV[12] ~= '' then redis.call('SREM', ARGV[14] .. 'ongoing:' .. ARGV[12], ARGV[6]) end
+  if ARGV[13] ~= '' then
+    redis.call('SADD', ARGV[14] .. 'ongoing:' .. ARGV[13], ARGV[6])
+    redis.call('SADD', ARGV[14] .. 'ongoing-nodes', ARGV[13])
+  end
+end
+return 1
+`)
+
+// updateAttempts bounds the compare-and-set retries of one Update.
+const updateAttempts = 16
+
+// ErrContention is returned when an Update lost its compare-and-set race
+// too many times in a row.
+var ErrContention = errors.New("transfer: too many concurrent updates")
+
+// ongoingNode is the node whose ONGOING index holds t, or "".
+func ongoingNode(t *Transfer) string {
+	if t.Status == StatusOngoing {
+		return t.Node
+	}
+	return ""
+}
+
+// Update implements Store: read the record and its version, apply fn in Go,
+// and write only if the version is unchanged; on a conflict, start over.
+func (s *RedisStore) Update(ctx context.Context, id string, now time.Time, fn func(*Transfer) error) (*Transfer, error) {
+	var lastToken string
+	for attempt := range updateAttempts {
+		old, version, token, err := s.read(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if lastToken != "" && token == lastToken {
+			// Our previous write landed but its reply was lost.
+			return old, nil
+		}
+		t := old.Clone()
+		if err := fn(t); err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(t)
+		if err != nil {
+			return nil, err
+		}
+		lastToken = newToken()
+		leaving := old.Status == StatusActive && t.Status != StatusActive
+		removeExpiry, expiryScore := "0", ""
+		release, end, freeAt := "", "", ""
+		if leaving {
+			removeExpiry = "1"
+			if t.PhoneNumber != nil && t.PhoneNumber.TransferNumber != "" {
+				e := now
+				if t.ExpiresAt.Before(e) {
+					e = t.ExpiresAt
+				}
+				release, end, freeAt = t.PhoneNumber.TransferNumber, micros(e), micros(e.Add(s.quarantine))
+			}
+		} else if t.Status == StatusActive && !t.ExpiresAt.Equal(old.ExpiresAt) {
+			expiryScore = micros(t.ExpiresAt)
+		}
+		ok, err := updateScript.Run(ctx, s.rdb,
+			[]string{s.key("t:", id), s.key("counts"), s.key("expiry")},
+			version, data, lastToken, string(old.Status), string(t.Status), id,
+			removeExpiry, expiryScore, release, end, freeAt,
+			ongoingNode(old), ongoingNode(t), s.p).Int()
+		if err != nil {
+			if errors.Is(wrap(ctx, err), ErrUnavailable) && ctx.Err() == nil && attempt < 2 {
+				// The outcome is unknown: re-read; the token tells
+				// whether this write landed.
+				continue
+			}
+			return nil, wrap(ctx, err)
+		}
+		if ok == 1 {
+			return t, nil
+		}
+		if attempt > 2 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt) * time.Millisecond):
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrContention, id)
+}
+
+func newToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// setNumbersScript makes the pools exactly the given numbers. Numbers that
+// disappear while leased or in quarantine are retired (kept until their
+// lease and quarantine end, never leased again); free ones are dropped.
+// It checks before it writes, so a refused change leaves nothing half done.
+//
+// KEYS: countries. ARGV: now, JSON {country: [numbers]}, prefix.
+var setNumbersScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local P = ARGV[3]
+local wanted = cjson.decode(ARGV[2])
+local want = {}
+for cc, numbers in pairs(wanted) do
+  for _, n in ipairs(numbers) do want[n] = cc end
+end
+local function busy(r)
+  return now < tonumber(r[1] or '0') or now < tonumber(r[2] or '0')
+end
+for n, cc in pairs(want) do
+  local r = redis.call('HMGET', P .. 'n:' .. n, 'h', 'f', 'c')
+  if r[3] and r[3] ~= cc and busy(r) then
+    return redis.error_reply('number ' .. n .. ' is configured for ' .. r[3] .. ' and ' .. cc)
+  end
+end
+for _, cc in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  for _, n in ipairs(redis.call('ZRANGE', P .. 'freeat:' .. cc, 0, -1)) do
+    if want[n] ~= cc then
+      local nk = P .. 'n:' .. n
+      if busy(redis.call('HMGET', nk, 'h', 'f')) then
+        redis.call('HSET', nk, 'r', '1')
+        redis.call('ZREM', P .. 'avail:' .. cc, n)
+      else
+        redis.call('DEL', nk)
+        redis.call('ZREM', P .. 'avail:' .. cc, n)
+        redis.call('ZREM', P .. 'freeat:' .. cc, n)
+        redis.call('ZREM', P .. 'held:' .. cc, n)
+      end
+    end
+  end
+end
+for n, cc in pairs(want) do
+  local nk = P .. 'n:' .. n
+  local r = redis.call('HMGET', nk, 'c', 'r', 'f')
+  if r[1] then
+    if r[2] == '1' then
+      redis.call('HSET', nk, 'r', '0')
+      redis.call('ZADD', P .. 'avail:' .. cc, r[3], n)
+    end
+  else
+    redis.call('HSET', nk, 'c', cc, 'h', '0', 'f', '0', 'r', '0', 't', '')
+    redis.call('ZADD', P .. 'avail:' .. cc, 0, n)
+    redis.call('ZADD', P .. 'freeat:' .. cc, 0, n)
+    redis.call('ZADD', P .. 'held:' .. cc, 0, n)
+    redis.call('SADD', KEYS[1], cc)
+  end
+end
+return 1
+`)
+
+// SetNumbers implements Store.
+func (s *RedisStore) SetNumbers(ctx context.Context, pools map[string][]string, now time.Time) error {
+	if pools == nil {
+		pools = map[string][]string{}
+	}
+	for cc, numbers := range pools {
+		if numbers == nil {
+			pools[cc] = []string{} // cjson: an empty array, not null
+		}
+	}
+	b, err := json.Marshal(pools)
+	if err != nil {
+		return err
+	}
+	err = setNumbersScript.Run(ctx, s.rdb, []string{s.key("countries")}, micros(now), b, s.p).Err()
+	return wrap(ctx, err)
+}
+
+// poolStatsScript counts each country's numbers at now.
+// KEYS: countries. ARGV: now, prefix. Returns {cc, free, leased, quarantined, ...}.
+var poolStatsScript = redis.NewScript(`
+local out = {}
+local after = '(' .. ARGV[1]
+for _, cc in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local P = ARGV[2]
+  local leased = redis.call('ZCOUNT', P .. 'held:' .. cc, after, '+inf')
+  local busy = redis.call('ZCOUNT', P .. 'freeat:' .. cc, after, '+inf')
+  local free = redis.call('ZCOUNT', P .. 'avail:' .. cc, '-inf', ARGV[1])
+  table.insert(out, cc)
+  table.insert(out, free)
+  table.insert(out, leased)
+  table.insert(out, busy - leased)
+end
+return out
+`)
+
+// PoolStats implements Store.
+func (s *RedisStore) PoolStats(ctx context.Context, now time.Time) (map[string]PoolStats, error) {
+	res, err := poolStatsScript.Run(ctx, s.rdb, []string{s.key("countries")}, micros(now), s.p).Slice()
+	if err != nil {
+		return nil, wrap(ctx, err)
+	}
+	out := map[string]PoolStats{}
+	for i := 0; i+3 < len(res); i += 4 {
+		cc, _ := res[i].(string)
+		free, _ := res[i+1].(int64)
+		leased, _ := res[i+2].(int64)
+		quarantined, _ := res[i+3].(int64)
+		out[cc] = PoolStats{Free: int(free), Leased: int(leased), Quarantined: int(quarantined)}
+	}
+	return out, nil
+}
+
+// Expired implements Store.
+func (s *RedisStore) Expired(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: s.key("expiry"), Start: "-inf", Stop: micros(now), ByScore: true, Count: int64(limit),
+	}).Result()
+	return ids, wrap(ctx, err)
+}
+
+// Counts implements Store.
+func (s *RedisStore) Counts(ctx context.Context) (map[Status]int, error) {
+	m, err := s.rdb.HGetAll(ctx, s.key("counts")).Result()
+	if err != nil {
+		return nil, wrap(ctx, err)
+	}
+	out := map[Status]int{}
+	for k, v := range m {
+		n, _ := strconv.Atoi(v)
+		out[Status(k)] = max(n, 0)
+	}
+	return out, nil
+}
+
+// Ping implements Store.
+func (s *RedisStore) Ping(ctx context.Context) error {
+	return wrap(ctx, s.rdb.Ping(ctx).Err())
+}
+
+// Close implements Store; it closes the client only if OpenRedis made it.
+func (s *RedisStore) Close() error {
+	if s.owned {
+		return s.rdb.Close()
+	}
+	return nil
+}
+
+// heartbeatScript marks a node alive for ttl and records when (Redis clock,
+// so nodes' clocks do not matter).
+// KEYS: hb:<node>, nodes. ARGV: node, ttl (ms).
+var heartbeatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', KEYS[1], ms, 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ms, ARGV[1])
+return 1
+`)
+
+// Heartbeat implements NodeStore.
+func (s *RedisStore) Heartbeat(ctx context.Context, node string, ttl time.Duration) error {
+	err := heartbeatScript.Run(ctx, s.rdb, []string{s.key("hb:", node), s.key("nodes")},
+		node, strconv.FormatInt(max(ttl.Milliseconds(), 1), 10)).Err()
+	return wrap(ctx, err)
+}
+
+// lostNodesScript lists nodes with ONGOING transfers that have no live
+// heartbeat and whose last one is older than ARGV[2] ms; it forgets nodes
+// whose ONGOING index is empty.
+// KEYS: ongoing-nodes, nodes. ARGV: prefix, after (ms).
+var lostNodesScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('SCARD', ARGV[1] .. 'ongoing:' .. node) == 0 then
+    redis.call('SREM', KEYS[1], node)
+  elseif redis.call('EXISTS', ARGV[1] .. 'hb:' .. node) == 0 then
+    local last = redis.call('ZSCORE', KEYS[2], node)
+    if not last or now - tonumber(last) > tonumber(ARGV[2]) then
+      table.insert(out, node)
+    end
+  end
+end
+return out
+`)
+
+// LostNodes implements NodeStore.
+func (s *RedisStore) LostNodes(ctx context.Context, after time.Duration) ([]string, error) {
+	nodes, err := lostNodesScript.Run(ctx, s.rdb, []string{s.key("ongoing-nodes"), s.key("nodes")},
+		s.p, strconv.FormatInt(after.Milliseconds(), 10)).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return nodes, wrap(ctx, err)
+}
+
+// OngoingOn implements NodeStore.
+func (s *RedisStore) OngoingOn(ctx context.Context, node string, limit int) ([]string, error) {
+	ids, err := s.rdb.SRandMemberN(ctx, s.key("ongoing:", node), int64(limit)).Result()
+	return ids, wrap(ctx, err)
+}
