@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +23,7 @@ const byeTimeout = 10 * time.Second
 // The INVITE handler goroutine runs it from setup to teardown; in-dialog
 // requests arrive on other goroutines and meet it under mu.
 type Call struct {
+	leg
 	s        *Server
 	log      *slog.Logger
 	dlg      *sipgo.DialogServerSession
@@ -31,20 +31,15 @@ type Call struct {
 	dialogID string
 	callID   string
 	transfer *transfer.Transfer
-	ports    *media.Ports
-	local    *media.LocalSDP
 	agent    agent.Session
 	timer    *sessionTimer
 
-	mu             sync.Mutex
-	media          *media.Session    // nil until the call is confirmed
-	negotiated     media.Negotiated  // current remote description
-	awaitingAnswer bool              // our SDP offer waits for the answer in an ACK
-	answerErr      error             // the ACK's answer was unusable
-	refreshed      chan struct{}     // a session refresh arrived (RFC 4028)
-	notifies       chan *sip.Request // NOTIFYs for the return step
-	ackTimedOut    atomic.Bool
-	hungUp         atomic.Bool // the dialog has ended on the wire
+	refreshed   chan struct{}     // a session refresh arrived (RFC 4028)
+	notifies    chan *sip.Request // NOTIFYs for the REFER return
+	ackTimedOut atomic.Bool
+	hungUp      atomic.Bool                // the dialog has ended on the wire
+	bridge      atomic.Pointer[bridge]     // set while an INVITE return is bridged
+	ringback    atomic.Pointer[media.Tone] // set while the return call rings
 }
 
 // newCall takes the resources a call needs before it is answered: RTP
@@ -70,6 +65,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer
 		return nil, sip.StatusServiceUnavailable, "Agent Unavailable", []sip.Header{s.retryAfter()}
 	}
 	c := &Call{
+		leg:       newLeg(s, ports),
 		s:         s,
 		log:       log,
 		dlg:       dlg,
@@ -77,8 +73,6 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer
 		dialogID:  dlg.ID,
 		callID:    callID(req),
 		transfer:  t,
-		ports:     ports,
-		local:     media.NewLocalSDP(s.cfg.MediaAddr, ports.Port, "handoff"),
 		agent:     sess,
 		refreshed: make(chan struct{}, 1),
 		notifies:  make(chan *sip.Request, 8),
@@ -99,26 +93,20 @@ func (c *Call) run(offer *media.Description, negotiated media.Negotiated, receiv
 	if !c.answer(offer, negotiated, received) {
 		return
 	}
-	reason, out, extra := c.converse()
-	c.end(reason, out, extra)
+	reason, out := c.converse()
+	c.complete(reason, out)
+	if reason == transfer.EndAgentFinished {
+		c.handBack(*out)
+	}
+	st := c.media.Stats()
+	c.log.Info("call ended", "end_reason", reason, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
 }
 
 // answer sends 200 OK and waits for the ACK. It reports whether the call
 // is confirmed and its transfer ONGOING; if not, the transfer is left
 // ACTIVE for a retry.
 func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, received time.Time) bool {
-	var body []byte
-	c.mu.Lock()
-	if offer != nil {
-		c.negotiated = negotiated
-		body = c.local.Answer(negotiated, negotiated.RemoteDirection.Reverse())
-	} else {
-		// Delayed offer: we offer in the 200, the answer comes in the ACK.
-		c.awaitingAnswer = true
-		body = c.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv)
-	}
-	c.mu.Unlock()
-
+	body := c.offerOrAnswer(offer, negotiated)
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, body)
 	res.AppendHeader(c.s.contactFor(c.dlg.InviteRequest.Transport()))
 	res.AppendHeader(allowHeader)
@@ -156,14 +144,7 @@ func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, rec
 	}
 	c.s.metrics.invites.WithLabelValues(statusLabel(sip.StatusOK)).Inc()
 
-	c.mu.Lock()
-	answerErr := c.answerErr
-	if c.awaitingAnswer && answerErr == nil {
-		answerErr = errors.New("ACK carried no SDP answer")
-	}
-	c.awaitingAnswer = false
-	c.mu.Unlock()
-
+	answerErr := c.confirmedAnswer()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if answerErr == nil {
@@ -182,61 +163,74 @@ func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, rec
 }
 
 func (c *Call) startMedia() bool {
-	c.mu.Lock()
-	n := c.negotiated
-	sess, err := media.NewSession(media.SessionConfig{
-		Ports:           c.ports,
-		Remote:          n.Remote,
-		Codec:           n.Codec,
-		DTMFPayloadType: n.DTMFPayloadType,
-		RemoteDirection: n.RemoteDirection,
-		OnAudio:         func(pcm []int16) { c.agent.PushAudio(agent.TrackCaller, pcm) },
-		OnDTMF: func(ev media.DTMFEvent) {
-			c.agent.PushDTMF(agent.DTMF{Digit: ev.Digit, Duration: ev.Duration, Source: "rfc4733"})
-		},
-		Source:     c.agent.NextFrame,
+	err := c.leg.startMedia(media.SessionConfig{
+		OnAudio:    c.callerAudio,
+		OnDTMF:     c.callerDTMF,
+		Source:     c.callerSource,
 		RTPTimeout: c.s.cfg.RTPTimeout,
 		Metrics:    c.s.media,
 		Logger:     c.log,
 	})
-	if err == nil {
-		c.media = sess
-		sess.Start()
-	}
-	c.mu.Unlock()
 	if err != nil {
 		c.log.Error("media session failed", "err", err)
 		c.bye(transfer.EndError)
-		c.end(transfer.EndError, nil, nil)
+		c.complete(transfer.EndError, nil)
 		return false
 	}
 	return true
 }
 
+// callerAudio takes the caller's audio: to the agent always (it listens
+// even while a return is bridged), and to the return's destination.
+func (c *Call) callerAudio(pcm []int16) {
+	c.agent.PushAudio(agent.TrackCaller, pcm)
+	if b := c.bridge.Load(); b != nil {
+		b.toDestination.Push(pcm)
+	}
+}
+
+func (c *Call) callerDTMF(ev media.DTMFEvent) {
+	c.agent.PushDTMF(agent.DTMF{Digit: ev.Digit, Duration: ev.Duration, Source: "rfc4733"})
+	if b := c.bridge.Load(); b != nil {
+		b.sendDestinationDTMF(ev)
+	}
+}
+
+// callerSource is what the caller hears: the bridged destination, the
+// ringback of a return call, or the agent.
+func (c *Call) callerSource() ([]int16, bool) {
+	if b := c.bridge.Load(); b != nil {
+		return b.toCaller.Pop()
+	}
+	if r := c.ringback.Load(); r != nil {
+		return r.Next()
+	}
+	return c.agent.NextFrame()
+}
+
 // converse waits for whatever ends the call and returns why, with the
-// agent's outcome when it has one.
-func (c *Call) converse() (reason string, out *transfer.OutputContext, extra func(*transfer.Transfer)) {
+// agent's outcome when it finished.
+func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 	expiry := c.timer.newTimer()
 	defer expiry.Stop()
 	for {
 		select {
 		case <-c.agent.Done():
 			result := c.agent.Result()
-			extra := c.s.returner.Return(c.dlg.Context(), c, result)
-			return transfer.EndAgentFinished, &result, extra
+			return transfer.EndAgentFinished, &result
 		case <-c.media.Done():
 			c.bye(transfer.EndMediaTimeout)
-			return transfer.EndMediaTimeout, nil, nil
+			return transfer.EndMediaTimeout, nil
 		case <-c.dlg.Context().Done():
-			return transfer.EndCallerHangup, nil, nil
+			return transfer.EndCallerHangup, nil
 		case <-c.refreshed:
 			c.timer.reset(expiry)
 		case <-expiry.C:
 			c.bye(EndSessionExpired)
-			return EndSessionExpired, nil, nil
+			return EndSessionExpired, nil
 		case <-c.s.closing:
 			c.bye(transfer.EndShutdown)
-			return transfer.EndShutdown, nil, nil
+			return transfer.EndShutdown, nil
 		}
 	}
 }
@@ -245,25 +239,20 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext, extra fun
 // its session timer (RFC 4028).
 const EndSessionExpired = "session_expired"
 
-// end records the call's outcome on its transfer.
-func (c *Call) end(reason string, out *transfer.OutputContext, extra func(*transfer.Transfer)) {
-	if c.media != nil {
-		c.media.Close()
-		st := c.media.Stats()
-		c.log.Info("call ended", "end_reason", reason, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
-	}
+// complete records the call's end on its transfer (COMPLETED).
+func (c *Call) complete(reason string, out *transfer.OutputContext) {
 	c.s.metrics.ended.WithLabelValues(reason).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if _, err := c.s.svc.Complete(ctx, c.transfer.ID, reason, out, extra); err != nil {
+	if _, err := c.s.svc.Complete(ctx, c.transfer.ID, reason, out, nil); err != nil {
 		c.log.Error("recording the call's end failed", "err", err)
 	}
 }
 
 // release frees the call's media ports and agent session.
 func (c *Call) release() {
-	if c.media != nil {
-		c.media.Close()
+	if m := c.session(); m != nil {
+		m.Close()
 	}
 	c.agent.Close()
 	c.s.cfg.Ports.Release(c.ports)
@@ -286,49 +275,11 @@ func (c *Call) bye(reason string) {
 	}
 }
 
-// Hangup ends the call with BYE; the return step uses it.
-func (c *Call) Hangup(reason string) { c.bye(reason) }
-
-// Transfer is the transfer this call serves.
-func (c *Call) Transfer() *transfer.Transfer { return c.transfer }
-
-// Notifies delivers NOTIFYs received in this call's dialog.
-func (c *Call) Notifies() <-chan *sip.Request { return c.notifies }
-
-// Dialog is the inbound dialog, for in-dialog requests of the return step.
-func (c *Call) Dialog() *sipgo.DialogServerSession { return c.dlg }
-
-// Log is the call's logger, carrying transfer_id and call_id.
-func (c *Call) Log() *slog.Logger { return c.log }
-
 func (c *Call) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	c.mu.Lock()
-	if c.awaitingAnswer && len(req.Body()) > 0 {
-		c.answerErr = c.takeAnswerLocked(req.Body())
-		c.awaitingAnswer = c.answerErr != nil && c.media == nil
-	}
-	c.mu.Unlock()
+	c.ackAnswer(req)
 	if err := c.dlg.ReadAck(req, tx); err != nil {
 		c.log.Debug("ACK ignored", "err", err)
 	}
-}
-
-// takeAnswerLocked applies the SDP answer to our offer.
-func (c *Call) takeAnswerLocked(body []byte) error {
-	d, err := media.ParseSDP(body)
-	if err != nil {
-		return err
-	}
-	n, err := media.Negotiate(d, supportedCodecs)
-	if err != nil {
-		return err
-	}
-	c.negotiated = n
-	c.awaitingAnswer = false
-	if c.media != nil {
-		c.media.Update(n)
-	}
-	return nil
 }
 
 func (c *Call) onBye(req *sip.Request, tx sip.ServerTransaction) {
@@ -338,100 +289,77 @@ func (c *Call) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// onOffer handles a re-INVITE or UPDATE: hold, resume, a new address or
-// codec, or a session refresh.
+// onOffer handles a re-INVITE or UPDATE from the caller, and its session
+// timer: a refresh restarts the expiry.
 func (c *Call) onOffer(req *sip.Request, tx sip.ServerTransaction) {
-	if err := c.dlg.ReadRequest(req, tx); err != nil {
-		c.s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
-		return
-	}
-	c.mu.Lock()
-	if c.awaitingAnswer {
-		c.mu.Unlock()
-		c.s.respond(req, tx, sip.StatusRequestPending, "Request Pending")
-		return
-	}
-	var body []byte
-	switch {
-	case len(req.Body()) > 0:
-		d, err := media.ParseSDP(req.Body())
-		var n media.Negotiated
-		if err == nil {
-			n, err = media.Negotiate(d, supportedCodecs)
-		}
-		if err != nil {
-			c.mu.Unlock()
-			c.s.respond(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", warning(err))
-			return
-		}
-		c.negotiated = n
-		if c.media != nil { // else startMedia picks it up
-			c.media.Update(n)
-		}
-		body = c.local.Answer(n, n.RemoteDirection.Reverse())
-	case req.IsInvite():
-		// A re-INVITE without SDP asks for our offer; the answer is in its ACK.
-		c.awaitingAnswer = true
-		body = c.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv)
-	}
-	c.mu.Unlock()
-
-	timer, reject := negotiateSessionTimer(req, c.s.cfg.MinSE)
+	interval, reject := negotiateSessionTimer(req, c.s.cfg.MinSE)
 	if reject != nil {
 		c.s.respond(req, tx, statusIntervalTooSmall, "Session Interval Too Small", reject)
 		return
 	}
-	c.timer.refresh(timer)
+	if !c.s.respondOffer(&c.dlg.Dialog, &c.leg, req, tx, func() []sip.Header {
+		c.timer.refresh(interval)
+		return c.timer.headers()
+	}) {
+		return
+	}
 	select {
 	case c.refreshed <- struct{}{}:
 	default:
 	}
-	var res *sip.Response
-	if body != nil {
-		res = sip.NewSDPResponseFromRequest(req, body)
-	} else {
-		res = sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	}
-	res.AppendHeader(c.s.contactFor(req.Transport()))
-	for _, h := range c.timer.headers() {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		c.log.Debug("re-INVITE answer failed", "err", err)
-	}
 }
 
 func (c *Call) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if err := c.dlg.ReadRequest(req, tx); err != nil {
-		c.s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
+	d, ok := c.s.readInfo(&c.dlg.Dialog, req, tx)
+	if !ok {
 		return
 	}
+	c.agent.PushDTMF(d)
+	if b := c.bridge.Load(); b != nil {
+		b.sendDestinationDTMF(media.DTMFEvent{Digit: d.Digit, Duration: d.Duration})
+	}
+}
+
+// readInfo answers an INFO and returns the DTMF it carried, if any.
+func (s *Server) readInfo(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTransaction) (agent.DTMF, bool) {
+	if err := dlg.ReadRequest(req, tx); err != nil {
+		s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
+		return agent.DTMF{}, false
+	}
 	if len(req.Body()) == 0 {
-		c.s.respond(req, tx, sip.StatusOK, "OK") // keep-alive
-		return
+		s.respond(req, tx, sip.StatusOK, "OK") // keep-alive
+		return agent.DTMF{}, false
 	}
 	d, err := parseInfoDTMF(req)
 	if err != nil {
-		c.s.respond(req, tx, sip.StatusUnsupportedMediaType, "Unsupported Media Type",
+		s.respond(req, tx, sip.StatusUnsupportedMediaType, "Unsupported Media Type",
 			sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
-		return
+		return agent.DTMF{}, false
 	}
-	c.s.metrics.infoDTMF.Inc()
-	c.agent.PushDTMF(d)
-	c.s.respond(req, tx, sip.StatusOK, "OK")
+	s.metrics.infoDTMF.Inc()
+	s.respond(req, tx, sip.StatusOK, "OK")
+	return d, true
 }
 
-// onOther handles NOTIFY (for the return step) and REFER (not offered to
-// callers: Handoff hands calls back, it is not transferred away by them).
+// onOther handles NOTIFY (the REFER return's progress) and REFER (not
+// offered to callers: Handoff hands calls back, it is not moved by them).
 func (c *Call) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	if req.Method == sip.REFER {
 		c.s.respond(req, tx, sip.StatusForbidden, "Transfer Not Allowed")
 		return
 	}
+	if !isReferEvent(req) {
+		c.s.respond(req, tx, statusBadEvent, "Bad Event", sip.NewHeader("Allow-Events", "refer"))
+		return
+	}
+	if err := c.dlg.ReadRequest(req, tx); err != nil {
+		c.s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
+		return
+	}
 	select {
 	case c.notifies <- req:
 	default:
-		c.log.Warn("NOTIFY dropped: return step not reading")
+		c.log.Warn("NOTIFY dropped: the return step is not reading")
 	}
 	c.s.respond(req, tx, sip.StatusOK, "OK")
 }

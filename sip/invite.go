@@ -29,12 +29,7 @@ const storeTimeout = 5 * time.Second
 // transaction when the handler returns.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if req.To() != nil && req.To().Params.Has("tag") {
-		c := s.callFor(req)
-		if c == nil {
-			s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-			return
-		}
-		c.onOffer(req, tx)
+		s.inDialog(dialogHandler.onOffer)(req, tx)
 		return
 	}
 	received := time.Now()

@@ -12,6 +12,7 @@ type metrics struct {
 	ended         *prometheus.CounterVec
 	answerLatency prometheus.Histogram
 	infoDTMF      prometheus.Counter
+	returns       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -37,11 +38,15 @@ func newMetrics() *metrics {
 			Name: "handoff_sip_info_dtmf_total",
 			Help: "DTMF key presses received as SIP INFO.",
 		}),
+		returns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_sip_returns_total",
+			Help: "Calls handed back after the agent finished, by return type (BYE, REFER, INVITE) and result (succeeded, failed).",
+		}, []string{"type", "result"}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.infoDTMF} {
+	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.infoDTMF, m.returns} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

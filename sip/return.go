@@ -2,23 +2,296 @@ package sip
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/handoff/handoff/transfer"
 )
 
-// Returner hands a call back once its agent has finished. It must leave the
-// inbound leg ended (or ending). The function it returns, if not nil,
-// records the return's result on the transfer in the same store step that
-// completes it.
-type Returner interface {
-	Return(ctx context.Context, c *Call, out transfer.OutputContext) func(*transfer.Transfer)
+// ReturnConfig tunes how finished calls are handed back.
+type ReturnConfig struct {
+	// ReferTimeout bounds the wait for the REFER's final NOTIFY.
+	ReferTimeout time.Duration
+	// RingTimeout bounds the wait for the return INVITE's answer (then CANCEL).
+	RingTimeout time.Duration
+	// Fallback is applied when a REFER or INVITE return fails: BYE (the
+	// default) or REFER (only after a failed INVITE, to the same returnUri).
+	Fallback transfer.ReturnType
+	// ContextEncoding is how the outcome rides on the Refer-To URI (and the
+	// return INVITE): "headers" (URI headers, which become headers of the
+	// transferee's INVITE; the default) or "params" (URI parameters).
+	ContextEncoding string
+	// MaxContextBytes caps the encoded outcome; past it variables are
+	// dropped (in key order, last first) and a truncation marker is added.
+	MaxContextBytes int
 }
 
-// byeReturner is the supervised return: the IVR still holds the call, so
-// hanging up the leg hands it back.
-type byeReturner struct{}
+func (c *ReturnConfig) defaults() {
+	if c.ReferTimeout <= 0 {
+		c.ReferTimeout = 30 * time.Second
+	}
+	if c.RingTimeout <= 0 {
+		c.RingTimeout = 60 * time.Second
+	}
+	if c.Fallback == "" {
+		c.Fallback = transfer.ReturnBye
+	}
+	if c.ContextEncoding == "" {
+		c.ContextEncoding = "headers"
+	}
+	if c.MaxContextBytes <= 0 {
+		c.MaxContextBytes = 1024
+	}
+}
 
-func (byeReturner) Return(ctx context.Context, c *Call, out transfer.OutputContext) func(*transfer.Transfer) {
-	c.Hangup(transfer.EndAgentFinished)
-	return nil
+// statusBadEvent is 489 Bad Event (RFC 6665).
+const statusBadEvent = 489
+
+// handBack returns the call as its transfer says, applies the fallback when
+// that fails, and records the result on the (already COMPLETED) transfer.
+func (c *Call) handBack(out transfer.OutputContext) {
+	method := transfer.ReturnBye
+	if c.transfer.Type == transfer.TypeSIP && c.transfer.SIP != nil && c.transfer.SIP.ReturnTransferType != "" {
+		method = c.transfer.SIP.ReturnTransferType
+	}
+	res := &transfer.ReturnResult{Method: method, StartedAt: c.s.svc.Now()}
+	switch method {
+	case transfer.ReturnRefer:
+		c.returnRefer(out, res)
+	case transfer.ReturnInvite:
+		c.returnInvite(out, res)
+	default:
+		c.bye(transfer.EndAgentFinished)
+		res.Result = transfer.ReturnSucceeded
+	}
+	if res.Result == transfer.ReturnFailed {
+		c.log.Warn("return failed", "method", method, "sip_code", res.SIPCode, "reason", res.Reason)
+		c.fallback(method, out, res)
+	}
+	if res.EndedAt.IsZero() {
+		res.EndedAt = c.s.svc.Now()
+	}
+	c.s.metrics.returns.WithLabelValues(string(method), res.Result).Inc()
+	c.recordReturn(res)
+}
+
+// fallback hands the call back another way after a failed return.
+func (c *Call) fallback(failed transfer.ReturnType, out transfer.OutputContext, res *transfer.ReturnResult) {
+	if c.hungUp.Load() {
+		return // nothing left to hand back
+	}
+	if c.s.cfg.Return.Fallback == transfer.ReturnRefer && failed == transfer.ReturnInvite {
+		res.Fallback = transfer.ReturnRefer
+		var referred transfer.ReturnResult
+		c.returnRefer(out, &referred)
+		if referred.Result == transfer.ReturnSucceeded {
+			return
+		}
+	}
+	res.Fallback = transfer.ReturnBye
+	c.bye(transfer.EndAgentFinished)
+}
+
+func (c *Call) recordReturn(res *transfer.ReturnResult) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if _, err := c.s.svc.Amend(ctx, c.transfer.ID, func(t *transfer.Transfer) { t.Return = res }); err != nil {
+		c.log.Error("recording the return failed", "err", err)
+	}
+}
+
+func fail(res *transfer.ReturnResult, code int, reason string) {
+	res.Result, res.SIPCode, res.Reason = transfer.ReturnFailed, code, reason
+}
+
+// returnRefer is the blind return: an in-dialog REFER to returnUri, then
+// the implicit subscription's NOTIFYs tell how the transfer went (RFC 3515).
+func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResult) {
+	res.Method = transfer.ReturnRefer
+	target, err := c.referTarget(out)
+	if err != nil {
+		fail(res, 0, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Return.ReferTimeout)
+	defer cancel()
+	req := sip.NewRequest(sip.REFER, c.dlg.InviteRequest.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Refer-To", "<"+target+">"))
+	contact := c.s.contactFor(c.dlg.InviteRequest.Transport())
+	req.AppendHeader(sip.NewHeader("Referred-By", "<"+contact.Address.String()+">"))
+	req.AppendHeader(contact)
+	answer, err := c.dlg.Do(ctx, req)
+	switch {
+	case err != nil:
+		fail(res, 0, "no answer to REFER: "+err.Error())
+		return
+	case answer.StatusCode >= 300:
+		fail(res, answer.StatusCode, "REFER rejected")
+		return
+	}
+	res.SIPCode = answer.StatusCode
+	for {
+		select {
+		case n := <-c.notifies:
+			code, terminated := sipfragStatus(n)
+			switch {
+			case code >= 100 && code < 200 && !terminated:
+				continue
+			case code >= 200 && code < 300:
+				res.Result, res.SIPCode = transfer.ReturnSucceeded, code
+				c.bye(transfer.EndAgentFinished)
+				return
+			case code >= 300:
+				fail(res, code, "transfer failed at the target")
+			default:
+				fail(res, code, "subscription ended without a final status")
+			}
+			return
+		case <-c.dlg.Context().Done():
+			// The transferee tore our leg down after accepting the REFER:
+			// the transfer went ahead (the common blind-transfer shortcut).
+			res.Result, res.Reason = transfer.ReturnSucceeded, "caller leg ended after REFER accepted"
+			return
+		case <-ctx.Done():
+			fail(res, res.SIPCode, "no final NOTIFY in time")
+			return
+		}
+	}
+}
+
+// isReferEvent reports whether a NOTIFY belongs to a REFER subscription
+// (Event: refer, or its compact form o:).
+func isReferEvent(req *sip.Request) bool {
+	h := req.GetHeader("Event")
+	if h == nil {
+		h = req.GetHeader("o")
+	}
+	if h == nil {
+		return false
+	}
+	ev, _, _ := strings.Cut(h.Value(), ";")
+	return strings.EqualFold(strings.TrimSpace(ev), "refer")
+}
+
+// sipfragStatus reads the status code of a NOTIFY's message/sipfrag body
+// ("SIP/2.0 200 OK") and whether the subscription has terminated.
+func sipfragStatus(req *sip.Request) (code int, terminated bool) {
+	if h := req.GetHeader("Subscription-State"); h != nil {
+		terminated = strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "terminated")
+	}
+	line, _, _ := strings.Cut(string(req.Body()), "\n")
+	fields := strings.Fields(line)
+	if len(fields) >= 2 && strings.HasPrefix(fields[0], "SIP/") {
+		code, _ = strconv.Atoi(fields[1])
+	}
+	return code, terminated
+}
+
+// referTarget is returnUri with the agent's outcome attached.
+func (c *Call) referTarget(out transfer.OutputContext) (string, error) {
+	if c.transfer.SIP == nil || c.transfer.SIP.ReturnURI == "" {
+		return "", errors.New("no returnUri")
+	}
+	return withContext(c.transfer.SIP.ReturnURI, out, c.s.cfg.Return)
+}
+
+// contextFields is the outcome as ordered name/value pairs: the transfer
+// type and task first, then the transfer variables by key.
+func contextFields(out transfer.OutputContext) [][2]string {
+	var f [][2]string
+	if out.TransferType != "" {
+		f = append(f, [2]string{"X-Handoff-Transfer-Type", out.TransferType})
+	}
+	if out.CurrentTaskName != "" {
+		f = append(f, [2]string{"X-Handoff-Task", out.CurrentTaskName})
+	}
+	keys := make([]string, 0, len(out.TransferVariables))
+	for k := range out.TransferVariables {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		f = append(f, [2]string{"X-Handoff-Var-" + tokenize(k), out.TransferVariables[k]})
+	}
+	return f
+}
+
+// withContext attaches the outcome to uri as escaped URI headers
+// (?X-Handoff-Transfer-Type=AGENT&X-Handoff-Var-digits=12) or parameters
+// (;x-handoff-transfer-type=AGENT), within the configured size.
+func withContext(uri string, out transfer.OutputContext, cfg ReturnConfig) (string, error) {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil {
+		return "", fmt.Errorf("returnUri: %w", err)
+	}
+	asParams := cfg.ContextEncoding == "params"
+	var parts []string
+	size := 0
+	truncated := false
+	for _, f := range contextFields(out) {
+		name := f[0]
+		if asParams {
+			name = strings.ToLower(name)
+		}
+		p := name + "=" + escapeURIValue(f[1])
+		if size+len(p)+1 > cfg.MaxContextBytes {
+			truncated = true
+			break
+		}
+		parts = append(parts, p)
+		size += len(p) + 1
+	}
+	if truncated {
+		name := "X-Handoff-Truncated"
+		if asParams {
+			name = strings.ToLower(name)
+		}
+		parts = append(parts, name+"=true")
+	}
+	if len(parts) == 0 {
+		return uri, nil
+	}
+	base, headers, hasHeaders := strings.Cut(uri, "?")
+	if asParams {
+		uri = base + ";" + strings.Join(parts, ";")
+		if hasHeaders {
+			uri += "?" + headers
+		}
+		return uri, nil
+	}
+	if hasHeaders {
+		return uri + "&" + strings.Join(parts, "&"), nil
+	}
+	return uri + "?" + strings.Join(parts, "&"), nil
+}
+
+// escapeURIValue percent-escapes everything but unreserved characters, so
+// a value is safe as a URI header or parameter value (RFC 3261 §25.1).
+func escapeURIValue(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		ch := v[i]
+		if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-_.~", ch) >= 0 {
+			b.WriteByte(ch)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", ch)
+	}
+	return b.String()
+}
+
+// tokenize makes a variable name safe as part of a header name.
+func tokenize(k string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, k)
 }

@@ -54,6 +54,8 @@ type Config struct {
 	NodeID string
 	// RetryAfter is sent with 503 answers.
 	RetryAfter time.Duration
+	// Return tunes the REFER and INVITE returns.
+	Return ReturnConfig
 
 	Ports    *media.PortPool
 	Pipeline agent.Pipeline
@@ -79,6 +81,7 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Return.defaults()
 }
 
 // Server is the SIP user agent: one UA, one server and one client sharing
@@ -94,16 +97,16 @@ type Server struct {
 	media    *media.Metrics
 	metrics  *metrics
 	auth     *authenticator
-	returner Returner
 
 	host     string                       // advertised host
 	port     int                          // advertised port of the first listener
 	contacts map[string]sip.ContactHeader // our Contact per transport
 
 	mu       sync.Mutex
-	calls    map[string]*Call // by dialog id
-	stopped  bool             // no more calls may be added
-	wg       sync.WaitGroup   // one per call and per listener
+	dialogs  map[string]dialogHandler // by dialog id
+	active   int                      // inbound calls in progress
+	stopped  bool                     // no more calls may be added
+	wg       sync.WaitGroup           // one per call and per listener
 	draining atomic.Bool
 	closing  chan struct{} // closed when calls must end now
 	closeOne sync.Once
@@ -125,7 +128,7 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 		cfg:     cfg,
 		svc:     svc,
 		log:     cfg.Logger,
-		calls:   map[string]*Call{},
+		dialogs: map[string]dialogHandler{},
 		closing: make(chan struct{}),
 		metrics: newMetrics(),
 		media:   media.NewMetrics(nil),
@@ -137,12 +140,8 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 		s.media = media.NewMetrics(reg)
 	}
 	s.auth = newAuthenticator(cfg.TrustedCIDRs, cfg.DigestRealm, cfg.DigestUsers)
-	s.returner = byeReturner{}
 	return s, nil
 }
-
-// SetReturner replaces how finished calls are handed back (BYE by default).
-func (s *Server) SetReturner(r Returner) { s.returner = r }
 
 // Start opens the listening sockets and starts serving. The advertised
 // port is the first listener's actual port (useful with port 0 in tests).
@@ -179,14 +178,14 @@ func (s *Server) Start() error {
 	s.contacts = s.contactsByTransport()
 	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
 	s.srv.OnInvite(s.onInvite)
-	s.srv.OnAck(s.onAck)
-	s.srv.OnBye(s.onBye)
+	s.srv.OnAck(s.inDialog(dialogHandler.onAck))
+	s.srv.OnBye(s.inDialog(dialogHandler.onBye))
 	s.srv.OnCancel(s.onCancel)
 	s.srv.OnOptions(s.onOptions)
-	s.srv.OnInfo(s.onInfo)
-	s.srv.OnUpdate(s.onUpdate)
-	s.srv.OnNotify(s.onInDialog)
-	s.srv.OnRefer(s.onInDialog)
+	s.srv.OnInfo(s.inDialog(dialogHandler.onInfo))
+	s.srv.OnUpdate(s.inDialog(dialogHandler.onOffer))
+	s.srv.OnNotify(s.inDialog(dialogHandler.onOther))
+	s.srv.OnRefer(s.inDialog(dialogHandler.onOther))
 	s.srv.OnNoRoute(s.onNoRoute)
 	for _, fn := range serve {
 		s.wg.Go(fn)
@@ -307,7 +306,7 @@ func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
 func (s *Server) ActiveCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.calls)
+	return s.active
 }
 
 // Shutdown drains: new calls are refused, calls in progress may run until
@@ -357,6 +356,16 @@ func (s *Server) closeListeners() {
 	}
 }
 
+// dialogHandler serves the in-dialog requests of one dialog: an inbound
+// call, or the outbound leg of an INVITE return.
+type dialogHandler interface {
+	onAck(req *sip.Request, tx sip.ServerTransaction)
+	onBye(req *sip.Request, tx sip.ServerTransaction)
+	onOffer(req *sip.Request, tx sip.ServerTransaction) // re-INVITE, UPDATE
+	onInfo(req *sip.Request, tx sip.ServerTransaction)
+	onOther(req *sip.Request, tx sip.ServerTransaction) // NOTIFY, REFER
+}
+
 // addCall registers a call so in-dialog requests find it; it fails once
 // the server is closing. Each added call holds s.wg until it is removed.
 func (s *Server) addCall(c *Call) bool {
@@ -366,28 +375,50 @@ func (s *Server) addCall(c *Call) bool {
 		return false
 	}
 	s.wg.Add(1)
-	s.calls[c.dialogID] = c
+	s.dialogs[c.dialogID] = c
+	s.active++
 	s.metrics.active.Inc()
 	return true
 }
 
 func (s *Server) removeCall(c *Call) {
 	s.mu.Lock()
-	delete(s.calls, c.dialogID)
+	delete(s.dialogs, c.dialogID)
+	s.active--
 	s.mu.Unlock()
 	s.metrics.active.Dec()
 	s.wg.Done()
 }
 
-// callFor finds the call an in-dialog request belongs to.
-func (s *Server) callFor(req *sip.Request) *Call {
-	id, err := sip.DialogIDFromRequestUAS(req)
-	if err != nil {
-		return nil
-	}
+// addDialog routes the requests of another dialog (a return leg) to h.
+func (s *Server) addDialog(id string, h dialogHandler) {
+	s.mu.Lock()
+	s.dialogs[id] = h
+	s.mu.Unlock()
+}
+
+func (s *Server) removeDialog(id string) {
+	s.mu.Lock()
+	delete(s.dialogs, id)
+	s.mu.Unlock()
+}
+
+// dialogFor finds the dialog an in-dialog request belongs to: one where we
+// answered (UAS) or one we placed (UAC).
+func (s *Server) dialogFor(req *sip.Request) dialogHandler {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.calls[id]
+	if id, err := sip.DialogIDFromRequestUAS(req); err == nil {
+		if h, ok := s.dialogs[id]; ok {
+			return h
+		}
+	}
+	if id, err := sip.DialogIDFromRequestUAC(req); err == nil {
+		if h, ok := s.dialogs[id]; ok {
+			return h
+		}
+	}
+	return nil
 }
 
 func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
@@ -414,11 +445,9 @@ func callID(req *sip.Request) string {
 var allowHeader = sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY")
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	if req.To() != nil && req.To().Params.Has("tag") {
-		if c := s.callFor(req); c != nil {
-			s.respond(req, tx, sip.StatusOK, "OK", allowHeader)
-			return
-		}
+	if req.To() != nil && req.To().Params.Has("tag") && s.dialogFor(req) != nil {
+		s.respond(req, tx, sip.StatusOK, "OK", allowHeader)
+		return
 	}
 	if s.draining.Load() {
 		s.respond(req, tx, sip.StatusServiceUnavailable, "Draining", s.retryAfter())
@@ -439,46 +468,16 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
 }
 
-func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if c := s.callFor(req); c != nil {
-		c.onAck(req, tx)
+// inDialog routes a request to its dialog's handler method, or answers 481.
+func (s *Server) inDialog(serve func(h dialogHandler, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		h := s.dialogFor(req)
+		if h == nil {
+			if !req.IsAck() {
+				s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+			}
+			return
+		}
+		serve(h, req, tx)
 	}
-}
-
-func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.callFor(req)
-	if c == nil {
-		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-		return
-	}
-	c.onBye(req, tx)
-}
-
-func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.callFor(req)
-	if c == nil {
-		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-		return
-	}
-	c.onInfo(req, tx)
-}
-
-func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.callFor(req)
-	if c == nil {
-		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-		return
-	}
-	c.onOffer(req, tx)
-}
-
-// onInDialog serves requests that only make sense inside a call (NOTIFY,
-// REFER): the call's return step may be waiting for them.
-func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.callFor(req)
-	if c == nil {
-		s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-		return
-	}
-	c.onOther(req, tx)
 }
