@@ -300,8 +300,15 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // internal logs err at error level with the request id and returns the
-// opaque 500 the client sees.
+// opaque 500 the client sees, or 503-01 with Retry-After when the store is
+// unreachable (a shared store such as Redis), since a retry may then succeed.
 func (a *API) internal(r *http.Request, what string, err error) *apiError {
+	if errors.Is(err, transfer.ErrUnavailable) {
+		a.log.Warn("store unavailable", "request_id", requestID(r.Context()), "op", what, "err", err)
+		return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			message:    "the transfer store is unavailable right now; retry later",
+			retryAfter: a.cfg.RetryAfter}
+	}
 	a.log.Error("internal error", "request_id", requestID(r.Context()), "op", what, "err", err)
 	return errorf(http.StatusInternalServerError, codeInternal,
 		"internal error; quote request id %s when reporting it", requestID(r.Context()))

@@ -52,9 +52,14 @@ func (f *faultyStore) fail() error {
 		return errInjected
 	case "panic":
 		panic("injected store panic")
+	case "unavailable":
+		return errUnreachable
 	}
 	return nil
 }
+
+// errUnreachable is what a shared store returns when its server is away.
+var errUnreachable = fmt.Errorf("%w: dial tcp 127.0.0.1:6379: connect: connection refused", transfer.ErrUnavailable)
 
 func (f *faultyStore) Create(ctx context.Context, t *transfer.Transfer, now time.Time) (*transfer.Transfer, error) {
 	if err := f.fail(); err != nil {
@@ -71,8 +76,11 @@ func (f *faultyStore) Get(ctx context.Context, id string) (*transfer.Transfer, e
 }
 
 func (f *faultyStore) Ping(ctx context.Context) error {
-	if f.mode.Load() == "error" {
+	switch f.mode.Load() {
+	case "error":
 		return errInjected
+	case "unavailable":
+		return errUnreachable
 	}
 	return f.Store.Ping(ctx)
 }
