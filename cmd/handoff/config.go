@@ -27,6 +27,7 @@ type Config struct {
 	Auth    AuthConfig    `yaml:"auth"`
 	Numbers NumbersConfig `yaml:"numbers"`
 	Store   StoreConfig   `yaml:"store"`
+	Node    NodeConfig    `yaml:"node"`
 	SIP     SIPConfig     `yaml:"sip"`
 	Media   MediaConfig   `yaml:"media"`
 	Agent   AgentConfig   `yaml:"agent"`
@@ -65,9 +66,18 @@ type NumbersConfig struct {
 	Pools      map[string][]string `yaml:"pools"`
 }
 
-// StoreConfig is the embedded store.
+// StoreConfig is the embedded store, or Redis when RedisURL is set.
 type StoreConfig struct {
-	Path string `yaml:"path"`
+	Path        string `yaml:"path"`
+	RedisURL    string `yaml:"redis_url"`
+	RedisPrefix string `yaml:"redis_prefix"`
+}
+
+// NodeConfig names this instance among several sharing one Redis store.
+type NodeConfig struct {
+	ID        string        `yaml:"id"`
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	Grace     time.Duration `yaml:"grace"`
 }
 
 // SIPConfig is the SIP side (used by the SIP server; see sip.go).
@@ -145,7 +155,8 @@ func Defaults() Config {
 			Quarantine: 5 * time.Minute,
 			Pools:      map[string][]string{"US": {"+19995550100-+19995550199"}},
 		},
-		Store: StoreConfig{Path: "data/handoff.db"},
+		Store: StoreConfig{Path: "data/handoff.db", RedisPrefix: transfer.DefaultRedisPrefix},
+		Node:  NodeConfig{Heartbeat: transfer.DefaultHeartbeatInterval, Grace: transfer.DefaultNodeGrace},
 		SIP: SIPConfig{
 			Listen:         []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"},
 			TrustedCIDRs:   []string{"127.0.0.0/8", "::1/128"},
@@ -391,6 +402,9 @@ func (c *Config) resolve() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if c.Node.ID == "" {
+		c.Node.ID, _ = os.Hostname()
+	}
 	if c.SIP.ExternalHost == "" && len(c.SIP.Listen) > 0 {
 		if l, err := ParseSIPListen(c.SIP.Listen[0]); err == nil {
 			c.SIP.ExternalHost = deriveExternalHost(l.Addr)
@@ -592,6 +606,19 @@ func (c *Config) Validate() error {
 	if c.Store.Path == "" {
 		bad("store.path", "is empty")
 	}
+	if c.Store.RedisURL != "" {
+		if u, err := url.Parse(c.Store.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("store.redis_url", "want redis://[user:password@]host:port[/db], rediss://... or unix:///path")
+		}
+	}
+	if c.Store.RedisPrefix == "" {
+		bad("store.redis_prefix", "is empty")
+	}
+	if c.Node.ID == "" || strings.ContainsAny(c.Node.ID, " \t\r\n") {
+		bad("node.id", "%q: want a non-empty name without spaces (default: the host name)", c.Node.ID)
+	}
+	positive("node.heartbeat", c.Node.Heartbeat)
+	positive("node.grace", c.Node.Grace)
 
 	if len(c.SIP.Listen) == 0 {
 		bad("sip.listen", "at least one udp:// or tcp:// address is required")

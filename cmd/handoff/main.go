@@ -123,7 +123,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	// it before any SIP socket exists; log.sip_trace switches its output.
 	tracer := installSIPTracer(log, cfg.Log.SIPTrace)
 
-	store, err := transfer.OpenBolt(cfg.Store.Path, transfer.BoltOptions{Quarantine: cfg.Numbers.Quarantine})
+	store, storeWhere, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -131,10 +131,10 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		if cerr := store.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 		} else {
-			log.Info("store closed", "path", cfg.Store.Path)
+			log.Info("store closed", storeWhere...)
 		}
 	}()
-	log.Info("store opened", "path", cfg.Store.Path)
+	log.Info("store opened", storeWhere...)
 
 	svc := transfer.NewService(store, transfer.ServiceConfig{TTL: cfg.Numbers.TTL, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -177,6 +177,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	defer wg.Wait() // after cancel (deferred later, so it runs first)
 	defer cancel()
 	wg.Go(func() { svc.RunSweeper(ctx, sweepInterval) })
+	wg.Go(func() { svc.RunNode(ctx, nodeConfig(cfg)) }) // heartbeat, node_lost (shared store only)
 	wg.Go(func() {
 		for {
 			select {
@@ -287,6 +288,8 @@ func logConfig(cfg Config, configPath string, log *slog.Logger) {
 		"source", source,
 		"http_listen", cfg.HTTP.Listen,
 		"store_path", cfg.Store.Path,
+		"store_redis_url", redactedURL(cfg.Store.RedisURL),
+		"node_id", cfg.Node.ID,
 		"credential_ids", ids,
 		"number_ttl", cfg.Numbers.TTL.String(),
 		"number_quarantine", cfg.Numbers.Quarantine.String(),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +41,6 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 	for _, u := range cfg.SIP.Digest.Users {
 		users[u.Username] = u.Password
 	}
-	hostname, _ := os.Hostname()
 	srv, err := sip.New(sip.Config{
 		Listen:         cfg.SIP.Listen,
 		ExternalHost:   cfg.SIP.ExternalHost,
@@ -53,7 +51,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 		TransferHeader: cfg.SIP.TransferHeader,
 		AckTimeout:     cfg.SIP.AckTimeout,
 		RTPTimeout:     cfg.Media.RTPTimeout,
-		NodeID:         hostname,
+		NodeID:         cfg.Node.ID,
 		Ports:          ports,
 		Pipeline:       pipeline,
 		Logger:         log,
