@@ -39,14 +39,15 @@ func main() {
 	audio := flag.Duration("audio", 4*time.Second, "length of the audio file (0: none)")
 	digits := flag.String("digits", "12#", "one DTMF file per digit, in this order (0-9 * # A-D)")
 	eventMS := flag.Int("event-ms", 160, "duration of each DTMF event")
+	raw := flag.Bool("ulaw", false, "also write the audio as a headerless μ-law file (for SIPp's rtp_stream)")
 	flag.Parse()
-	if err := run(*out, *audio, *digits, *eventMS); err != nil {
+	if err := run(*out, *audio, *digits, *eventMS, *raw); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, audio time.Duration, digits string, eventMS int) error {
+func run(dir string, audio time.Duration, digits string, eventMS int, raw bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -57,6 +58,16 @@ func run(dir string, audio time.Duration, digits string, eventMS int) error {
 		name := fmt.Sprintf("pcmu_%gs.pcap", audio.Seconds())
 		if err := w.save(filepath.Join(dir, name)); err != nil {
 			return err
+		}
+		if raw {
+			var b []byte
+			for f := 0; f < int(audio/(20*time.Millisecond)); f++ {
+				b = append(b, frameAt(f)...)
+			}
+			name := fmt.Sprintf("pcmu_%gs.ulaw", audio.Seconds())
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	for _, d := range digits {
@@ -107,23 +118,27 @@ func (s *stream) gap(frames int) {
 // for 400 ms and off (low noise) for 200 ms, so an echo is recognisable.
 func (s *stream) audio(w *pcap, n int) {
 	for f := 0; f < n; f++ {
-		payload := make([]byte, frame)
-		for i := range payload {
-			k := f*frame + i
-			var v float64
-			if (k/1600)%3 != 2 { // 400 ms on, 200 ms off (1600 samples = 200 ms)
-				v = 8000 * math.Sin(2*math.Pi*440*float64(k)/8000)
-			} else {
-				v = float64((k*7919)%61 - 30) // quiet, deterministic noise
-			}
-			payload[i] = ulaw(int16(v))
-		}
-		marker := f == 0
-		w.packet(s.at, rtp(marker, ptPCMU, s.seq, s.ts, payload))
+		w.packet(s.at, rtp(f == 0, ptPCMU, s.seq, s.ts, frameAt(f)))
 		s.seq++
 		s.ts += frame
 		s.at += 20 * time.Millisecond
 	}
+}
+
+// frameAt is the f-th 20 ms frame of that signal, μ-law encoded.
+func frameAt(f int) []byte {
+	payload := make([]byte, frame)
+	for i := range payload {
+		k := f*frame + i
+		var v float64
+		if (k/1600)%3 != 2 { // 400 ms on, 200 ms off (1600 samples = 200 ms)
+			v = 8000 * math.Sin(2*math.Pi*440*float64(k)/8000)
+		} else {
+			v = float64((k*7919)%61 - 30) // quiet, deterministic noise
+		}
+		payload[i] = ulaw(int16(v))
+	}
+	return payload
 }
 
 // dtmf writes one RFC 4733 event lasting frames×20 ms: a first packet with
