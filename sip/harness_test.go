@@ -164,6 +164,8 @@ type phone struct {
 	dua    *sipgo.DialogUA
 	rtp    *net.UDPConn
 	byes   chan *sip.Request
+	// onRefer answers REFERs (the IVR side of a blind return); 405 when nil.
+	onRefer func(req *sip.Request, tx sip.ServerTransaction)
 
 	mu      sync.Mutex
 	dialogs map[string]*sipgo.DialogClientSession
@@ -211,6 +213,16 @@ func newPhone(t *testing.T) *phone {
 		}
 		_ = d.ReadBye(req, tx)
 		p.byes <- req
+	})
+	srv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.mu.Lock()
+		h := p.onRefer
+		p.mu.Unlock()
+		if h == nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil))
+			return
+		}
+		h(req, tx)
 	})
 	t.Cleanup(func() {
 		rtpConn.Close()

@@ -1,0 +1,456 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+
+	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/transfer"
+)
+
+func (g *gateway) createReturn(id string, ret transfer.SIPReturn) {
+	g.t.Helper()
+	if _, _, err := g.svc.Create(context.Background(), "ivr", transfer.CreateRequest{
+		ID: id, ExternalConversationID: "conv-" + id, Type: transfer.TypeSIP, SIP: &ret,
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// notify sends an in-dialog NOTIFY with a sipfrag, as a transferee does.
+func (c *call) notify(frag, state string) {
+	c.p.t.Helper()
+	res := c.request(sip.NOTIFY, "message/sipfrag", []byte(frag+"\r\n"),
+		sip.NewHeader("Event", "refer"), sip.NewHeader("Subscription-State", state))
+	if res.StatusCode != 200 {
+		c.p.t.Errorf("NOTIFY %q answered %d", frag, res.StatusCode)
+	}
+}
+
+// referCall sets up a caller for a REFER return and returns it with the
+// channel its REFERs arrive on; answer decides the REFER's status.
+func referCall(t *testing.T, g *gateway, id string, answer int) (*call, chan *sip.Request) {
+	g.createReturn(id, transfer.SIPReturn{ReturnTransferType: transfer.ReturnRefer, ReturnURI: "sip:ivr-return@127.0.0.1:5999;transport=udp"})
+	p := newPhone(t)
+	refers := make(chan *sip.Request, 1)
+	p.onRefer = func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, answer, "Answer", nil))
+		refers <- req
+	}
+	c := p.mustAnswer(g.srv.TransferURI(id), p.offer("0 101"))
+	g.waitStatus(id, transfer.StatusOngoing)
+	c.sendDTMF('5')
+	c.sendDTMF('#')
+	return c, refers
+}
+
+func waitRefer(t *testing.T, refers chan *sip.Request) *sip.Request {
+	t.Helper()
+	select {
+	case r := <-refers:
+		return r
+	case <-time.After(15 * time.Second):
+		t.Fatal("no REFER")
+		return nil
+	}
+}
+
+// waitReturn polls until the transfer records its return.
+func (g *gateway) waitReturn(id string) *transfer.Transfer {
+	g.t.Helper()
+	var tr *transfer.Transfer
+	eventually(g.t, "return of "+id+" recorded", func() bool {
+		tr = g.get(id)
+		return tr.Return != nil && tr.Return.Result != ""
+	})
+	return tr
+}
+
+func TestReferReturnSucceeds(t *testing.T) {
+	g := newGateway(t)
+	c, refers := referCall(t, g, "refer-ok", 202)
+	req := waitRefer(t, refers)
+	referTo := req.GetHeader("Refer-To").Value()
+	for _, want := range []string{"sip:ivr-return@127.0.0.1:5999", "X-Handoff-Transfer-Type=SYSTEM", "X-Handoff-Var-digits=5"} {
+		if !strings.Contains(referTo, want) {
+			t.Errorf("Refer-To %q lacks %q", referTo, want)
+		}
+	}
+	if req.GetHeader("Referred-By") == nil {
+		t.Error("REFER without Referred-By")
+	}
+	// The transfer is COMPLETED with the outcome as soon as the agent is done.
+	done := g.waitStatus("refer-ok", transfer.StatusCompleted)
+	if done.OutputContext == nil || done.OutputContext.TransferVariables["digits"] != "5" {
+		t.Fatalf("outputContext %+v", done.OutputContext)
+	}
+	c.notify("SIP/2.0 100 Trying", "active;expires=60")
+	c.notify("SIP/2.0 200 OK", "terminated;reason=noresource")
+	c.p.waitBye()
+	r := g.waitReturn("refer-ok").Return
+	if r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded || r.SIPCode != 200 || r.Fallback != "" {
+		t.Fatalf("returnResult %+v", r)
+	}
+}
+
+func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
+	g := newGateway(t)
+	c, refers := referCall(t, g, "refer-603", 603)
+	waitRefer(t, refers)
+	c.p.waitBye()
+	r := g.waitReturn("refer-603").Return
+	if r.Result != transfer.ReturnFailed || r.SIPCode != 603 || r.Fallback != transfer.ReturnBye {
+		t.Fatalf("returnResult %+v", r)
+	}
+}
+
+func TestReferReturnFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frags  []string
+		code   int
+		reason string
+	}{
+		{"target busy", []string{"SIP/2.0 100 Trying", "SIP/2.0 486 Busy Here"}, 486, "transfer failed"},
+		{"no final NOTIFY", []string{"SIP/2.0 100 Trying"}, 202, "no final NOTIFY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGateway(t, func(c *Config) { c.Return.ReferTimeout = 700 * time.Millisecond })
+			c, refers := referCall(t, g, "refer-fail", 202)
+			waitRefer(t, refers)
+			for i, f := range tc.frags {
+				state := "active"
+				if i == len(tc.frags)-1 && tc.code != 202 {
+					state = "terminated"
+				}
+				c.notify(f, state)
+			}
+			c.p.waitBye()
+			r := g.waitReturn("refer-fail").Return
+			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || !strings.Contains(r.Reason, tc.reason) || r.Fallback != transfer.ReturnBye {
+				t.Fatalf("returnResult %+v", r)
+			}
+		})
+	}
+}
+
+func TestReferContextEncoding(t *testing.T) {
+	out := transfer.OutputContext{TransferType: "AGENT", CurrentTaskName: "Billing", TransferVariables: map[string]string{"b": "x y&z", "a": "1"}}
+	got, err := withContext("sip:ivr@10.0.0.1:5060", out, ReturnConfig{ContextEncoding: "headers", MaxContextBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "sip:ivr@10.0.0.1:5060?X-Handoff-Transfer-Type=AGENT&X-Handoff-Task=Billing&X-Handoff-Var-a=1&X-Handoff-Var-b=x%20y%26z"
+	if got != want {
+		t.Fatalf("headers encoding\n got %s\nwant %s", got, want)
+	}
+	got, _ = withContext("sip:ivr@10.0.0.1", out, ReturnConfig{ContextEncoding: "params", MaxContextBytes: 1024})
+	if got != "sip:ivr@10.0.0.1;x-handoff-transfer-type=AGENT;x-handoff-task=Billing;x-handoff-var-a=1;x-handoff-var-b=x%20y%26z" {
+		t.Fatalf("params encoding: %s", got)
+	}
+	// The result must still parse as a SIP URI.
+	var u sip.Uri
+	if err := sip.ParseUri(got, &u); err != nil {
+		t.Fatalf("encoded URI does not parse: %v", err)
+	}
+	got, _ = withContext("sip:ivr@10.0.0.1", out, ReturnConfig{ContextEncoding: "headers", MaxContextBytes: 60})
+	if !strings.HasSuffix(got, "&X-Handoff-Truncated=true") || strings.Contains(got, "Var-b") {
+		t.Fatalf("truncation: %s", got)
+	}
+}
+
+// destination is the far end of an INVITE return: a sipgo UAS with its
+// own RTP socket, optionally demanding digest credentials.
+type destination struct {
+	t       *testing.T
+	addr    string
+	rtp     *net.UDPConn
+	auth    *authenticator
+	mode    string // "answer", "busy" or "ring"
+	invites atomic.Int32
+
+	mu      sync.Mutex
+	dlg     *sipgo.DialogServerSession
+	offer   *media.Description
+	answer  chan struct{}
+	byes    chan struct{}
+	lastReq *sip.Request
+}
+
+func newDestination(t *testing.T, mode string, users map[string]string) *destination {
+	t.Helper()
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("test-destination"))
+	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	client, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port))
+	rtpConn, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	d := &destination{
+		t: t, addr: conn.LocalAddr().String(), rtp: rtpConn, mode: mode,
+		answer: make(chan struct{}), byes: make(chan struct{}, 1),
+	}
+	if users != nil {
+		d.auth = newAuthenticator(nil, "carrier", users)
+	}
+	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "dest", Host: "127.0.0.1", Port: port}}}
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.invites.Add(1)
+		d.mu.Lock()
+		d.lastReq = req
+		d.mu.Unlock()
+		if d.auth != nil {
+			switch v, h := d.auth.check(req, time.Now()); v {
+			case challenge:
+				res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+				res.AppendHeader(h)
+				_ = tx.Respond(res)
+				return
+			case forbidden:
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+				return
+			}
+		}
+		switch d.mode {
+		case "busy":
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
+			return
+		case "ring":
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
+			<-tx.Done() // until CANCEL
+			return
+		}
+		offer, err := media.ParseSDP(req.Body())
+		if err != nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Bad SDP", nil))
+			return
+		}
+		dlg, err := dua.ReadInvite(req, tx)
+		if err != nil {
+			return
+		}
+		d.mu.Lock()
+		d.dlg, d.offer = dlg, offer
+		d.mu.Unlock()
+		_ = dlg.Respond(180, "Ringing", nil)
+		if err := dlg.RespondSDP(sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101")); err != nil {
+			return
+		}
+		close(d.answer)
+		<-dlg.Context().Done()
+	})
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.mu.Lock()
+		dlg := d.dlg
+		d.mu.Unlock()
+		if dlg != nil {
+			_ = dlg.ReadAck(req, tx)
+		}
+	})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.mu.Lock()
+		dlg := d.dlg
+		d.mu.Unlock()
+		if dlg != nil {
+			_ = dlg.ReadBye(req, tx)
+		}
+		d.byes <- struct{}{}
+	})
+	go func() { _ = srv.ServeUDP(conn) }()
+	t.Cleanup(func() {
+		d.mu.Lock()
+		dlg := d.dlg
+		d.mu.Unlock()
+		if dlg != nil {
+			_ = dlg.Close()
+		}
+		rtpConn.Close()
+		conn.Close()
+		ua.Close()
+	})
+	return d
+}
+
+func (d *destination) uri() string { return "sip:ret@" + d.addr }
+
+// recordingPipeline counts the audio frames the agent hears per track.
+type recordingPipeline struct {
+	agent.Pipeline
+	mu     sync.Mutex
+	frames map[agent.Track]int
+}
+
+type recordingSession struct {
+	agent.Session
+	p *recordingPipeline
+}
+
+func (r *recordingPipeline) Open(ctx context.Context, info agent.CallInfo) (agent.Session, error) {
+	s, err := r.Pipeline.Open(ctx, info)
+	return &recordingSession{Session: s, p: r}, err
+}
+
+func (s *recordingSession) PushAudio(track agent.Track, frame []int16) {
+	s.p.mu.Lock()
+	s.p.frames[track]++
+	s.p.mu.Unlock()
+	s.Session.PushAudio(track, frame)
+}
+
+func (r *recordingPipeline) count(track agent.Track) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.frames[track]
+}
+
+// logBuffer collects log output to prove secrets stay out of it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
+	const password = "pw-9f8e7d"
+	logs := &logBuffer{}
+	rec := &recordingPipeline{Pipeline: agent.Loopback{}, frames: map[agent.Track]int{}}
+	g := newGateway(t, func(c *Config) {
+		c.Pipeline = rec
+		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	dest := newDestination(t, "answer", map[string]string{"ret": password})
+	g.createReturn("inv", transfer.SIPReturn{
+		ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri(),
+		Auth: &transfer.Credentials{Username: "ret", Password: password},
+	})
+	p := newPhone(t)
+	c := p.mustAnswer(g.srv.TransferURI("inv"), p.offer("0 101"))
+	g.waitStatus("inv", transfer.StatusOngoing)
+	c.sendDTMF('7')
+	c.sendDTMF('#')
+
+	select {
+	case <-dest.answer:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the return call never reached the destination")
+	}
+	if n := dest.invites.Load(); n != 2 {
+		t.Fatalf("destination saw %d INVITEs, want 2 (challenge, then credentials)", n)
+	}
+	dest.mu.Lock()
+	inv, offer := dest.lastReq, dest.offer
+	dest.mu.Unlock()
+	if h := inv.GetHeader("X-Handoff-Var-digits"); h == nil || h.Value() != "7" {
+		t.Fatalf("return INVITE lacks the outcome: %v", h)
+	}
+	if inv.GetHeader("P-Asserted-Identity") == nil || inv.From().Address.User != c.dlg.InviteRequest.From().Address.User {
+		t.Fatalf("return INVITE does not present the caller: From %v", inv.From())
+	}
+	g.waitReturn("inv")
+
+	// Caller -> destination: μ-law in, A-law out, same audio.
+	destCall := &call{p: &phone{t: t, rtp: dest.rtp}, remote: net.UDPAddrFromAddrPort(offer.Addr), seq: 1, ts: 1}
+	pcm := make([]int16, media.FrameSamples)
+	wantALaw := make([]byte, media.FrameSamples)
+	sent := pattern(3)
+	media.DecodeULaw(pcm, sent)
+	media.EncodeALaw(wantALaw, pcm)
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		for range 25 {
+			c.sendAudio(sent)
+			destCall.sendRTP(8, false, wantALaw) // and destination -> caller
+			destCall.ts += 160
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	destCall.readRTP(10*time.Second, func(pkt *rtp.Packet) bool {
+		return pkt.PayloadType == 8 && bytes.Equal(pkt.Payload, wantALaw)
+	})
+	wantULaw := make([]byte, media.FrameSamples)
+	media.DecodeALaw(pcm, wantALaw)
+	media.EncodeULaw(wantULaw, pcm)
+	c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool {
+		return pkt.PayloadType == 0 && bytes.Equal(pkt.Payload, wantULaw)
+	})
+	<-sending
+	eventually(t, "agent hears both tracks", func() bool { return rec.count(agent.TrackDestination) > 5 })
+
+	// The destination hangs up: Handoff hangs up the caller.
+	dest.mu.Lock()
+	dlg := dest.dlg
+	dest.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatalf("destination BYE: %v", err)
+	}
+	p.waitBye()
+	eventually(t, "bridge end recorded", func() bool { return !g.get("inv").Return.BridgeEndedAt.IsZero() })
+	r := g.get("inv")
+	if r.Status != transfer.StatusCompleted || r.Return.Result != transfer.ReturnSucceeded || r.Return.SIPCode != 200 || r.Return.Method != transfer.ReturnInvite {
+		t.Fatalf("transfer %s return %+v", r.Status, r.Return)
+	}
+	if strings.Contains(logs.String(), password) {
+		t.Fatal("the digest password appeared in the logs")
+	}
+}
+
+func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mode     string
+		users    map[string]string
+		password string
+		code     int
+	}{
+		{"busy", "busy", nil, "", 486},
+		{"wrong credentials", "answer", map[string]string{"ret": "right"}, "wrong", 403},
+		{"no answer", "ring", nil, "", 487},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGateway(t, func(c *Config) { c.Return.RingTimeout = 500 * time.Millisecond })
+			dest := newDestination(t, tc.mode, tc.users)
+			ret := transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()}
+			if tc.password != "" {
+				ret.Auth = &transfer.Credentials{Username: "ret", Password: tc.password}
+			}
+			g.createReturn("inv-fail", ret)
+			p := newPhone(t)
+			c := p.mustAnswer(g.srv.TransferURI("inv-fail"), p.offer("0 101"))
+			g.waitStatus("inv-fail", transfer.StatusOngoing)
+			c.sendDTMF('#')
+			p.waitBye()
+			r := g.waitReturn("inv-fail").Return
+			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Fallback != transfer.ReturnBye {
+				t.Fatalf("returnResult %+v", r)
+			}
+		})
+	}
+}
