@@ -118,6 +118,9 @@ func (s *Server) correlate(ctx context.Context, req *sip.Request) (*transfer.Tra
 	if user == "" {
 		return nil, transfer.ErrNotFound
 	}
+	if m := s.cfg.HeadersMode; m.Enabled && user == m.User {
+		return s.createFromHeaders(ctx, req)
+	}
 	t, err := s.lookupSIP(ctx, user)
 	if !errors.Is(err, transfer.ErrNotFound) {
 		return t, err

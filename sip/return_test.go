@@ -454,3 +454,42 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 		})
 	}
 }
+
+func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
+	g := newGateway(t, func(c *Config) {
+		c.HeadersMode = HeadersMode{Enabled: true, User: "agent", Owner: "ivr"}
+	})
+	p := newPhone(t)
+	refers := make(chan *sip.Request, 1)
+	p.onRefer = func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
+		refers <- req
+	}
+	c := p.mustAnswer("sip:agent@"+g.addr, p.offer("0 101"),
+		sip.NewHeader("X-Handoff-Transfer-Id", "hdr-1"),
+		sip.NewHeader("X-Handoff-Task", "Billing"),
+		sip.NewHeader("X-Handoff-Var-account", "A%2042"),
+		sip.NewHeader("X-Handoff-Return-Uri", "<sip:ivr-back@127.0.0.1:5999>"))
+	tr := g.waitStatus("hdr-1", transfer.StatusOngoing)
+	if tr.InputContext == nil || tr.InputContext.TaskName != "Billing" || tr.InputContext.InputVariables["account"] != "A 42" {
+		t.Fatalf("inputContext from headers %+v", tr.InputContext)
+	}
+	if tr.SIP == nil || tr.SIP.ReturnTransferType != transfer.ReturnRefer || tr.SIP.ReturnURI != "sip:ivr-back@127.0.0.1:5999" {
+		t.Fatalf("return from headers %+v", tr.SIP)
+	}
+	c.sendDTMF('#')
+	req := waitRefer(t, refers)
+	if rt := req.GetHeader("Refer-To").Value(); !strings.Contains(rt, "sip:ivr-back@127.0.0.1:5999?") || !strings.Contains(rt, "X-Handoff-Task=Billing") {
+		t.Fatalf("Refer-To %s", rt)
+	}
+	c.notify("SIP/2.0 200 OK", "terminated")
+	p.waitBye()
+	if r := g.waitReturn("hdr-1").Return; r.Result != transfer.ReturnSucceeded {
+		t.Fatalf("returnResult %+v", r)
+	}
+	// A static-URI INVITE with the mode off is simply unknown.
+	g2 := newGateway(t)
+	if _, err := p.invite("sip:agent@"+g2.addr, p.offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 404 {
+		t.Fatalf("headers-mode INVITE with the mode off: %v", err)
+	}
+}

@@ -56,6 +56,8 @@ type Config struct {
 	RetryAfter time.Duration
 	// Return tunes the REFER and INVITE returns.
 	Return ReturnConfig
+	// HeadersMode admits API-less calls with their context in SIP headers.
+	HeadersMode HeadersMode
 
 	Ports    *media.PortPool
 	Pipeline agent.Pipeline
