@@ -1,0 +1,338 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/handoff/handoff/transfer"
+)
+
+// writer owns the socket's write side: connected and start first, then
+// control messages (preferred) and call audio as they come, and stop when
+// the session closes.
+func (s *wsSession) writer() {
+	defer close(s.writerDone)
+	var seq int64
+	next := func() string {
+		seq++
+		return strconv.FormatInt(seq, 10)
+	}
+	if !s.writeJSON(evConnected, connectedMsg{Event: evConnected, Protocol: "Call", Version: "1.0.0"}) {
+		return
+	}
+	start := startMsg{
+		Event:          evStart,
+		SequenceNumber: next(),
+		StreamSid:      s.streamSid,
+		Start: startBody{
+			AccountSid:       accountSid,
+			StreamSid:        s.streamSid,
+			CallSid:          s.callSid,
+			Tracks:           []string{wireInbound},
+			CustomParameters: customParameters(s.info),
+			MediaFormat:      mediaFormat{Encoding: s.cfg.Format.Encoding, SampleRate: s.cfg.Format.SampleRate, Channels: 1},
+			Handoff: startHandoff{
+				TransferID:             s.info.TransferID,
+				ExternalConversationID: s.info.ExternalConversationID,
+				CallID:                 s.info.CallID,
+				From:                   s.info.From,
+				To:                     s.info.To,
+				InputContext:           s.info.Input,
+				Headers:                s.info.Headers,
+			},
+		},
+	}
+	if !s.writeJSON(evStart, start) {
+		return
+	}
+
+	enc := [2]encoder{{f: s.cfg.Format}, {f: s.cfg.Format}}
+	buf := make([]byte, 0, 512)
+	payload := make([]byte, 0, s.cfg.Format.frameBytes())
+	for {
+		select {
+		case c := <-s.ctrl:
+			if !s.writeCtrl(c, next()) {
+				return
+			}
+			continue
+		default:
+		}
+		select {
+		case <-s.ctx.Done():
+			s.goodbye(next())
+			return
+		case c := <-s.ctrl:
+			if !s.writeCtrl(c, next()) {
+				return
+			}
+		case f := <-s.audio:
+			e := &enc[0]
+			if f.track == TrackDestination {
+				e = &enc[1]
+			}
+			payload = e.encode(payload[:0], f.pcm[:f.n])
+			seq++
+			buf = appendMedia(buf[:0], seq, wireTrack(f.track), f.chunk, f.tsMs, payload, s.streamSid)
+			if !s.write(evMedia, buf) {
+				return
+			}
+			s.m.uplink.Observe(time.Since(f.at).Seconds())
+		}
+	}
+}
+
+func (s *wsSession) writeCtrl(c ctrlMsg, seq string) bool {
+	switch c.event {
+	case evDTMF:
+		return s.writeJSON(evDTMF, dtmfMsg{Event: evDTMF, StreamSid: s.streamSid, SequenceNumber: seq,
+			DTMF: dtmfBody{Track: "inbound_track", Digit: string(c.digit), DurationMs: c.dur.Milliseconds()}})
+	case evMark:
+		return s.writeJSON(evMark, markMsg{Event: evMark, StreamSid: s.streamSid, SequenceNumber: seq, Mark: markBody{Name: c.name}})
+	case evListenOnly:
+		return s.writeJSON(evListenOnly, listenOnlyMsg{Event: evListenOnly, StreamSid: s.streamSid, SequenceNumber: seq})
+	}
+	return true
+}
+
+// goodbye sends stop and closes the socket with 1000, unless the
+// connection is already gone.
+func (s *wsSession) goodbye(seq string) {
+	s.mu.Lock()
+	dead := s.dead
+	s.mu.Unlock()
+	if dead {
+		return
+	}
+	b, _ := json.Marshal(stopMsg{Event: evStop, StreamSid: s.streamSid, SequenceNumber: seq,
+		Stop: stopBody{AccountSid: accountSid, CallSid: s.callSid}})
+	ctx, cancel := context.WithTimeout(s.abortCtx, stopTimeout)
+	err := s.conn.Write(ctx, websocket.MessageText, b)
+	cancel()
+	if err != nil {
+		return // the write timeout closed the connection
+	}
+	s.m.countOut(evStop)
+	_ = s.conn.Close(websocket.StatusNormalClosure, "call ended")
+}
+
+func (s *wsSession) writeJSON(event string, v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encoding agent message", "event", event, "err", err)
+		return true
+	}
+	return s.write(event, b)
+}
+
+// write sends one text message, bounded by ResponseTimeout; a failure
+// ends the link.
+func (s *wsSession) write(event string, b []byte) bool {
+	ctx, cancel := context.WithTimeout(s.abortCtx, s.cfg.ResponseTimeout)
+	err := s.conn.Write(ctx, websocket.MessageText, b)
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	cancel()
+	if err != nil {
+		reason := lostReason(err)
+		if timedOut {
+			reason = ReasonAgentUnresponsive
+		}
+		s.lose(reason, err)
+		return false
+	}
+	s.m.countOut(event)
+	return true
+}
+
+// readState is the reader goroutine's reusable buffers and decoder.
+type readState struct {
+	msg bytes.Buffer
+	raw []byte
+	pcm []int16
+	dec decoder
+}
+
+// reader owns the socket's read side. Each message is read whole (up to
+// MaxMessageBytes; larger ones are discarded as they stream in) and
+// handled; a connection error ends the link.
+func (s *wsSession) reader() {
+	defer s.wg.Done()
+	st := &readState{dec: decoder{f: s.cfg.Format}}
+	limit := s.cfg.MaxMessageBytes
+	for {
+		typ, r, err := s.conn.Reader(context.Background())
+		if err != nil {
+			s.lose(lostReason(err), err)
+			return
+		}
+		st.msg.Reset()
+		if _, err := st.msg.ReadFrom(io.LimitReader(r, limit+1)); err != nil {
+			s.lose(lostReason(err), err)
+			return
+		}
+		if int64(st.msg.Len()) > limit {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				s.lose(lostReason(err), err)
+				return
+			}
+			s.malformed(badOversized, errors.New("message larger than the limit"))
+		} else if typ != websocket.MessageText {
+			s.malformed(badBinary, errors.New("binary message"))
+		} else {
+			s.handle(st, time.Now())
+		}
+		if st.msg.Cap() > 64<<10 {
+			st.msg = bytes.Buffer{} // let a rare large message's buffer go
+		}
+	}
+}
+
+func (s *wsSession) malformed(reason string, err error) {
+	s.m.malformed.WithLabelValues(reason).Inc()
+	s.log.Debug("agent message ignored", "reason", reason, "err", err)
+}
+
+// handle acts on one text message from the agent.
+func (s *wsSession) handle(st *readState, recv time.Time) {
+	var msg inMsg
+	if err := json.Unmarshal(st.msg.Bytes(), &msg); err != nil {
+		s.malformed(badJSON, err)
+		return
+	}
+	switch msg.Event {
+	case "":
+		s.malformed(badEvent, errors.New("no event"))
+		return
+	case evMedia:
+		if msg.Media == nil {
+			s.malformed(badEvent, errors.New("media without media object"))
+			return
+		}
+		raw, err := decodeBase64(st.raw[:0], msg.Media.Payload)
+		st.raw = raw
+		if err != nil {
+			s.malformed(badPayload, err)
+			return
+		}
+		pcm, err := st.dec.decode(st.pcm[:0], raw)
+		st.pcm = pcm
+		if err != nil {
+			s.malformed(badPayload, err)
+			return
+		}
+		s.enqueue(pcm, recv)
+	case evMark:
+		if msg.Mark == nil {
+			s.malformed(badEvent, errors.New("mark without mark object"))
+			return
+		}
+		s.mark(msg.Mark.Name)
+	case evClear:
+		s.mu.Lock()
+		s.dropPlayoutLocked()
+		s.mu.Unlock()
+	case evComplete:
+		var out transfer.OutputContext
+		if msg.OutputContext != nil {
+			var err error
+			if out, err = msg.OutputContext.outputContext(); err != nil {
+				s.malformed(badEvent, err)
+				return
+			}
+		}
+		s.complete(out)
+	}
+	s.m.countIn(msg.Event)
+}
+
+func decodeBase64(dst []byte, s string) ([]byte, error) {
+	n := base64.StdEncoding.DecodedLen(len(s))
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	k, err := base64.StdEncoding.Decode(dst, []byte(s))
+	if err != nil {
+		// Some encoders leave the padding out.
+		k, err = base64.RawStdEncoding.Decode(dst, []byte(s))
+	}
+	return dst[:k], err
+}
+
+// enqueue queues agent audio for the pacer.
+func (s *wsSession) enqueue(pcm []int16, recv time.Time) {
+	if len(pcm) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listenOnly {
+		s.m.drops.WithLabelValues(dropListenOnly).Add(frames(len(pcm)))
+		return
+	}
+	wasEmpty := s.play.n == 0
+	at := s.play.queued
+	k := s.play.push(pcm)
+	if k < len(pcm) {
+		s.m.drops.WithLabelValues(dropPlayoutFull).Add(frames(len(pcm) - k))
+	}
+	if wasEmpty && k > 0 && !s.stamped {
+		s.stamped, s.stampAt, s.stampT = true, at, recv
+	}
+}
+
+func frames(samples int) float64 {
+	return float64((samples + FrameSamples - 1) / FrameSamples)
+}
+
+// mark queues a mark after the audio queued so far; with nothing queued it
+// is echoed at once.
+func (s *wsSession) mark(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.play.queued <= s.play.played {
+		s.sendCtrl(ctrlMsg{event: evMark, name: name})
+		return
+	}
+	if len(s.play.marks) >= maxMarks {
+		s.m.drops.WithLabelValues(dropMarks).Inc()
+		return
+	}
+	s.play.marks = append(s.play.marks, queuedMark{name: name, at: s.play.queued})
+}
+
+// complete finishes the conversation once the audio queued before it has
+// played (at most its duration plus a second from now).
+func (s *wsSession) complete(out transfer.OutputContext) {
+	if out.TransferType == "" {
+		out.TransferType = TransferSystem
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished || s.pending != nil {
+		s.log.Info("handoff.complete ignored: the conversation is already finishing")
+		return
+	}
+	if s.play.n == 0 {
+		s.finishLocked(out, ReasonComplete)
+		return
+	}
+	s.pending = &out
+	s.pendingAt = s.play.queued
+	wait := time.Duration(s.play.n)*time.Second/8000 + time.Second
+	s.completeTimer = time.AfterFunc(wait, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.pending != nil {
+			s.finishLocked(*s.pending, ReasonComplete)
+		}
+	})
+}
