@@ -88,6 +88,27 @@ type SIPConfig struct {
 	Digest         DigestConfig  `yaml:"digest"`
 	TransferHeader string        `yaml:"transfer_header"`
 	AckTimeout     time.Duration `yaml:"ack_timeout"`
+	SessionMinSE   time.Duration `yaml:"session_min_se"`
+	Return         ReturnConfig  `yaml:"return"`
+	HeadersMode    HeadersConfig `yaml:"headers_mode"`
+}
+
+// ReturnConfig tunes how calls are handed back by REFER and INVITE.
+type ReturnConfig struct {
+	ReferTimeout    time.Duration `yaml:"refer_timeout"`
+	RingTimeout     time.Duration `yaml:"ring_timeout"`
+	Fallback        string        `yaml:"fallback"`
+	ContextEncoding string        `yaml:"context_encoding"`
+	MaxContextBytes int           `yaml:"max_context_bytes"`
+}
+
+// HeadersConfig is the API-less mode: transfers created from X-Handoff-
+// headers of INVITEs to sip:<user>@external_host.
+type HeadersConfig struct {
+	Enabled   bool   `yaml:"enabled"`
+	User      string `yaml:"user"`
+	Owner     string `yaml:"owner"`
+	ReturnURI string `yaml:"return_uri"`
 }
 
 // DigestConfig enables digest authentication of INVITEs when Users is not empty.
@@ -162,6 +183,15 @@ func Defaults() Config {
 			TrustedCIDRs:   []string{"127.0.0.0/8", "::1/128"},
 			TransferHeader: "X-Call-Transfer-Id",
 			AckTimeout:     32 * time.Second,
+			SessionMinSE:   90 * time.Second,
+			Return: ReturnConfig{
+				ReferTimeout:    30 * time.Second,
+				RingTimeout:     60 * time.Second,
+				Fallback:        "BYE",
+				ContextEncoding: "headers",
+				MaxContextBytes: 1024,
+			},
+			HeadersMode: HeadersConfig{User: "agent", Owner: devCredentialID},
 		},
 		Media: MediaConfig{
 			RTPPorts:   "20000-20999",
@@ -655,6 +685,32 @@ func (c *Config) Validate() error {
 		bad("sip.transfer_header", "%q is not a SIP header name", c.SIP.TransferHeader)
 	}
 	positive("sip.ack_timeout", c.SIP.AckTimeout)
+	if c.SIP.SessionMinSE < 90*time.Second {
+		bad("sip.session_min_se", "must be at least 90s (RFC 4028), got %s", c.SIP.SessionMinSE)
+	}
+	positive("sip.return.refer_timeout", c.SIP.Return.ReferTimeout)
+	positive("sip.return.ring_timeout", c.SIP.Return.RingTimeout)
+	if f := c.SIP.Return.Fallback; f != "BYE" && f != "REFER" {
+		bad("sip.return.fallback", "%q: want BYE or REFER", f)
+	}
+	if e := c.SIP.Return.ContextEncoding; e != "headers" && e != "params" {
+		bad("sip.return.context_encoding", "%q: want headers or params", e)
+	}
+	if n := c.SIP.Return.MaxContextBytes; n < 64 || n > 4096 {
+		bad("sip.return.max_context_bytes", "must be between 64 and 4096, got %d", n)
+	}
+	if h := c.SIP.HeadersMode; h.Enabled {
+		if h.User == "" {
+			bad("sip.headers_mode.user", "is required when sip.headers_mode.enabled is true")
+		}
+		known := false
+		for _, cr := range c.Auth.Credentials {
+			known = known || cr.ID == h.Owner
+		}
+		if !known {
+			bad("sip.headers_mode.owner", "%q is not an auth.credentials id", h.Owner)
+		}
+	}
 
 	if _, _, err := parsePortRange(c.Media.RTPPorts); err != nil {
 		bad("media.rtp_ports", "%v", err)
