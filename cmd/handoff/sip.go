@@ -64,11 +64,11 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 			Owner:     cfg.SIP.HeadersMode.Owner,
 			ReturnURI: cfg.SIP.HeadersMode.ReturnURI,
 		},
-		RTPTimeout:     cfg.Media.RTPTimeout,
-		NodeID:         cfg.Node.ID,
-		Ports:          ports,
-		Pipeline:       pipeline,
-		Logger:         log,
+		RTPTimeout: cfg.Media.RTPTimeout,
+		NodeID:     cfg.Node.ID,
+		Ports:      ports,
+		Pipeline:   pipeline,
+		Logger:     log,
 	}, svc, reg)
 	if err != nil {
 		return nil, err
