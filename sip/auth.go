@@ -28,12 +28,14 @@ type authenticator struct {
 	realm   string
 	users   map[string]string
 	key     []byte
+	// algorithm is the digest algorithm we challenge with (MD5 unless set).
+	algorithm string
 }
 
 func newAuthenticator(trusted []netip.Prefix, realm string, users map[string]string) *authenticator {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return &authenticator{trusted: trusted, realm: realm, users: users, key: key}
+	return &authenticator{trusted: trusted, realm: realm, users: users, key: key, algorithm: "MD5"}
 }
 
 // verdict is the outcome of an authentication check.
@@ -98,7 +100,7 @@ func (a *authenticator) trustedSource(src string) bool {
 }
 
 func (a *authenticator) challenge(now time.Time, stale bool) sip.Header {
-	c := digest.Challenge{Realm: a.realm, Nonce: a.nonce(now), Algorithm: "MD5", QOP: []string{"auth"}, Stale: stale}
+	c := digest.Challenge{Realm: a.realm, Nonce: a.nonce(now), Algorithm: a.algorithm, QOP: []string{"auth"}, Stale: stale}
 	return sip.NewHeader("WWW-Authenticate", c.String())
 }
 

@@ -344,6 +344,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	dest := newDestination(t, "answer", map[string]string{"ret": password})
+	dest.auth.algorithm = "SHA-256"
 	g.createReturn("inv", transfer.SIPReturn{
 		ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri(),
 		Auth: &transfer.Credentials{Username: "ret", Password: password},
@@ -365,6 +366,9 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	dest.mu.Lock()
 	inv, offer := dest.lastReq, dest.offer
 	dest.mu.Unlock()
+	if a := inv.GetHeader("Authorization"); a == nil || !strings.Contains(a.Value(), "SHA-256") {
+		t.Fatalf("return INVITE not authenticated with SHA-256: %v", a)
+	}
 	if h := inv.GetHeader("X-Handoff-Var-digits"); h == nil || h.Value() != "7" {
 		t.Fatalf("return INVITE lacks the outcome: %v", h)
 	}
@@ -402,12 +406,24 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	<-sending
 	eventually(t, "agent hears both tracks", func() bool { return rec.count(agent.TrackDestination) > 5 })
 
-	// The destination hangs up: Handoff hangs up the caller.
+	// The destination puts the bridged call on hold: its leg answers.
 	dest.mu.Lock()
 	dlg := dest.dlg
 	dest.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	hold := sip.NewRequest(sip.INVITE, dlg.InviteRequest.Contact().Address)
+	hold.SetBody(sdpBody(dest.rtp.LocalAddr().(*net.UDPAddr).Port, "8 101", "a=sendonly"))
+	hold.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	holdRes, err := dlg.Do(ctx, hold)
+	if err != nil || holdRes.StatusCode != 200 || !bytes.Contains(holdRes.Body(), []byte("a=recvonly")) {
+		t.Fatalf("hold on the return leg: %v %v", err, holdRes)
+	}
+	if err := dlg.WriteRequest(sip.NewRequest(sip.ACK, dlg.InviteRequest.Contact().Address)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The destination hangs up: Handoff hangs up the caller.
 	if err := dlg.Bye(ctx); err != nil {
 		t.Fatalf("destination BYE: %v", err)
 	}
