@@ -189,7 +189,7 @@ type destination struct {
 	lastReq *sip.Request
 }
 
-func newDestination(t *testing.T, mode string, users map[string]string) *destination {
+func newDestination(t *testing.T, mode string, users map[string]string, algorithm string) *destination {
 	t.Helper()
 	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("test-destination"))
 	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
@@ -206,6 +206,9 @@ func newDestination(t *testing.T, mode string, users map[string]string) *destina
 	}
 	if users != nil {
 		d.auth = newAuthenticator(nil, "carrier", users)
+		if algorithm != "" {
+			d.auth.algorithm = algorithm
+		}
 	}
 	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "dest", Host: "127.0.0.1", Port: port}}}
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -343,8 +346,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 		c.Pipeline = rec
 		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	dest := newDestination(t, "answer", map[string]string{"ret": password})
-	dest.auth.algorithm = "SHA-256"
+	dest := newDestination(t, "answer", map[string]string{"ret": password}, "SHA-256")
 	g.createReturn("inv", transfer.SIPReturn{
 		ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri(),
 		Auth: &transfer.Credentials{Username: "ret", Password: password},
@@ -452,7 +454,7 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGateway(t, func(c *Config) { c.Return.RingTimeout = 500 * time.Millisecond })
-			dest := newDestination(t, tc.mode, tc.users)
+			dest := newDestination(t, tc.mode, tc.users, "")
 			ret := transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()}
 			if tc.password != "" {
 				ret.Auth = &transfer.Credentials{Username: "ret", Password: tc.password}
