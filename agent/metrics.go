@@ -106,9 +106,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.malformed.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.connectFailures, m.messages, m.drops, m.malformed, m.ended, m.clearedFrames, m.uplink, m.downlink)
+		reg.MustRegister(m)
 	}
 	return m
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.active, m.connectFailures, m.messages, m.drops, m.malformed, m.ended, m.clearedFrames, m.uplink, m.downlink}
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.collectors() {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.collectors() {
+		c.Collect(ch)
+	}
 }
 
 func (m *Metrics) countIn(event string) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -91,6 +92,43 @@ const (
 
 var defaultMetrics = sync.OnceValue(func() *Metrics { return NewMetrics(nil) })
 
+// defaultHTTPClient dials handshakes without proxies or connection reuse,
+// and hands each session its TCP connection (see rawConn).
+var defaultHTTPClient = &http.Client{Transport: &http.Transport{
+	DisableKeepAlives: true,
+	DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if h, ok := ctx.Value(rawConnKey{}).(*rawConn); ok && err == nil {
+			h.set(c)
+		}
+		return c, err
+	},
+}}
+
+// rawConn is a session's TCP connection, known when the default HTTP
+// client dialled it: closing it is the last resort to end a close
+// handshake the agent does not answer.
+type rawConn struct {
+	mu sync.Mutex
+	c  net.Conn
+}
+
+type rawConnKey struct{}
+
+func (r *rawConn) set(c net.Conn) {
+	r.mu.Lock()
+	r.c = c
+	r.mu.Unlock()
+}
+
+func (r *rawConn) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c != nil {
+		_ = r.c.Close()
+	}
+}
+
 func (w WebSocket) withDefaults() WebSocket {
 	if w.ConnectTimeout <= 0 {
 		w.ConnectTimeout = DefaultConnectTimeout
@@ -117,7 +155,7 @@ func (w WebSocket) withDefaults() WebSocket {
 		w.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if w.HTTPClient == nil {
-		w.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		w.HTTPClient = defaultHTTPClient
 	}
 	if w.Logger == nil {
 		w.Logger = slog.Default()
@@ -154,7 +192,8 @@ func (w *WebSocket) Open(ctx context.Context, info CallInfo) (Session, error) {
 	if cfg.Token != "" {
 		hdr.Set("Authorization", "Bearer "+cfg.Token)
 	}
-	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	raw := &rawConn{}
+	dctx, cancel := context.WithTimeout(context.WithValue(ctx, rawConnKey{}, raw), cfg.ConnectTimeout)
 	defer cancel()
 	conn, resp, err := websocket.Dial(dctx, cfg.URL, &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: cfg.HTTPClient})
 	if err != nil {
@@ -178,6 +217,7 @@ func (w *WebSocket) Open(ctx context.Context, info CallInfo) (Session, error) {
 		cfg:       cfg,
 		m:         m,
 		conn:      conn,
+		raw:       raw,
 		info:      info,
 		streamSid: "MZ" + randomHex(16),
 		callSid:   info.CallID,
@@ -235,6 +275,7 @@ type wsSession struct {
 	m         *Metrics
 	log       *slog.Logger
 	conn      *websocket.Conn
+	raw       *rawConn
 	info      CallInfo
 	streamSid string
 	callSid   string

@@ -121,7 +121,17 @@ func (s *wsSession) goodbye(seq string) {
 		return // the write timeout closed the connection
 	}
 	s.m.countOut(evStop)
-	_ = s.conn.Close(websocket.StatusNormalClosure, "call ended")
+	// The close handshake waits for the agent's close frame (coder/websocket
+	// allows it 5 s); an agent that does not answer loses its TCP
+	// connection after stopTimeout instead.
+	closed := make(chan struct{})
+	t := time.AfterFunc(stopTimeout, s.raw.close)
+	go func() {
+		defer close(closed)
+		_ = s.conn.Close(websocket.StatusNormalClosure, "call ended")
+	}()
+	<-closed
+	t.Stop()
 }
 
 func (s *wsSession) writeJSON(event string, v any) bool {

@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/rtp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/agent/refagent"
+	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/transfer"
+)
+
+// pattern is a PCMU frame that survives µ-law -> PCM -> µ-law unchanged
+// (no 0x7F, the negative zero), so its echo can be compared byte for byte.
+func pattern(seed byte) []byte {
+	b := make([]byte, 160)
+	for i := range b {
+		b[i] = 0x10 + byte(i+int(seed))%0x60
+	}
+	return b
+}
+
+var silence = bytes.Repeat([]byte{0xFF}, 160)
+
+// collect reads one labelled series of a vector through the Collector
+// interface (the metrics' fields are unexported).
+func collect(t *testing.T, m *agent.Metrics, name string, labels map[string]string) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 256)
+	go func() { m.Collect(ch); close(ch) }()
+	var total float64
+	for metric := range ch {
+		if !strings.Contains(metric.Desc().String(), `"`+name+`"`) {
+			continue
+		}
+		var d dto.Metric
+		if err := metric.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		match := true
+		for k, v := range labels {
+			found := false
+			for _, lp := range d.Label {
+				if lp.GetName() == k && lp.GetValue() == v {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if match {
+			total += d.GetCounter().GetValue() + d.GetGauge().GetValue()
+		}
+	}
+	return total
+}
+
+// A whole conversation: the caller hears its own audio back through the
+// reference agent, presses 5 then #, and the agent's handoff.complete
+// makes Handoff return the call by REFER with the outcome.
+func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
+	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{})})
+	g.create("e2e-refer", transfer.ReturnRefer)
+	p := newPhone(t)
+	c, err := p.invite(g.srv.TransferURI("e2e-refer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.waitStatus("e2e-refer", transfer.StatusOngoing)
+
+	// Echo: the caller's frames come back unchanged.
+	want := pattern(7)
+	stop := make(chan struct{})
+	talking := c.talk(stop, func() []byte { return want })
+	c.readRTP(5*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
+	close(stop)
+	<-talking
+
+	c.sendDTMF('5')
+	c.sendDTMF('#')
+	req := p.waitRefer()
+	referTo := req.GetHeader("Refer-To").Value()
+	for _, s := range []string{"sip:ivr-return@127.0.0.1:5999", "X-Handoff-Transfer-Type=SYSTEM", "X-Handoff-Var-digits=5"} {
+		if !strings.Contains(referTo, s) {
+			t.Errorf("Refer-To %q lacks %q", referTo, s)
+		}
+	}
+	tr := g.waitStatus("e2e-refer", transfer.StatusCompleted)
+	out := tr.OutputContext
+	if out == nil || out.TransferType != "SYSTEM" || out.CurrentTaskName != "Billing" ||
+		out.TransferVariables["digits"] != "5" || out.ReferenceVariables["reason"] != "caller_pressed_hash" {
+		t.Fatalf("outputContext %+v", out)
+	}
+	if tr.EndReason != transfer.EndAgentFinished {
+		t.Errorf("endReason %q", tr.EndReason)
+	}
+	c.notify("SIP/2.0 200 OK", "terminated;reason=noresource")
+	p.waitBye()
+	if r := g.waitReturn("e2e-refer").Return; r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded {
+		t.Fatalf("returnResult %+v", r)
+	}
+	if n := collect(t, g.metrics, "handoff_agent_messages_total", map[string]string{"direction": "in", "type": "handoff.complete"}); n != 1 {
+		t.Errorf("handoff.complete received %v times", n)
+	}
+	eventually(t, "the agent session is closed", func() bool {
+		return collect(t, g.metrics, "handoff_agent_sessions_active", nil) == 0
+	})
+}
+
+// Barge-in: the reference agent plays a 3 s greeting; when the caller
+// talks over it, the agent sends clear and Handoff drops the rest at once.
+func TestBargeInClear(t *testing.T) {
+	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{Greeting: 3 * time.Second})})
+	g.create("e2e-barge", transfer.ReturnBye)
+	p := newPhone(t)
+	c, err := p.invite(g.srv.TransferURI("e2e-barge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.waitStatus("e2e-barge", transfer.StatusOngoing)
+
+	// A loud frame (a 1 kHz tone at -10 dBFS) that survives the echo.
+	pcm := make([]int16, 160)
+	for i := range pcm {
+		pcm[i] = int16(10000 * []float64{0, 0.707, 1, 0.707, 0, -0.707, -1, -0.707}[i%8])
+	}
+	loud := make([]byte, 160)
+	media.EncodeULaw(loud, pcm)
+	var speaking atomic.Bool
+	stop := make(chan struct{})
+	talking := c.talk(stop, func() []byte {
+		if speaking.Load() {
+			return loud
+		}
+		return silence
+	})
+	defer func() { close(stop); <-talking }()
+
+	var toneBefore, toneAfter int
+	c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool {
+		switch {
+		case bytes.Equal(pkt.Payload, loud):
+			return true // the echo: the greeting is gone
+		case bytes.Equal(pkt.Payload, silence):
+		case speaking.Load():
+			toneAfter++
+		default:
+			toneBefore++
+			if toneBefore == 10 { // the greeting is playing: talk over it
+				speaking.Store(true)
+			}
+		}
+		return false
+	})
+	// The greeting is 150 frames; after the caller spoke, only what was in
+	// flight before the clear may still be heard.
+	if toneAfter > 25 {
+		t.Errorf("%d greeting frames after barge-in", toneAfter)
+	}
+	if n := collect(t, g.metrics, "handoff_agent_cleared_frames_total", nil); n < 50 {
+		t.Errorf("only %v frames cleared", n)
+	}
+	if n := collect(t, g.metrics, "handoff_agent_messages_total", map[string]string{"direction": "in", "type": "clear"}); n != 1 {
+		t.Errorf("clear received %v times", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.dlg.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.waitStatus("e2e-barge", transfer.StatusCompleted)
+}
+
+// An agent that cannot be reached: the INVITE gets 503 with Retry-After
+// and the transfer stays ACTIVE for the IVR's retry or fallback.
+func TestAgentUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	g := newGateway(t, &agent.WebSocket{URL: "ws://" + addr + "/agent", ConnectTimeout: 500 * time.Millisecond})
+	g.create("e2e-503", transfer.ReturnBye)
+	p := newPhone(t)
+	_, err = p.invite(g.srv.TransferURI("e2e-503"))
+	res := dialogResponse(err)
+	if res == nil || res.StatusCode != 503 {
+		t.Fatalf("INVITE: %v, want 503", err)
+	}
+	if h := res.GetHeader("Retry-After"); h == nil {
+		t.Error("503 without Retry-After")
+	}
+	if st := g.get("e2e-503").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+		t.Fatalf("transfer %s after 503, want ACTIVE", st)
+	}
+	if n := collect(t, g.metrics, "handoff_agent_connect_failures_total", nil); n != 1 {
+		t.Errorf("connect failures %v", n)
+	}
+}
+
+// scriptAgent is a misbehaving agent: it accepts, reads up to the start
+// message, then runs script. It returns the agent's URL.
+func scriptAgent(t *testing.T, script func(ctx context.Context, c *websocket.Conn)) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	url := agentServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			var m struct{ Event string }
+			if json.Unmarshal(b, &m) == nil && m.Event == "start" {
+				break
+			}
+		}
+		script(ctx, c)
+	}))
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return url
+}
+
+// The agent's connection breaks mid-call: Handoff applies the fallback
+// (transferType AGENT, reason agent_disconnected) and returns the call as
+// the transfer says (REFER here).
+func TestAgentDropsMidCall(t *testing.T) {
+	drop := make(chan struct{})
+	url := scriptAgent(t, func(ctx context.Context, c *websocket.Conn) {
+		select {
+		case <-drop:
+		case <-ctx.Done():
+		}
+		_ = c.CloseNow() // no close frame: the TCP connection just ends
+	})
+	g := newGateway(t, &agent.WebSocket{URL: url})
+	g.create("e2e-drop", transfer.ReturnRefer)
+	p := newPhone(t)
+	c, err := p.invite(g.srv.TransferURI("e2e-drop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.waitStatus("e2e-drop", transfer.StatusOngoing)
+	c.sendAudio(pattern(1))
+	close(drop)
+
+	req := p.waitRefer()
+	if rt := req.GetHeader("Refer-To").Value(); !strings.Contains(rt, "X-Handoff-Transfer-Type=AGENT") {
+		t.Errorf("Refer-To %q: want transfer type AGENT", rt)
+	}
+	tr := g.waitStatus("e2e-drop", transfer.StatusCompleted)
+	if out := tr.OutputContext; out == nil || out.TransferType != "AGENT" || out.ReferenceVariables["reason"] != agent.ReasonAgentDisconnected || out.CurrentTaskName != "Billing" {
+		t.Fatalf("outputContext %+v", tr.OutputContext)
+	}
+	if tr.EndReason != transfer.EndAgentFinished {
+		t.Errorf("endReason %q", tr.EndReason)
+	}
+	c.notify("SIP/2.0 200 OK", "terminated;reason=noresource")
+	p.waitBye()
+	g.waitReturn("e2e-drop")
+}
+
+// A slow agent that reads nothing: the caller keeps hearing RTP (silence)
+// every 20 ms, and hanging up still ends everything promptly.
+func TestSlowAgentRTPFlows(t *testing.T) {
+	url := scriptAgent(t, func(ctx context.Context, c *websocket.Conn) { <-ctx.Done() })
+	g := newGateway(t, &agent.WebSocket{URL: url, PingInterval: -1, SendQueue: 10})
+	g.create("e2e-slow", transfer.ReturnBye)
+	p := newPhone(t)
+	c, err := p.invite(g.srv.TransferURI("e2e-slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.waitStatus("e2e-slow", transfer.StatusOngoing)
+	stop := make(chan struct{})
+	talking := c.talk(stop, func() []byte { return pattern(3) })
+	n := 0
+	c.readRTP(5*time.Second, func(*rtp.Packet) bool { n++; return n == 50 })
+	close(stop)
+	<-talking
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.dlg.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tr := g.waitStatus("e2e-slow", transfer.StatusCompleted); tr.EndReason != transfer.EndCallerHangup {
+		t.Errorf("endReason %q", tr.EndReason)
+	}
+}
+
+// Malformed and oversized agent messages are counted and ignored; the
+// conversation goes on to a normal completion.
+func TestMalformedAgentMessages(t *testing.T) {
+	url := scriptAgent(t, func(ctx context.Context, c *websocket.Conn) {
+		for _, m := range []string{
+			`{"event":"media","media":{"payload":`,
+			`{"event":"media","media":{"payload":"%%%"}}`,
+			`{"event":"media","media":{"payload":"` + strings.Repeat("A", 300<<10) + `"}}`,
+			`{"event":"handoff.complete","outputContext":{"transferType":"SYSTEM","currentTaskName":"Done"}}`,
+		} {
+			if err := c.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+				return
+			}
+		}
+		_ = c.Write(ctx, websocket.MessageBinary, []byte{0, 1})
+		_, _, _ = c.Read(ctx) // until the call ends
+	})
+	g := newGateway(t, &agent.WebSocket{URL: url})
+	g.create("e2e-bad", transfer.ReturnBye)
+	p := newPhone(t)
+	if _, err := p.invite(g.srv.TransferURI("e2e-bad")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitBye()
+	tr := g.waitStatus("e2e-bad", transfer.StatusCompleted)
+	if out := tr.OutputContext; out == nil || out.TransferType != "SYSTEM" || out.CurrentTaskName != "Done" {
+		t.Fatalf("outputContext %+v", out)
+	}
+	eventually(t, "malformed messages counted", func() bool {
+		return collect(t, g.metrics, "handoff_agent_malformed_messages_total", nil) == 4
+	})
+}
