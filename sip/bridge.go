@@ -295,11 +295,11 @@ func (r *returnLeg) onOffer(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (r *returnLeg) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if d, ok := r.call.s.readInfo(&r.dlg.Dialog, req, tx); ok {
+	r.call.s.readInfo(&r.dlg.Dialog, req, tx, func(d agent.DTMF) {
 		if m := r.call.session(); m != nil {
 			_ = m.SendDTMF(media.DTMFEvent{Digit: d.Digit, Duration: d.Duration})
 		}
-	}
+	})
 }
 
 func (r *returnLeg) onOther(req *sip.Request, tx sip.ServerTransaction) {

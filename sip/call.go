@@ -310,35 +310,34 @@ func (c *Call) onOffer(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (c *Call) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	d, ok := c.s.readInfo(&c.dlg.Dialog, req, tx)
-	if !ok {
-		return
-	}
-	c.agent.PushDTMF(d)
-	if b := c.bridge.Load(); b != nil {
-		b.sendDestinationDTMF(media.DTMFEvent{Digit: d.Digit, Duration: d.Duration})
-	}
+	c.s.readInfo(&c.dlg.Dialog, req, tx, func(d agent.DTMF) {
+		c.agent.PushDTMF(d)
+		if b := c.bridge.Load(); b != nil {
+			b.sendDestinationDTMF(media.DTMFEvent{Digit: d.Digit, Duration: d.Duration})
+		}
+	})
 }
 
-// readInfo answers an INFO and returns the DTMF it carried, if any.
-func (s *Server) readInfo(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTransaction) (agent.DTMF, bool) {
+// readInfo answers an INFO, handing the DTMF it carries to deliver first,
+// so key presses sent one after another arrive in order.
+func (s *Server) readInfo(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTransaction, deliver func(agent.DTMF)) {
 	if err := dlg.ReadRequest(req, tx); err != nil {
 		s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
-		return agent.DTMF{}, false
+		return
 	}
 	if len(req.Body()) == 0 {
 		s.respond(req, tx, sip.StatusOK, "OK") // keep-alive
-		return agent.DTMF{}, false
+		return
 	}
 	d, err := parseInfoDTMF(req)
 	if err != nil {
 		s.respond(req, tx, sip.StatusUnsupportedMediaType, "Unsupported Media Type",
 			sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
-		return agent.DTMF{}, false
+		return
 	}
 	s.metrics.infoDTMF.Inc()
+	deliver(d)
 	s.respond(req, tx, sip.StatusOK, "OK")
-	return d, true
 }
 
 // onOther handles NOTIFY (the REFER return's progress) and REFER (not
