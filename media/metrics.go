@@ -26,7 +26,7 @@ type Metrics struct {
 	bytesIn, bytesOut     prometheus.Counter
 	lost                  prometheus.Counter
 	jitter                prometheus.Histogram
-	dtmf                  prometheus.Counter
+	dtmf, dtmfInfo        prometheus.Counter
 	dropped               [numDropReasons]prometheus.Counter
 	sessions              prometheus.Gauge
 }
@@ -67,6 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lost:       lost,
 		jitter:     jitter,
 		dtmf:       dtmf.WithLabelValues("rfc4733"),
+		dtmfInfo:   dtmf.WithLabelValues("sip_info"),
 		sessions:   sessions,
 	}
 	for i, name := range dropReasonNames {
@@ -116,6 +117,14 @@ func (m *Metrics) drop(r dropReason) {
 func (m *Metrics) dtmfEvent() {
 	if m != nil {
 		m.dtmf.Inc()
+	}
+}
+
+// DTMFInfo counts a key press that arrived as SIP INFO, so DTMF is one
+// metric whatever carried it.
+func (m *Metrics) DTMFInfo() {
+	if m != nil {
+		m.dtmfInfo.Inc()
 	}
 }
 

@@ -335,7 +335,7 @@ func (s *Server) readInfo(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTran
 			sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 		return
 	}
-	s.metrics.infoDTMF.Inc()
+	s.media.DTMFInfo()
 	deliver(d)
 	s.respond(req, tx, sip.StatusOK, "OK")
 }

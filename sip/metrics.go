@@ -11,7 +11,6 @@ type metrics struct {
 	invites       *prometheus.CounterVec
 	ended         *prometheus.CounterVec
 	answerLatency prometheus.Histogram
-	infoDTMF      prometheus.Counter
 	returns       *prometheus.CounterVec
 }
 
@@ -34,10 +33,6 @@ func newMetrics() *metrics {
 			Help:    "Time from receiving an INVITE to sending its 200 OK.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
-		infoDTMF: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "handoff_sip_info_dtmf_total",
-			Help: "DTMF key presses received as SIP INFO.",
-		}),
 		returns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_sip_returns_total",
 			Help: "Calls handed back after the agent finished, by return type (BYE, REFER, INVITE) and result (succeeded, failed).",
@@ -45,8 +40,22 @@ func newMetrics() *metrics {
 	}
 }
 
+// precreate makes the series dashboards and alerts divide by exist from
+// the start, before the first event.
+func (m *metrics) precreate() {
+	for _, t := range []string{"BYE", "REFER", "INVITE"} {
+		for _, r := range []string{"succeeded", "failed"} {
+			m.returns.WithLabelValues(t, r)
+		}
+	}
+	for _, code := range []int{200, 401, 403, 404, 486, 487, 488, 503} {
+		m.invites.WithLabelValues(statusLabel(code))
+	}
+}
+
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.infoDTMF, m.returns} {
+	m.precreate()
+	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
