@@ -74,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_agent_sessions_ended_total",
-			Help: "WebSocket agent sessions by how the conversation ended: complete (handoff.complete), agent_closed, agent_disconnected, agent_unresponsive (fallback applied), call_ended (the call ended first).",
+			Help: "WebSocket agent sessions by how the conversation ended: complete (handoff.complete), agent_closed, agent_disconnected, agent_unresponsive, max_duration (fallback applied), call_ended (the call ended first).",
 		}, []string{"reason"}),
 		clearedFrames: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "handoff_agent_cleared_frames_total",

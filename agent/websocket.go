@@ -39,6 +39,9 @@ type WebSocket struct {
 	// FallbackTransferType is the outputContext.transferType when the agent
 	// goes away without handoff.complete ("AGENT": a human takes over).
 	FallbackTransferType string
+	// MaxDuration, if positive, finishes a conversation still running after
+	// it with the fallback and reason max_duration.
+	MaxDuration time.Duration
 	// PingInterval is how often Handoff pings the agent (5s); a ping not
 	// answered within ResponseTimeout ends the conversation with the
 	// fallback and reason agent_unresponsive. Negative disables pings.
@@ -78,6 +81,7 @@ const (
 	ReasonAgentClosed       = "agent_closed"       // the agent closed the socket without handoff.complete
 	ReasonAgentDisconnected = "agent_disconnected" // the connection broke
 	ReasonAgentUnresponsive = "agent_unresponsive" // no pong, or a write stuck, for ResponseTimeout
+	ReasonMaxDuration       = "max_duration"       // the conversation outlasted MaxDuration
 	reasonCallEnded         = "call_ended"
 )
 
@@ -242,6 +246,18 @@ func (w *WebSocket) Open(ctx context.Context, info CallInfo) (Session, error) {
 		s.wg.Add(1)
 		go s.pinger()
 	}
+	if cfg.MaxDuration > 0 {
+		s.mu.Lock()
+		s.maxTimer = time.AfterFunc(cfg.MaxDuration, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.finished && !s.closing {
+				s.log.Info("agent conversation reached max_duration: fallback", "max_duration", cfg.MaxDuration)
+				s.finishLocked(s.fallback(ReasonMaxDuration), ReasonMaxDuration)
+			}
+		})
+		s.mu.Unlock()
+	}
 	s.log.Debug("agent connected", "format", cfg.Format.String())
 	return s, nil
 }
@@ -316,6 +332,7 @@ type wsSession struct {
 	pending       *transfer.OutputContext
 	pendingAt     int64
 	completeTimer *time.Timer
+	maxTimer      *time.Timer
 	markBuf       []string
 }
 
@@ -449,6 +466,9 @@ func (s *wsSession) Close() {
 		}
 		if s.completeTimer != nil {
 			s.completeTimer.Stop()
+		}
+		if s.maxTimer != nil {
+			s.maxTimer.Stop()
 		}
 		s.mu.Unlock()
 		s.cancel()

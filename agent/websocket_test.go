@@ -908,3 +908,13 @@ func value(c prometheus.Metric) float64 {
 	}
 	return 0
 }
+
+func TestWebSocketMaxDuration(t *testing.T) {
+	a := newTestAgent(t, true)
+	w := a.pipeline(NewMetrics(nil))
+	w.MaxDuration = 100 * time.Millisecond
+	s, _, _ := openSession(t, a, w)
+	if got := waitDone(t, s); got.TransferType != "AGENT" || got.ReferenceVariables["reason"] != ReasonMaxDuration {
+		t.Fatalf("result %+v", got)
+	}
+}
