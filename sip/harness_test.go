@@ -173,6 +173,7 @@ type phone struct {
 
 func newPhone(t *testing.T) *phone {
 	t.Helper()
+	ip := "127.0.0.1"
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
 	if err != nil {
 		t.Fatal(err)
@@ -181,17 +182,17 @@ func newPhone(t *testing.T) *phone {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	conn, err := net.ListenPacket("udp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := conn.LocalAddr().(*net.UDPAddr).Port
 	go func() { _ = srv.ServeUDP(conn) }()
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port))
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientPort(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func newPhone(t *testing.T) *phone {
 		byes:    make(chan *sip.Request, 4),
 		dialogs: map[string]*sipgo.DialogClientSession{},
 		dua: &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{
-			Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: port},
+			Address: sip.Uri{Scheme: "sip", User: "caller", Host: ip, Port: port},
 		}},
 	}
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -445,3 +446,5 @@ func (c *call) request(method sip.RequestMethod, contentType string, body []byte
 	}
 	return res
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -12,6 +12,7 @@ type metrics struct {
 	ended         *prometheus.CounterVec
 	answerLatency prometheus.Histogram
 	returns       *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -37,6 +38,10 @@ func newMetrics() *metrics {
 			Name: "handoff_sip_returns_total",
 			Help: "Calls handed back after the agent finished, by return type (BYE, REFER, INVITE) and result (succeeded, failed).",
 		}, []string{"type", "result"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_sip_requests_refused_total",
+			Help: "Out-of-dialog requests refused before any processing, by reason (rate_limited, scanner).",
+		}, []string{"reason"}),
 	}
 }
 
@@ -48,6 +53,9 @@ func (m *metrics) precreate() {
 			m.returns.WithLabelValues(t, r)
 		}
 	}
+	for _, r := range []string{"rate_limited", "scanner"} {
+		m.dropped.WithLabelValues(r)
+	}
 	for _, code := range []int{200, 401, 403, 404, 486, 487, 488, 503} {
 		m.invites.WithLabelValues(statusLabel(code))
 	}
@@ -55,7 +63,7 @@ func (m *metrics) precreate() {
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	m.precreate()
-	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns} {
+	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

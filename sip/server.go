@@ -5,6 +5,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,11 @@ type Config struct {
 	Return ReturnConfig
 	// HeadersMode admits API-less calls with their context in SIP headers.
 	HeadersMode HeadersMode
+	// Flood limits out-of-dialog requests per source.
+	Flood FloodConfig
+	// TLS serves tls:// listeners and places sips: (or transport=tls)
+	// return calls; nil turns TLS off.
+	TLS *tls.Config
 
 	Ports    *media.PortPool
 	Pipeline agent.Pipeline
@@ -99,6 +105,7 @@ type Server struct {
 	media    *media.Metrics
 	metrics  *metrics
 	auth     *authenticator
+	limiter  *limiter // nil: no flood limit
 
 	host     string                       // advertised host
 	port     int                          // advertised port of the first listener
@@ -142,6 +149,7 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 		s.media = media.NewMetrics(reg)
 	}
 	s.auth = newAuthenticator(cfg.TrustedCIDRs, cfg.DigestRealm, cfg.DigestUsers)
+	s.limiter = newLimiter(cfg.Flood)
 	return s, nil
 }
 
@@ -150,7 +158,11 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 // Sockets are bound first and served last, so no request meets a
 // half-built server.
 func (s *Server) Start() error {
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Handoff"))
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("Handoff")}
+	if s.cfg.TLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(s.cfg.TLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return err
 	}
@@ -179,16 +191,16 @@ func (s *Server) Start() error {
 	s.client = client
 	s.contacts = s.contactsByTransport()
 	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
-	s.srv.OnInvite(s.onInvite)
+	s.srv.OnInvite(s.guard(s.onInvite))
 	s.srv.OnAck(s.inDialog(dialogHandler.onAck))
 	s.srv.OnBye(s.inDialog(dialogHandler.onBye))
 	s.srv.OnCancel(s.onCancel)
-	s.srv.OnOptions(s.onOptions)
+	s.srv.OnOptions(s.guard(s.onOptions))
 	s.srv.OnInfo(s.inDialog(dialogHandler.onInfo))
 	s.srv.OnUpdate(s.inDialog(dialogHandler.onOffer))
 	s.srv.OnNotify(s.inDialog(dialogHandler.onOther))
 	s.srv.OnRefer(s.inDialog(dialogHandler.onOther))
-	s.srv.OnNoRoute(s.onNoRoute)
+	s.srv.OnNoRoute(s.guard(s.onNoRoute))
 	for _, fn := range serve {
 		s.wg.Go(fn)
 	}
@@ -218,6 +230,17 @@ func (s *Server) bind(spec string) (func(), error) {
 		s.listeners = append(s.listeners, l)
 		s.addrs = append(s.addrs, "tcp://"+l.Addr().String())
 		return func() { _ = s.srv.ServeTCP(l) }, nil
+	case "tls":
+		if s.cfg.TLS == nil {
+			return nil, fmt.Errorf("sip listen %s: no TLS certificate configured", spec)
+		}
+		l, err := tls.Listen("tcp", addr, s.cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("sip listen %s: %w", spec, err)
+		}
+		s.listeners = append(s.listeners, l)
+		s.addrs = append(s.addrs, "tls://"+l.Addr().String())
+		return func() { _ = s.srv.ServeTLS(l) }, nil
 	default:
 		return nil, fmt.Errorf("sip listen %s: unsupported transport %q", spec, network)
 	}
@@ -434,8 +457,10 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, r
 }
 
 func (s *Server) retryAfter() sip.Header {
-	return sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+	return sip.NewHeader("Retry-After", itoa(int(s.cfg.RetryAfter/time.Second)))
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 func callID(req *sip.Request) string {
 	if h := req.CallID(); h != nil {

@@ -1,0 +1,237 @@
+package sip
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"math/big"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+
+	"github.com/handoff/handoff/transfer"
+)
+
+// optionsFrom sends an OPTIONS and returns its status, 0 when none came.
+func optionsFrom(t *testing.T, p *phone, addr string, hdrs ...sip.Header) int {
+	t.Helper()
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: portOf(addr)})
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	res, err := p.client.Do(ctx, req)
+	if err != nil {
+		return 0
+	}
+	return res.StatusCode
+}
+
+func TestFloodLimitPerSource(t *testing.T) {
+	g := newGateway(t, func(c *Config) { c.Flood = FloodConfig{Rate: 0.5, Burst: 2, LimitTrusted: true} })
+	p := newPhone(t)
+	got := []int{}
+	for range 4 {
+		got = append(got, optionsFrom(t, p, g.addr))
+	}
+	if got[0] != 200 || got[1] != 200 || got[2] != 0 || got[3] != 0 {
+		t.Fatalf("OPTIONS answers %v, want two 200s then silence", got)
+	}
+	g.createSIP("flooded")
+	_, err := p.invite(g.srv.TransferURI("flooded"), p.offer("0"), sipgo.AnswerOptions{})
+	var rejected *sipgo.ErrDialogResponse
+	if statusOf(err) != 503 || !errorsAs(err, &rejected) || rejected.Res.GetHeader("Retry-After") == nil {
+		t.Fatalf("INVITE over the limit: %v, want 503 with Retry-After", err)
+	}
+	if g.ports.InUse() != 0 || g.get("flooded").Claim != nil {
+		t.Fatal("a rate-limited INVITE took state")
+	}
+	// Another source is not affected.
+	if code := rawOptions(t, "127.0.0.2", g.addr); code != 200 {
+		t.Fatalf("second source got %d", code)
+	}
+}
+
+func TestTrustedSourcesAreNotLimitedByDefault(t *testing.T) {
+	g := newGateway(t, func(c *Config) { c.Flood = FloodConfig{Rate: 0.5, Burst: 1} })
+	p := newPhone(t)
+	for i := range 5 {
+		if code := optionsFrom(t, p, g.addr); code != 200 {
+			t.Fatalf("OPTIONS %d from a trusted source: %d", i, code)
+		}
+	}
+}
+
+func TestScannersAreIgnored(t *testing.T) {
+	g := newGateway(t)
+	p := newPhone(t)
+	if code := optionsFrom(t, p, g.addr, sip.NewHeader("User-Agent", "friendly-scanner")); code != 0 {
+		t.Fatalf("scanner OPTIONS answered %d", code)
+	}
+	if code := optionsFrom(t, p, g.addr, sip.NewHeader("User-Agent", "Polycom VVX")); code != 200 {
+		t.Fatalf("phone OPTIONS answered %d", code)
+	}
+}
+
+func TestChallengedInviteTakesNoResources(t *testing.T) {
+	g := newGateway(t, func(c *Config) {
+		c.TrustedCIDRs = nil
+		c.DigestUsers = map[string]string{"ivr": "pw"}
+	})
+	g.createSIP("challenged")
+	p := newPhone(t)
+	for range 20 {
+		if _, err := p.invite(g.srv.TransferURI("challenged"), p.offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 401 {
+			t.Fatalf("unauthenticated INVITE: %v", err)
+		}
+	}
+	if g.ports.InUse() != 0 || g.srv.ActiveCalls() != 0 || g.get("challenged").Claim != nil {
+		t.Fatal("unauthenticated INVITEs took ports, calls or the transfer")
+	}
+}
+
+// TestNoRTPBleed: once latched, packets from another source never reach
+// the agent (the loopback agent would echo them back).
+func TestNoRTPBleed(t *testing.T) {
+	g := newGateway(t)
+	g.createSIP("bleed")
+	p := newPhone(t)
+	c := p.mustAnswer(g.srv.TransferURI("bleed"), p.offer("0"))
+	g.waitStatus("bleed", transfer.StatusOngoing)
+	expectEcho(t, c, 5) // latched on the phone's socket
+
+	intruder, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Close()
+	poison := make([]byte, 160)
+	for i := range poison {
+		poison[i] = 0x55
+	}
+	for i := range 25 {
+		// Same SSRC and a plausible sequence, from the wrong address.
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.seq + uint16(i) + 1, Timestamp: c.ts + uint32(160*i), SSRC: 0xCAFE}, Payload: poison}
+		b, _ := pkt.Marshal()
+		_, _ = intruder.WriteToUDP(b, c.remote)
+		c.sendAudio(pattern(100 + i))
+		time.Sleep(20 * time.Millisecond)
+	}
+	echoed := 0
+	c.readRTP(5*time.Second, func(pkt *rtp.Packet) bool {
+		if pkt.Payload[0] == 0x55 && pkt.Payload[159] == 0x55 {
+			t.Fatal("RTP from a foreign source reached the agent")
+		}
+		if pkt.Payload[0] == pattern(124)[0] && pkt.Payload[1] == pattern(124)[1] {
+			return true // the last genuine frame came back: no poison before it
+		}
+		echoed++
+		return echoed > 200
+	})
+	c.hangup()
+}
+
+func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
+}
+
+func TestCallOverTLS(t *testing.T) {
+	serverTLS, roots := selfSigned(t)
+	g := newGateway(t, func(c *Config) {
+		c.Listen = []string{"udp://127.0.0.1:0", "tls://127.0.0.1:0"}
+		c.TLS = serverTLS
+	})
+	var tlsAddr string
+	for _, a := range g.srv.Addrs() {
+		if len(a) > 6 && a[:6] == "tls://" {
+			tlsAddr = a[6:]
+		}
+	}
+	g.createSIP("secure")
+	p := newTLSPhone(t, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
+	c := p.mustAnswer("sip:secure@"+tlsAddr+";transport=tls", p.offer("0"))
+	g.waitStatus("secure", transfer.StatusOngoing)
+	if ct := c.dlg.InviteResponse.Contact(); ct == nil || ct.Address.UriParams == nil {
+		t.Fatalf("200 OK Contact lacks transport=tls: %v", ct)
+	} else if tp, _ := ct.Address.UriParams.Get("transport"); tp != "tls" {
+		t.Fatalf("200 OK Contact transport %q", tp)
+	}
+	c.hangup()
+	g.waitStatus("secure", transfer.StatusCompleted)
+}
+
+// newTLSPhone is a phone whose UA can dial TLS.
+func newTLSPhone(t *testing.T, conf *tls.Config) *phone {
+	t.Helper()
+	p := newPhone(t)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("tls-phone"), sipgo.WithUserAgenTLSConfig(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close() })
+	p.client = client
+	p.dua = &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: 5999}}}
+	return p
+}
+
+// rawOptions sends a hand-written OPTIONS from a socket on ip and returns
+// the answer's status (0 for none).
+func rawOptions(t *testing.T, ip, to string) int {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	msg := "OPTIONS sip:" + to + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK" + sip.GenerateTagN(10) + "\r\n" +
+		"From: <sip:probe@" + ip + ">;tag=" + sip.GenerateTagN(8) + "\r\n" +
+		"To: <sip:" + to + ">\r\n" +
+		"Call-ID: " + sip.GenerateTagN(12) + "\r\n" +
+		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	dst, _ := net.ResolveUDPAddr("udp", to)
+	if _, err := conn.WriteToUDP([]byte(msg), dst); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := conn.ReadFromUDP(buf)
+	if err != nil {
+		return 0
+	}
+	res, err := sip.ParseMessage(buf[:n])
+	if r, ok := res.(*sip.Response); err == nil && ok {
+		return r.StatusCode
+	}
+	return 0
+}
+
+var _ = netip.Addr{}
