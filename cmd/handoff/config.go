@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/transfer"
 	"gopkg.in/yaml.v3"
 )
@@ -37,11 +38,23 @@ type Config struct {
 
 // HTTPConfig is the control-plane HTTP server.
 type HTTPConfig struct {
-	Listen       string  `yaml:"listen"`
-	MaxBodyBytes int64   `yaml:"max_body_bytes"`
-	RateLimit    float64 `yaml:"rate_limit"`
-	RateBurst    int     `yaml:"rate_burst"`
+	Listen       string    `yaml:"listen"`
+	MaxBodyBytes int64     `yaml:"max_body_bytes"`
+	RateLimit    float64   `yaml:"rate_limit"`
+	RateBurst    int       `yaml:"rate_burst"`
+	TLS          TLSConfig `yaml:"tls"`
 }
+
+// TLSConfig is a certificate to serve with; empty files turn TLS off.
+type TLSConfig struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	MinVersion   string `yaml:"min_version"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether a certificate is configured.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 
 // AuthConfig lists the API credentials.
 type AuthConfig struct {
@@ -89,8 +102,17 @@ type SIPConfig struct {
 	TransferHeader string        `yaml:"transfer_header"`
 	AckTimeout     time.Duration `yaml:"ack_timeout"`
 	SessionMinSE   time.Duration `yaml:"session_min_se"`
+	TLS            TLSConfig     `yaml:"tls"`
+	Flood          FloodConfig   `yaml:"flood"`
 	Return         ReturnConfig  `yaml:"return"`
 	HeadersMode    HeadersConfig `yaml:"headers_mode"`
+}
+
+// FloodConfig limits out-of-dialog SIP requests per source IP.
+type FloodConfig struct {
+	Rate         float64 `yaml:"rate"`
+	Burst        int     `yaml:"burst"`
+	LimitTrusted bool    `yaml:"limit_trusted"`
 }
 
 // ReturnConfig tunes how calls are handed back by REFER and INVITE.
@@ -137,6 +159,14 @@ type AgentConfig struct {
 	Mode        string        `yaml:"mode"`
 	MaxDuration time.Duration `yaml:"max_duration"`
 	URL         string        `yaml:"url"`
+	// Token is sent as "Authorization: Bearer <token>" (websocket mode).
+	// Exactly one of Token and TokenFile is set in the file; Load reads
+	// TokenFile into Token.
+	Token                string        `yaml:"token,omitempty"`
+	TokenFile            string        `yaml:"token_file,omitempty"`
+	ConnectTimeout       time.Duration `yaml:"connect_timeout"`
+	Format               string        `yaml:"format"`
+	FallbackTransferType string        `yaml:"fallback_transfer_type"`
 }
 
 // LogConfig is the process log.
@@ -169,6 +199,7 @@ func Defaults() Config {
 			MaxBodyBytes: 64 << 10,
 			RateLimit:    50,
 			RateBurst:    100,
+			TLS:          TLSConfig{MinVersion: "1.2"},
 		},
 		Auth: AuthConfig{Credentials: []Credential{{ID: devCredentialID, Secret: devCredentialSecret}}},
 		Numbers: NumbersConfig{
@@ -184,6 +215,8 @@ func Defaults() Config {
 			TransferHeader: "X-Call-Transfer-Id",
 			AckTimeout:     32 * time.Second,
 			SessionMinSE:   90 * time.Second,
+			TLS:            TLSConfig{MinVersion: "1.2"},
+			Flood:          FloodConfig{Rate: 20, Burst: 40},
 			Return: ReturnConfig{
 				ReferTimeout:    30 * time.Second,
 				RingTimeout:     60 * time.Second,
@@ -198,7 +231,8 @@ func Defaults() Config {
 			RTPTimeout: 30 * time.Second,
 			Bind:       "127.0.0.1",
 		},
-		Agent: AgentConfig{Mode: "loopback", MaxDuration: 5 * time.Minute},
+		Agent: AgentConfig{Mode: "loopback", MaxDuration: 5 * time.Minute, ConnectTimeout: 3 * time.Second,
+			Format: "mulaw", FallbackTransferType: "AGENT"},
 		Log:   LogConfig{Level: "info", Format: "json"},
 		Drain: DrainConfig{Delay: 0, Timeout: 30 * time.Second},
 	}
@@ -429,6 +463,15 @@ func (c *Config) resolve() error {
 		}
 		u.Password = s
 	}
+	if c.Agent.TokenFile != "" {
+		if c.Agent.Token != "" {
+			errs = append(errs, errors.New("agent: set token or token_file, not both"))
+		} else if tok, err := readSecretFile(c.Agent.TokenFile); err != nil {
+			errs = append(errs, fmt.Errorf("agent.token_file: %w", err))
+		} else {
+			c.Agent.Token = tok
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -496,8 +539,8 @@ type SIPListen struct {
 // ParseSIPListen parses "udp://host:port" or "tcp://host:port".
 func ParseSIPListen(s string) (SIPListen, error) {
 	network, addr, ok := strings.Cut(s, "://")
-	if !ok || (network != "udp" && network != "tcp") {
-		return SIPListen{}, fmt.Errorf("%q: want udp://host:port or tcp://host:port", s)
+	if !ok || (network != "udp" && network != "tcp" && network != "tls") {
+		return SIPListen{}, fmt.Errorf("%q: want udp://host:port, tcp://host:port or tls://host:port", s)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -685,6 +728,27 @@ func (c *Config) Validate() error {
 		bad("sip.transfer_header", "%q is not a SIP header name", c.SIP.TransferHeader)
 	}
 	positive("sip.ack_timeout", c.SIP.AckTimeout)
+	checkTLS := func(key string, t TLSConfig) {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			bad(key+".cert_file", "cert_file and key_file go together")
+		}
+		if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+			bad(key+".min_version", "%q: want 1.2 or 1.3", t.MinVersion)
+		}
+		if t.ClientCAFile != "" && t.CertFile == "" {
+			bad(key+".client_ca_file", "mutual TLS needs cert_file and key_file too")
+		}
+	}
+	checkTLS("http.tls", c.HTTP.TLS)
+	checkTLS("sip.tls", c.SIP.TLS)
+	for _, l := range c.SIP.Listen {
+		if strings.HasPrefix(l, "tls://") && !c.SIP.TLS.Enabled() {
+			bad("sip.listen", "%q needs sip.tls.cert_file and key_file", l)
+		}
+	}
+	if c.SIP.Flood.Rate < 0 || c.SIP.Flood.Burst < 0 {
+		bad("sip.flood", "rate and burst must not be negative")
+	}
 	if c.SIP.SessionMinSE < 90*time.Second {
 		bad("sip.session_min_se", "must be at least 90s (RFC 4028), got %s", c.SIP.SessionMinSE)
 	}
@@ -725,7 +789,14 @@ func (c *Config) Validate() error {
 	case "websocket":
 		u, err := url.Parse(c.Agent.URL)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			bad("agent.url", "%q: a ws:// or wss:// URL is required with agent.mode websocket", c.Agent.URL)
+			bad("agent.url", "%q: a ws:// or wss:// URL is required with agent.mode websocket", redactedURL(c.Agent.URL))
+		}
+		positive("agent.connect_timeout", c.Agent.ConnectTimeout)
+		if _, err := agent.ParseFormat(c.Agent.Format); err != nil {
+			bad("agent.format", "%q: want mulaw, l16-8000 or l16-16000", c.Agent.Format)
+		}
+		if c.Agent.FallbackTransferType == "" {
+			bad("agent.fallback_transfer_type", "is empty (AGENT hands the caller to a person)")
 		}
 	default:
 		bad("agent.mode", "%q: want loopback or websocket", c.Agent.Mode)

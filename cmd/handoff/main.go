@@ -202,7 +202,17 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	tlsConf, err := serverTLS("http.tls", cfg.HTTP.TLS)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	if tlsConf != nil {
+		srv.TLSConfig = tlsConf
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	log.Info("http listening", "addr", ln.Addr().String())
 
 	sipSrv, err := startSIP(ctx, cfg, svc, reg, log)

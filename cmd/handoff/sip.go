@@ -33,7 +33,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 	if err != nil {
 		return nil, fmt.Errorf("media.rtp_ports: %w", err)
 	}
-	pipeline, err := newPipeline(cfg.Agent)
+	pipeline, err := newPipeline(cfg.Agent, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +41,13 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 	for _, u := range cfg.SIP.Digest.Users {
 		users[u.Username] = u.Password
 	}
+	tlsConf, err := serverTLS("sip.tls", cfg.SIP.TLS)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := sip.New(sip.Config{
+		TLS:            tlsConf,
+		Flood:          sip.FloodConfig{Rate: cfg.SIP.Flood.Rate, Burst: cfg.SIP.Flood.Burst, LimitTrusted: cfg.SIP.Flood.LimitTrusted},
 		Listen:         cfg.SIP.Listen,
 		ExternalHost:   cfg.SIP.ExternalHost,
 		MediaAddr:      mediaAddr(bind),
@@ -89,10 +95,25 @@ func mediaAddr(bind netip.Addr) netip.Addr {
 	return bind
 }
 
-func newPipeline(c AgentConfig) (agent.Pipeline, error) {
+func newPipeline(c AgentConfig, reg prometheus.Registerer, log *slog.Logger) (agent.Pipeline, error) {
 	switch c.Mode {
 	case "", "loopback":
 		return agent.Loopback{MaxDuration: c.MaxDuration}, nil
+	case "websocket":
+		format, err := agent.ParseFormat(c.Format)
+		if err != nil {
+			return nil, err
+		}
+		return &agent.WebSocket{
+			URL:                  c.URL,
+			Token:                c.Token,
+			ConnectTimeout:       c.ConnectTimeout,
+			Format:               format,
+			FallbackTransferType: c.FallbackTransferType,
+			MaxDuration:          c.MaxDuration,
+			Logger:               log,
+			Metrics:              agent.NewMetrics(reg),
+		}, nil
 	default:
 		return nil, fmt.Errorf("agent.mode %q is not supported by this build", c.Mode)
 	}
