@@ -86,10 +86,23 @@ var (
 	errNoConnectionSDP = fmt.Errorf("%w: no connection address", ErrInvalidSDP)
 )
 
+// Bounds on an SDP body: a real offer is well under a kilobyte with one
+// to three m= lines; anything past these is refused before parsing.
+const (
+	MaxSDPBytes = 64 << 10
+	MaxSDPMedia = 16
+)
+
 // ParseSDP parses an SDP body and extracts the first audio stream.
 func ParseSDP(b []byte) (*Description, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrInvalidSDP)
+	}
+	if len(b) > MaxSDPBytes {
+		return nil, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrUnsupportedSDP, len(b), MaxSDPBytes)
+	}
+	if n := bytes.Count(b, []byte("\nm=")) + bytes.Count(b[:min(2, len(b))], []byte("m=")); n > MaxSDPMedia {
+		return nil, fmt.Errorf("%w: %d m= lines exceed %d", ErrUnsupportedSDP, n, MaxSDPMedia)
 	}
 	var s sdp.SessionDescription
 	if err := s.Unmarshal(b); err != nil {
