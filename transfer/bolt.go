@@ -456,3 +456,26 @@ func (s *BoltStore) Ping(ctx context.Context) error {
 
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
+
+// OngoingOn lists up to limit ONGOING transfers answered by node. The
+// embedded store serves one node and this runs once at start-up, so a scan
+// is enough.
+func (s *BoltStore) OngoingOn(ctx context.Context, node string, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTransfers).ForEach(func(k, v []byte) error {
+			if len(ids) >= limit || !bytes.Contains(v, []byte(`"status":"ONGOING"`)) {
+				return nil
+			}
+			var t Transfer
+			if err := json.Unmarshal(v, &t); err != nil {
+				return nil
+			}
+			if t.Status == StatusOngoing && t.Node == node {
+				ids = append(ids, t.ID)
+			}
+			return nil
+		})
+	})
+	return ids, err
+}

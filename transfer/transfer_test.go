@@ -373,3 +373,33 @@ func TestSetNumbersRetiresBusyNumbers(t *testing.T) {
 		}
 	})
 }
+
+func TestEndOrphansAfterRestart(t *testing.T) {
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		svc, _, _ := newTestService(t, k, map[string][]string{"US": {"+19995550100"}}, time.Minute)
+		ctx := context.Background()
+		for _, id := range []string{"mine", "other"} {
+			if _, _, err := svc.Create(ctx, "ivr", CreateRequest{ID: id, ExternalConversationID: id, Type: TypeSIP}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		node := map[string]string{"mine": "node-a", "other": "node-b"}
+		for id, n := range node {
+			if _, err := svc.Claim(ctx, id, "call-"+id, n); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Answer(ctx, id, "call-"+id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := svc.EndOrphans(ctx, "node-a")
+		if err != nil || n != 1 {
+			t.Fatalf("EndOrphans: %d %v", n, err)
+		}
+		mine, _ := svc.Get(ctx, "ivr", "mine")
+		other, _ := svc.Get(ctx, "ivr", "other")
+		if mine.Status != StatusCompleted || mine.EndReason != EndNodeRestarted || other.Status != StatusOngoing {
+			t.Fatalf("mine %s/%s, other %s", mine.Status, mine.EndReason, other.Status)
+		}
+	})
+}

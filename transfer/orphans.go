@@ -1,0 +1,60 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+)
+
+// EndNodeRestarted is the end reason of a call that was in progress on a
+// node when that node's process died; the node records it when it starts
+// again (the call's media and dialog died with the process).
+const EndNodeRestarted = "node_restarted"
+
+// ongoingLister lists a node's ONGOING transfers; every store has it.
+type ongoingLister interface {
+	OngoingOn(ctx context.Context, node string, limit int) ([]string, error)
+}
+
+// EndOrphans completes, with end reason node_restarted, the transfers still
+// ONGOING on node: called once at start-up, before node takes calls, so
+// every one of them belongs to a process that died (SIGKILL, crash, power).
+func (s *Service) EndOrphans(ctx context.Context, node string) (int, error) {
+	lister, ok := s.store.(ongoingLister)
+	if !ok || node == "" {
+		return 0, nil
+	}
+	n := 0
+	for {
+		ids, err := lister.OngoingOn(ctx, node, lostBatch)
+		if err != nil {
+			return n, err
+		}
+		ended := 0
+		for _, id := range ids {
+			now := s.Now()
+			_, err := s.store.Update(ctx, id, now, func(t *Transfer) error {
+				if t.Status != StatusOngoing || t.Node != node {
+					return errNoChange
+				}
+				if err := t.Transition(StatusCompleted, now); err != nil {
+					return err
+				}
+				t.EndReason = EndNodeRestarted
+				return nil
+			})
+			switch {
+			case err == nil:
+				ended++
+				s.events.completed.WithLabelValues(EndNodeRestarted).Inc()
+				s.log.Warn("transfer completed: its call died with the previous process", "transfer_id", id, "node", node, "end_reason", EndNodeRestarted)
+			case errors.Is(err, errNoChange), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrNotFound):
+			default:
+				return n, err
+			}
+		}
+		n += ended
+		if len(ids) < lostBatch || ended == 0 {
+			return n, nil
+		}
+	}
+}
