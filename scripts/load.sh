@@ -194,7 +194,8 @@ sample() {
 }
 
 echo "== sipp: $calls calls at $rate/s, ${dur}s of RTP each ($mode), limit $limit, to $sipaddr"
-rss0=$(rss_kb "$pid") ticks0=$(ticks "$pid") us0=$(usersys "$pid")
+rtp() { curl -s -m 5 "$api/metrics" | awk -v d="$1" '$1 == "handoff_rtp_packets_total{direction=\"" d "\"}" {printf "%d", $2}'; }
+rss0=$(rss_kb "$pid") ticks0=$(ticks "$pid") us0=$(usersys "$pid") in0=$(rtp in) out0=$(rtp out)
 sample >"$work/samples.txt" &
 sampler=$!
 start=$(date +%s%N)
@@ -215,7 +216,7 @@ sleep 1
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 sampler=""
-ticks1=$(ticks "$pid") rss1=$(rss_kb "$pid") us1=$(usersys "$pid")
+ticks1=$(ticks "$pid") rss1=$(rss_kb "$pid") us1=$(usersys "$pid") in1=$(rtp in) out1=$(rtp out)
 
 echo "== sipp final screens (exit status $rc: 0 = every call succeeded)"
 grep -v '^ *$' "$work/screen.log" | grep -v 'Press \[q\]' || true
@@ -232,7 +233,8 @@ done
 echo "(sipp averages, hh:mm:ss:us)"
 awk -v hz="$hz" -v ok="$ok" -v failed="$failed" -v rate="$rate" -v dur="$dur" \
 	-v wall="$(((end - start) / 1000000))e-3" -v t0="$ticks0" -v t1="$ticks1" \
-	-v rss0="$rss0" -v rss1="$rss1" -v calls="$calls" -v us0="$us0" -v us1="$us1" '
+	-v rss0="$rss0" -v rss1="$rss1" -v calls="$calls" -v us0="$us0" -v us1="$us1" \
+	-v rtpin="$((${in1:-0} - ${in0:-0}))" -v rtpout="$((${out1:-0} - ${out0:-0}))" '
 NR == 1 { next }
 {
 	n++; ms[n] = $1; tk[n] = $2; rss[n] = $3; act[n] = $4 + 0; sp[n] = $5
@@ -248,6 +250,7 @@ END {
 	printf "\n== summary\n"
 	printf "calls: %d successful, %d failed, of %d (offered %s/s, %s s of RTP each)\n", ok, failed, calls, rate, dur
 	printf "sipp wall time: %.1f s (%.1f calls/s completed)\n", wall, ok / wall
+	printf "handoff RTP packets: %d in, %d out (%d each way expected: calls x %s s x 50/s)\n", rtpin, rtpout, ok * dur * 50, dur
 	printf "peak concurrent calls (handoff_sip_calls_active, 1 s samples): %d\n", peak
 	printf "handoff CPU over the run: %.2f s = %.1f ms per call (avg %.0f%% of one core)", (t1 - t0) / hz, 1000 * (t1 - t0) / hz / (ok ? ok : 1), 100 * (t1 - t0) / hz / wall
 	split(us0, a0, " "); split(us1, a1, " ")
