@@ -71,7 +71,7 @@ var (
 
 // handoffBinary builds cmd/handoff once per test binary (with the race
 // detector when the tests have it).
-func handoffBinary(t *testing.T) string {
+func handoffBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "handoff-cluster-")
@@ -113,7 +113,7 @@ type node struct {
 	client  *http.Client
 }
 
-func startNode(t *testing.T, dir, id, redisURL string, rtpFirst int) *node {
+func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int) *node {
 	t.Helper()
 	bin := handoffBinary(t)
 	n := &node{
@@ -212,7 +212,7 @@ func (n *node) kill() {
 	<-n.done
 }
 
-func dumpTail(t *testing.T, path string, lines int) {
+func dumpTail(t testing.TB, path string, lines int) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return
@@ -234,19 +234,17 @@ type transferView struct {
 	EndReason string `json:"endReason"`
 }
 
-// create registers a transfer on n; PHONE_NUMBER for even i, SIP for odd.
-// It returns the status code and the transfer.
+// create registers a transfer of type typ (PHONE_NUMBER in country, or SIP
+// with a BYE return) on n, and returns the status code and the transfer.
 func (n *node) create(id, typ, country string) (int, transferView, error) {
-	body := fmt.Sprintf(`{"id":%q,"externalConversationId":"conv-%s","type":%q}`, id, id, typ)
+	body := fmt.Sprintf(`{"id":%q,"externalConversationId":"conv-%s","type":"SIP","sip":{"returnTransferType":"BYE"}}`, id, id)
 	if typ == "PHONE_NUMBER" {
 		body = fmt.Sprintf(`{"id":%q,"externalConversationId":"conv-%s","type":"PHONE_NUMBER","phoneNumber":{"country":%q}}`, id, id, country)
-	} else {
-		body = fmt.Sprintf(`{"id":%q,"externalConversationId":"conv-%s","type":"SIP","sip":{"returnTransferType":"BYE"}}`, id, id)
 	}
 	return n.api("POST", "/generativeagent/v1/call-transfers", body)
 }
 
-func (n *node) get(t *testing.T, id string) transferView {
+func (n *node) get(t testing.TB, id string) transferView {
 	t.Helper()
 	code, v, err := n.api("GET", "/generativeagent/v1/call-transfers/"+id, "")
 	if err != nil || code != 200 {
@@ -283,7 +281,7 @@ func (n *node) api(method, path, body string) (int, transferView, error) {
 var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)`)
 
 // metricSum adds up every sample of the metric name whose labels contain filter.
-func (n *node) metricSum(t *testing.T, name, filter string) float64 {
+func (n *node) metricSum(t testing.TB, name, filter string) float64 {
 	t.Helper()
 	resp, err := n.client.Get(n.http + "/metrics")
 	if err != nil {
@@ -306,7 +304,7 @@ func (n *node) metricSum(t *testing.T, name, filter string) float64 {
 }
 
 // answered reads the node's log: the transfers it took ONGOING.
-func (n *node) answered(t *testing.T) map[string]bool {
+func (n *node) answered(t testing.TB) map[string]bool {
 	t.Helper()
 	f, err := os.Open(n.log)
 	if err != nil {
@@ -333,10 +331,10 @@ type cluster struct {
 	dir      string
 	redis    *redistest.Server
 	nodes    []*node
-	sipProxy int // Kamailio's port
+	sipProxy int // where SIPp sends calls: Kamailio's port (or a node's)
 }
 
-func startCluster(t *testing.T, withProxy bool) *cluster {
+func startCluster(t testing.TB, withProxy bool) *cluster {
 	t.Helper()
 	progs := []string{"redis-server"}
 	if withProxy {
@@ -357,7 +355,7 @@ func startCluster(t *testing.T, withProxy bool) *cluster {
 
 // startKamailio runs deploy/kamailio/kamailio.cfg, rewritten for the test's
 // ports, in the foreground with its own runtime directory.
-func startKamailio(t *testing.T, dir string, nodes []*node) int {
+func startKamailio(t testing.TB, dir string, nodes []*node) int {
 	t.Helper()
 	raw, err := os.ReadFile("../../deploy/kamailio/kamailio.cfg")
 	if err != nil {
@@ -479,7 +477,7 @@ type sippRun struct {
 
 // startSIPp places one call per entry of users (transfer numbers or SIP
 // transfer ids) at rate calls/s, each lasting hold, through the proxy.
-func (c *cluster) startSIPp(t *testing.T, name string, users []string, rate int, hold time.Duration, limit time.Duration) *sippRun {
+func (c *cluster) startSIPp(t testing.TB, name string, users []string, rate int, hold time.Duration, limit time.Duration, extra ...string) *sippRun {
 	t.Helper()
 	r := &sippRun{name: name, dir: filepath.Join(c.dir, "sipp-"+name), done: make(chan struct{})}
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
@@ -515,6 +513,7 @@ func (c *cluster) startSIPp(t *testing.T, name string, users []string, rate int,
 		"-trace_err", "-error_file", filepath.Join(r.dir, "errors.log"),
 		"-trace_msg", "-message_file", filepath.Join(r.dir, "messages.log"),
 	}
+	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), limit+20*time.Second)
 	cmd := exec.CommandContext(ctx, "sipp", args...)
 	cmd.Dir = r.dir
@@ -538,14 +537,14 @@ func (c *cluster) startSIPp(t *testing.T, name string, users []string, rate int,
 }
 
 // wait waits for SIPp to end and returns its successful and failed calls.
-func (r *sippRun) wait(t *testing.T) (ok, failed int) {
+func (r *sippRun) wait(t testing.TB) (ok, failed int) {
 	t.Helper()
 	<-r.done
 	t.Logf("sipp %s: %d successful, %d failed calls (%v)", r.name, r.ok, r.bad, r.err)
 	return r.ok, r.bad
 }
 
-func (r *sippRun) report(t *testing.T) {
+func (r *sippRun) report(t testing.TB) {
 	t.Logf("sipp %s output:\n%s", r.name, tail(r.stdout.String(), 30))
 	for _, f := range []string{"errors.log", "messages.log"} {
 		dumpTail(t, filepath.Join(r.dir, f), 60)
@@ -599,7 +598,7 @@ func sippTotals(path string) (ok, failed int, err error) {
 // (i%2) and the type (PHONE_NUMBER for even i/2, SIP for odd), and returns
 // their ids, the SIP Request-URI user of each (number or id) and the node
 // each was created on.
-func (c *cluster) createMany(t *testing.T, prefix string, count int) (ids, users []string, createdOn map[string]string) {
+func (c *cluster) createMany(t testing.TB, prefix string, count int) (ids, users []string, createdOn map[string]string) {
 	t.Helper()
 	ids = make([]string, count)
 	users = make([]string, count)
@@ -637,7 +636,7 @@ func (c *cluster) createMany(t *testing.T, prefix string, count int) (ids, users
 
 // waitStatus polls GET on n until every id reads status (with endReason
 // reason, if not empty) or waitLimit passes.
-func waitStatus(t *testing.T, n *node, ids []string, status, reason string) {
+func waitStatus(t testing.TB, n *node, ids []string, status, reason string) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for _, id := range ids {

@@ -1,0 +1,134 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/handoff/handoff/internal/redistest"
+)
+
+// BenchmarkStore compares the embedded store (bolt, fsync per commit,
+// concurrent commits batched) and Redis (one local redis-server, no
+// persistence: the network round trips and scripts only) under the
+// Service, from 8×GOMAXPROCS goroutines:
+//
+//   - CreateGet/SIP, CreateGet/PHONE_NUMBER: Create then Get of the same
+//     transfer (the API's create+get without HTTP);
+//   - CallSetup: what an INVITE does to the store for a PHONE_NUMBER
+//     transfer: FindByNumber, Claim, then Answer on ACK (the transfer is
+//     created outside the timing).
+//
+// It reports ops/s and the op's p50/p99 latency.
+//
+//	go test -run '^$' -bench BenchmarkStore -benchtime 3s ./transfer/
+func BenchmarkStore(b *testing.B) {
+	for _, k := range []string{"bolt", "redis"} {
+		b.Run(k, func(b *testing.B) {
+			for _, op := range []string{"CreateGet/SIP", "CreateGet/PHONE_NUMBER", "CallSetup"} {
+				b.Run(op, func(b *testing.B) { benchStore(b, k, op) })
+			}
+		})
+	}
+}
+
+var benchSeq atomic.Int64
+
+func benchStore(b *testing.B, kind, op string) {
+	var st Store
+	var err error
+	switch kind {
+	case "bolt":
+		st, err = OpenBolt(b.TempDir()+"/handoff.db", BoltOptions{Quarantine: time.Minute})
+	case "redis":
+		st, err = OpenRedis(context.Background(), benchRedis(b), RedisOptions{Prefix: fmt.Sprintf("bench%d:", benchSeq.Add(1)), Quarantine: time.Minute})
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	svc := NewService(st, ServiceConfig{TTL: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	// Enough numbers that the pool never runs dry within a run: 10 000 for
+	// bolt (as control's BenchmarkCreateGet; its lease scans the pool),
+	// 100 000 for Redis (faster, so more ops per run; its lease is a sorted
+	// set lookup, whatever the pool size).
+	pool := "+15550000000-+15550009999"
+	if kind == "redis" {
+		pool = "+15550000000-+15550099999"
+	}
+	if err := svc.SetNumbers(ctx, map[string][]string{"US": {pool}}); err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, b.N)
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			id := fmt.Sprintf("b%d", benchSeq.Add(1))
+			req := CreateRequest{ID: id, ExternalConversationID: "c", Type: TypeSIP, SIP: &SIPReturn{ReturnTransferType: ReturnBye}}
+			if op != "CreateGet/SIP" {
+				req = phoneReq(id)
+			}
+			var t0 time.Time
+			switch op {
+			case "CallSetup":
+				tr, _, err := svc.Create(ctx, "ivr", req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				t0 = time.Now()
+				found, err := svc.FindByNumber(ctx, tr.PhoneNumber.TransferNumber)
+				if err == nil {
+					_, err = svc.Claim(ctx, found.ID, "call-"+id, "node")
+				}
+				if err == nil {
+					_, err = svc.Answer(ctx, found.ID, "call-"+id)
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			default:
+				t0 = time.Now()
+				if _, _, err := svc.Create(ctx, "ivr", req); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := svc.Get(ctx, "ivr", id); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+	if op != "CallSetup" {
+		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "ops/s")
+	}
+	b.ReportMetric(p(0.50), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+}
+
+// benchRedis starts a redis-server for one benchmark.
+func benchRedis(b *testing.B) string { return redistest.Start(b).URL() }
