@@ -142,6 +142,13 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	if err := svc.SetNumbers(ctx, cfg.Numbers.Pools); err != nil {
 		return fmt.Errorf("numbers.pools: %w", err)
 	}
+	// Calls this node had in progress died with its previous process: end
+	// their transfers now, so IVRs polling them get an answer.
+	if n, err := svc.EndOrphans(ctx, cfg.Node.ID); err != nil {
+		log.Warn("could not end the calls left by the previous process", "err", err)
+	} else if n > 0 {
+		log.Warn("ended the calls left by the previous process", "count", n, "end_reason", transfer.EndNodeRestarted)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCallKilledMidwayEndsAfterRestart: SIGKILL takes the process and its
+// call away; when it starts again the transfer is COMPLETED with end
+// reason node_restarted instead of staying ONGOING forever, and the
+// transfers it had acknowledged are all still there.
+func TestCallKilledMidwayEndsAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	cfgPath := filepath.Join(dir, "handoff.yaml")
+	cfg := fmt.Sprintf(`
+http:
+  listen: 127.0.0.1:0
+auth:
+  credentials:
+    - {id: %s, secret: %s}
+store:
+  path: %s
+node:
+  id: node-crash
+sip:
+  listen: [udp://127.0.0.1:%d]
+media:
+  rtp_ports: 43100-43199
+`, ivr.id, ivr.secret, filepath.Join(dir, "data", "handoff.db"), sipPort)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startHandoff(t, "", nil, "-config", cfgPath)
+	p.create(ivr, sipTransfer("waiting", nil))
+	created := p.create(ivr, sipTransfer("killed-call", nil))
+	c := newCaller(t)
+	dlg, remote, err := c.invite(str(created, "sip.transferUri"))
+	if err != nil {
+		t.Fatalf("INVITE: %v", err)
+	}
+	if err := dlg.Ack(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint16
+	if got := c.exchangeAudio(remote, &seq, 10); got == 0 {
+		t.Fatal("no RTP from handoff")
+	}
+	for deadline := time.Now().Add(startLimit); ; {
+		if _, out := p.get(ivr, "killed-call"); str(out, "status") == "ONGOING" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the transfer never became ONGOING")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	p.signal(syscall.SIGKILL)
+	p.wait()
+	p = startHandoff(t, "", []string{fmt.Sprintf("HANDOFF_SIP_LISTEN=udp://127.0.0.1:%d", freeUDPPort(t))}, "-config", cfgPath)
+	_, out := p.get(ivr, "killed-call")
+	if str(out, "status") != "COMPLETED" || str(out, "endReason") != "node_restarted" || str(out, "completedAt") == "" {
+		t.Fatalf("after the restart: %v, want COMPLETED with endReason node_restarted", out)
+	}
+	if _, out := p.get(ivr, "waiting"); str(out, "status") != "ACTIVE" {
+		t.Fatalf("an unclaimed transfer did not survive the crash as ACTIVE: %v", out)
+	}
+}
