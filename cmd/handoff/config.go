@@ -97,6 +97,7 @@ type NodeConfig struct {
 type SIPConfig struct {
 	Listen         []string      `yaml:"listen"`
 	ExternalHost   string        `yaml:"external_host"`
+	TransferHost   string        `yaml:"transfer_host"`
 	TrustedCIDRs   []string      `yaml:"trusted_cidrs"`
 	Digest         DigestConfig  `yaml:"digest"`
 	TransferHeader string        `yaml:"transfer_header"`
@@ -586,6 +587,10 @@ func (c *Config) RTPPortRange() (first, last int) {
 // TransferURI is the SIP URI that identifies transfer id: the id is the user
 // part and sip.external_host (with its port) the host part.
 func (c *Config) TransferURI(id string) string {
+	if c.SIP.TransferHost != "" {
+		// Several nodes: the dispatcher's address, so any live node answers.
+		return "sip:" + id + "@" + c.SIP.TransferHost
+	}
 	return "sip:" + id + "@" + c.SIP.ExternalHost
 }
 
@@ -707,6 +712,9 @@ func (c *Config) Validate() error {
 		bad("sip.external_host", "%v", err)
 	} else if strings.ContainsAny(host, "@;?<> ") {
 		bad("sip.external_host", "%q is not a host name or IP address", host)
+	}
+	if h := c.SIP.TransferHost; h != "" && (strings.ContainsAny(h, "@;?<> /") || strings.HasPrefix(h, "sip:")) {
+		bad("sip.transfer_host", "%q: want host[:port], e.g. sip-proxy.example.com:5060", h)
 	}
 	for i, s := range c.SIP.TrustedCIDRs {
 		if _, err := netip.ParsePrefix(s); err != nil {
