@@ -50,9 +50,6 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer
 	if err != nil {
 		return nil, sip.StatusBadRequest, "Bad Request", nil
 	}
-	if err := dlg.Respond(sip.StatusTrying, "Trying", nil); err != nil {
-		return nil, sip.StatusRequestTerminated, "Request Terminated", nil
-	}
 	ports, err := s.cfg.Ports.Allocate()
 	if err != nil {
 		log.Warn("no RTP ports", "err", err)
@@ -239,15 +236,33 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 // its session timer (RFC 4028).
 const EndSessionExpired = "session_expired"
 
-// complete records the call's end on its transfer (COMPLETED).
+// complete records the call's end on its transfer (COMPLETED). A store
+// that is briefly away is retried for storeRetryFor, so the outcome of a
+// call that was answered is not lost to a blip.
 func (c *Call) complete(reason string, out *transfer.OutputContext) {
 	c.s.metrics.ended.WithLabelValues(reason).Inc()
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	if _, err := c.s.svc.Complete(ctx, c.transfer.ID, reason, out, nil); err != nil {
-		c.log.Error("recording the call's end failed", "err", err)
+	deadline := time.Now().Add(storeRetryFor)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		_, err := c.s.svc.Complete(ctx, c.transfer.ID, reason, out, nil)
+		cancel()
+		if err == nil || errors.Is(err, transfer.ErrIllegalTransition) || errors.Is(err, transfer.ErrNotFound) {
+			if err != nil {
+				c.log.Warn("call end not recorded", "err", err)
+			}
+			return
+		}
+		if time.Now().Add(wait).After(deadline) {
+			c.log.Error("recording the call's end failed; giving up", "err", err, "end_reason", reason)
+			return
+		}
+		c.log.Warn("recording the call's end failed; retrying", "err", err, "retry_in", wait.String())
+		time.Sleep(wait)
 	}
 }
+
+// storeRetryFor bounds how long a call's end is retried against the store.
+var storeRetryFor = 30 * time.Second
 
 // release frees the call's media ports and agent session.
 func (c *Call) release() {

@@ -32,6 +32,8 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.DiscardHandler)
 
+var answerNone = sipgo.AnswerOptions{}
+
 // gateway is a Handoff SIP server on loopback with its own store.
 type gateway struct {
 	t     *testing.T
@@ -46,9 +48,19 @@ type gatewayOption func(*Config)
 
 func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	t.Helper()
-	st, err := transfer.OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), transfer.BoltOptions{Quarantine: time.Minute})
+	return newGatewayOn(t, nil, opts...)
+}
+
+// newGatewayOn builds a gateway whose store is wrapped by wrap (for faults).
+func newGatewayOn(t *testing.T, wrap func(transfer.Store) transfer.Store, opts ...gatewayOption) *gateway {
+	t.Helper()
+	bolt, err := transfer.OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), transfer.BoltOptions{Quarantine: time.Minute})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var st transfer.Store = bolt
+	if wrap != nil {
+		st = wrap(bolt)
 	}
 	svc := transfer.NewService(st, transfer.ServiceConfig{TTL: time.Minute, Logger: quiet})
 	if err := svc.SetNumbers(context.Background(), map[string][]string{"US": {"+19995550100-+19995550109"}}); err != nil {
@@ -363,20 +375,27 @@ func (c *call) sendDTMF(digit rune) {
 // readRTP reads packets from the gateway until stop says enough.
 func (c *call) readRTP(timeout time.Duration, stop func(*rtp.Packet) bool) {
 	c.p.t.Helper()
+	if !c.tryReadRTP(timeout, stop) {
+		c.p.t.Fatalf("reading RTP: stop condition not met within %s", timeout)
+	}
+}
+
+// tryReadRTP is readRTP that reports a timeout instead of failing.
+func (c *call) tryReadRTP(timeout time.Duration, stop func(*rtp.Packet) bool) bool {
 	buf := make([]byte, 1500)
 	deadline := time.Now().Add(timeout)
 	for {
 		_ = c.p.rtp.SetReadDeadline(deadline)
 		n, _, err := c.p.rtp.ReadFromUDP(buf)
 		if err != nil {
-			c.p.t.Fatalf("reading RTP: %v", err)
+			return false
 		}
 		var pkt rtp.Packet
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
 		if stop(&pkt) {
-			return
+			return true
 		}
 	}
 }

@@ -57,6 +57,12 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time
 	if req.Contact() == nil || req.CSeq() == nil || req.From() == nil || !req.From().Params.Has("tag") {
 		return sip.StatusBadRequest, "Missing Contact, CSeq or From tag", nil
 	}
+	// 100 Trying at once: correlation and the claim touch the store (an
+	// fsync, or a Redis round trip), and under load that must not make the
+	// caller retransmit. Only after authentication: nothing for scanners.
+	if err := tx.Respond(sip.NewResponseFromRequest(req, sip.StatusTrying, "Trying", nil)); err != nil {
+		log.Debug("100 Trying not sent", "err", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	t, err := s.correlate(ctx, req)

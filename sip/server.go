@@ -65,6 +65,10 @@ type Config struct {
 	// return calls; nil turns TLS off.
 	TLS *tls.Config
 
+	// dropInbound, when set, drops the raw inbound SIP messages it returns
+	// true for (fault-injection tests: lost INVITEs, ACKs, BYEs).
+	dropInbound func(data []byte) bool
+
 	Ports    *media.PortPool
 	Pipeline agent.Pipeline
 	Logger   *slog.Logger
@@ -161,6 +165,15 @@ func (s *Server) Start() error {
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("Handoff")}
 	if s.cfg.TLS != nil {
 		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(s.cfg.TLS))
+	}
+	if drop := s.cfg.dropInbound; drop != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(
+			func(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+				if drop(data) {
+					return nil, nil
+				}
+				return data, nil
+			})))
 	}
 	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
