@@ -14,9 +14,11 @@ import (
 )
 
 // BenchmarkStore compares the embedded store (bolt, fsync per commit,
-// concurrent commits batched) and Redis (one local redis-server, no
-// persistence: the network round trips and scripts only) under the
-// Service, from 8×GOMAXPROCS goroutines:
+// concurrent commits batched) and Redis (one local redis-server on
+// loopback; "redis" without persistence: the round trips and scripts only;
+// "redis-aof-always" with appendonly yes, appendfsync always: the setting
+// that loses nothing acknowledged) under the Service, from 8×GOMAXPROCS
+// goroutines:
 //
 //   - CreateGet/SIP, CreateGet/PHONE_NUMBER: Create then Get of the same
 //     transfer (the API's create+get without HTTP);
@@ -28,7 +30,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkStore -benchtime 3s ./transfer/
 func BenchmarkStore(b *testing.B) {
-	for _, k := range []string{"bolt", "redis"} {
+	for _, k := range []string{"bolt", "redis", "redis-aof-always"} {
 		b.Run(k, func(b *testing.B) {
 			for _, op := range []string{"CreateGet/SIP", "CreateGet/PHONE_NUMBER", "CallSetup"} {
 				b.Run(op, func(b *testing.B) { benchStore(b, k, op) })
@@ -47,6 +49,9 @@ func benchStore(b *testing.B, kind, op string) {
 		st, err = OpenBolt(b.TempDir()+"/handoff.db", BoltOptions{Quarantine: time.Minute})
 	case "redis":
 		st, err = OpenRedis(context.Background(), benchRedis(b), RedisOptions{Prefix: fmt.Sprintf("bench%d:", benchSeq.Add(1)), Quarantine: time.Minute})
+	case "redis-aof-always":
+		url := redistest.Start(b, "--appendonly", "yes", "--appendfsync", "always").URL()
+		st, err = OpenRedis(context.Background(), url, RedisOptions{Quarantine: time.Minute})
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -59,7 +64,7 @@ func benchStore(b *testing.B, kind, op string) {
 	// 100 000 for Redis (faster, so more ops per run; its lease is a sorted
 	// set lookup, whatever the pool size).
 	pool := "+15550000000-+15550009999"
-	if kind == "redis" {
+	if kind != "bolt" {
 		pool = "+15550000000-+15550099999"
 	}
 	if err := svc.SetNumbers(ctx, map[string][]string{"US": {pool}}); err != nil {

@@ -72,16 +72,17 @@ func (s *Server) Kill() {
 }
 
 // Start runs redis-server on a free loopback port with no persistence, in a
-// temporary directory, and stops it when tb ends. It skips (or, with CI
+// temporary directory, and stops it when tb ends; extra arguments are added
+// to the command line (e.g. "--appendonly", "yes"). It skips (or, with CI
 // set, fails) tb when redis-server is not installed.
-func Start(tb testing.TB) *Server {
+func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
 	Require(tb, "redis-server")
 	dir := tb.TempDir()
 	var lastErr error
 	for range 3 {
 		port := FreePort(tb)
-		s, err := start(dir, port)
+		s, err := start(dir, port, extra...)
 		if err == nil {
 			tb.Cleanup(s.Kill)
 			return s
@@ -104,16 +105,17 @@ func (s *Server) Restart(tb testing.TB) {
 	s.proc, s.exited = n.proc, n.exited
 }
 
-func start(dir string, port int) (*Server, error) {
+func start(dir string, port int, extra ...string) (*Server, error) {
 	log, err := os.Create(filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)))
 	if err != nil {
 		return nil, err
 	}
 	defer log.Close()
-	cmd := exec.Command("redis-server",
+	args := append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning")
+		"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"}, extra...)
+	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
