@@ -264,7 +264,9 @@ func (s *wsSession) handle(st *readState, recv time.Time) {
 }
 
 func decodeBase64(dst []byte, s string) ([]byte, error) {
-	n := base64.StdEncoding.DecodedLen(len(s))
+	// Sized for the unpadded fallback, which needs more room than the
+	// padded decoder's DecodedLen for lengths not a multiple of 4.
+	n := base64.RawStdEncoding.DecodedLen(len(s))
 	if cap(dst) < n {
 		dst = make([]byte, n)
 	}
