@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -95,27 +94,10 @@ func (s *Service) EndLostNodes(ctx context.Context, self string, lostAfter time.
 		if err != nil {
 			return n, err
 		}
-		for _, id := range ids {
-			now := s.Now()
-			_, err := s.store.Update(ctx, id, now, func(t *Transfer) error {
-				if t.Status != StatusOngoing || t.Node != node {
-					return errNoChange
-				}
-				if err := t.Transition(StatusCompleted, now); err != nil {
-					return err
-				}
-				t.EndReason = EndNodeLost
-				return nil
-			})
-			switch {
-			case err == nil:
-				n++
-				s.events.completed.WithLabelValues(EndNodeLost).Inc()
-				s.log.Warn("transfer completed: its node is lost", "transfer_id", id, "node", node, "end_reason", EndNodeLost)
-			case errors.Is(err, errNoChange), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrNotFound):
-			default:
-				return n, err
-			}
+		ended, err := s.endOngoing(ctx, ids, node, EndNodeLost, "transfer completed: its node is lost")
+		n += ended
+		if err != nil {
+			return n, err
 		}
 	}
 	return n, nil

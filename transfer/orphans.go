@@ -15,6 +15,36 @@ type ongoingLister interface {
 	OngoingOn(ctx context.Context, node string, limit int) ([]string, error)
 }
 
+// endOngoing completes with reason the transfers of ids that are still
+// ONGOING on node, one compare-and-set each (a transfer that has moved on
+// meanwhile is left alone), and returns how many it ended.
+func (s *Service) endOngoing(ctx context.Context, ids []string, node, reason, msg string) (int, error) {
+	n := 0
+	for _, id := range ids {
+		now := s.Now()
+		_, err := s.store.Update(ctx, id, now, func(t *Transfer) error {
+			if t.Status != StatusOngoing || t.Node != node {
+				return errNoChange
+			}
+			if err := t.Transition(StatusCompleted, now); err != nil {
+				return err
+			}
+			t.EndReason = reason
+			return nil
+		})
+		switch {
+		case err == nil:
+			n++
+			s.events.completed.WithLabelValues(reason).Inc()
+			s.log.Warn(msg, "transfer_id", id, "node", node, "end_reason", reason)
+		case errors.Is(err, errNoChange), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrNotFound):
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // EndOrphans completes, with end reason node_restarted, the transfers still
 // ONGOING on node: called once at start-up, before node takes calls, so
 // every one of them belongs to a process that died (SIGKILL, crash, power).
@@ -29,28 +59,9 @@ func (s *Service) EndOrphans(ctx context.Context, node string) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		ended := 0
-		for _, id := range ids {
-			now := s.Now()
-			_, err := s.store.Update(ctx, id, now, func(t *Transfer) error {
-				if t.Status != StatusOngoing || t.Node != node {
-					return errNoChange
-				}
-				if err := t.Transition(StatusCompleted, now); err != nil {
-					return err
-				}
-				t.EndReason = EndNodeRestarted
-				return nil
-			})
-			switch {
-			case err == nil:
-				ended++
-				s.events.completed.WithLabelValues(EndNodeRestarted).Inc()
-				s.log.Warn("transfer completed: its call died with the previous process", "transfer_id", id, "node", node, "end_reason", EndNodeRestarted)
-			case errors.Is(err, errNoChange), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrNotFound):
-			default:
-				return n, err
-			}
+		ended, err := s.endOngoing(ctx, ids, node, EndNodeRestarted, "transfer completed: its call died with the previous process")
+		if err != nil {
+			return n + ended, err
 		}
 		n += ended
 		if len(ids) < lostBatch || ended == 0 {
