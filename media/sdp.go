@@ -63,12 +63,29 @@ type Description struct {
 	DTMFPayloadType uint8   // telephone-event/8000, 0 if absent
 	Ptime           int     // ms, 20 if absent
 	Direction       Direction
-	Crypto          bool // RTP/SAVP(F) or a=crypto: the peer wants SRTP
+	// Profile is the m= line transport ("RTP/AVP", "RTP/SAVP", ...).
+	Profile string
+	// Crypto are the usable SDES keys (RFC 4568 a=crypto lines with a
+	// supported suite and a well-formed key), in SDP order. CryptoLines
+	// counts every a=crypto line, usable or not.
+	Crypto      []SRTPKey
+	CryptoLines int
 	// SessionID and SessionVersion are the o= line values, so a caller can
 	// tell a real change from a session refresh (RFC 3264 §8).
 	SessionID      uint64
 	SessionVersion uint64
 }
+
+// SRTP reports whether the peer wants SRTP: a secure profile (RTP/SAVP,
+// RTP/SAVPF, or DTLS-SRTP's UDP/TLS/RTP/SAVP) or a=crypto lines, even on
+// RTP/AVP ("best-effort" SRTP).
+func (d *Description) SRTP() bool {
+	return strings.Contains(d.Profile, "SAVP") || d.CryptoLines > 0
+}
+
+// SecureProfile reports whether the m= line itself demands SRTP, so the
+// stream cannot fall back to plain RTP.
+func (d *Description) SecureProfile() bool { return strings.Contains(d.Profile, "SAVP") }
 
 // Hold reports whether the description puts the stream on hold: the peer
 // does not want to receive (sendonly, inactive or c=0.0.0.0).
@@ -144,7 +161,7 @@ func ParseSDP(b []byte) (*Description, error) {
 		Addr:           netip.AddrPortFrom(ip.Unmap(), uint16(m.MediaName.Port.Value)),
 		Ptime:          20,
 		Direction:      SendRecv,
-		Crypto:         strings.Contains(proto, "SAVP"),
+		Profile:        proto,
 		SessionID:      s.Origin.SessionID,
 		SessionVersion: s.Origin.SessionVersion,
 	}
@@ -161,7 +178,10 @@ func ParseSDP(b []byte) (*Description, error) {
 				d.Ptime = v
 			}
 		case "crypto":
-			d.Crypto = true
+			d.CryptoLines++
+			if k, err := ParseCrypto(a.Value); err == nil {
+				d.Crypto = append(d.Crypto, k)
+			}
 		}
 	}
 	for _, f := range m.MediaName.Formats {
@@ -238,10 +258,22 @@ type Negotiated struct {
 	Ptime           int
 	Remote          netip.AddrPort
 	RemoteDirection Direction
+	// Profile is the remote m= transport; an answer repeats it.
+	Profile string
+	// RemoteKey is the peer's SRTP key, chosen from its a=crypto lines; nil
+	// for plain RTP. LocalKey is ours, as announced in our SDP (see
+	// LocalSDP.Key); nil until our SDP carries one. Both print redacted.
+	RemoteKey, LocalKey *SRTPKey
 }
+
+// SRTP reports whether the stream is protected.
+func (n Negotiated) SRTP() bool { return n.RemoteKey != nil }
 
 // Negotiate picks the first codec of the offer that we support, keeping the
 // offer's payload type numbers, and accepts telephone-event if offered.
+// An offer that wants SRTP gets its first usable a=crypto key as RemoteKey
+// (ErrNoCommonCrypto if there is none); whether SRTP is acceptable at all
+// is the caller's policy.
 func Negotiate(offer *Description, supported []Codec) (Negotiated, error) {
 	if offer == nil {
 		return Negotiated{}, fmt.Errorf("%w: no offer", ErrInvalidSDP)
@@ -257,13 +289,22 @@ func Negotiate(offer *Description, supported []Codec) (Negotiated, error) {
 				if dir == "" {
 					dir = SendRecv
 				}
-				return Negotiated{
+				n := Negotiated{
 					Codec:           oc,
 					DTMFPayloadType: offer.DTMFPayloadType,
 					Ptime:           ptime,
 					Remote:          offer.Addr,
 					RemoteDirection: dir,
-				}, nil
+					Profile:         offer.Profile,
+				}
+				if offer.SRTP() {
+					if len(offer.Crypto) == 0 {
+						return Negotiated{}, ErrNoCommonCrypto
+					}
+					k := offer.Crypto[0]
+					n.RemoteKey = &k
+				}
+				return n, nil
 			}
 		}
 	}
@@ -281,6 +322,11 @@ type LocalSDP struct {
 	sessionID uint64
 	version   uint64
 	last      string // last body generated with the version field blanked
+	// key is our SRTP key for this dialog; it survives re-answers so a
+	// refresh does not rekey. inBody says whether the last body carried it.
+	key       *SRTPKey
+	remoteKey SRTPKey // the peer key our key was answered against
+	inBody    bool
 }
 
 // NewLocalSDP prepares SDP generation for the advertised address and port.
@@ -311,27 +357,83 @@ func (l *LocalSDP) Version() uint64 {
 func (l *LocalSDP) SessionID() uint64 { return l.sessionID }
 
 // Answer builds an answer with the single negotiated codec, telephone-event
-// if negotiated, ptime 20 and our direction dir.
+// if negotiated, ptime 20 and our direction dir. When n is SRTP the answer
+// keeps the offer's profile and carries our a=crypto line with the offer's
+// tag and suite (RFC 4568 §7.1.2). Our key is fresh for the dialog and
+// changes only when the peer changes its key or suite, so answering the
+// same offer twice gives the same body.
 func (l *LocalSDP) Answer(n Negotiated, dir Direction) []byte {
 	codecs := []Codec{n.Codec}
 	if n.Codec.Name == "" {
 		codecs = nil
 	}
-	return l.build(codecs, n.DTMFPayloadType, dir)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	proto := "RTP/AVP"
+	var key *SRTPKey
+	if rk := n.RemoteKey; rk != nil {
+		proto = n.Profile
+		if proto != "RTP/AVP" && proto != "RTP/SAVPF" {
+			proto = "RTP/SAVP"
+		}
+		if l.key == nil || l.key.Suite != rk.Suite || l.remoteKey != *rk {
+			k := NewSRTPKey(rk.Tag, rk.Suite)
+			l.key = &k
+		} else if l.key.Tag != rk.Tag {
+			k := *l.key
+			k.Tag = rk.Tag
+			l.key = &k
+		}
+		l.remoteKey = *rk
+		key = l.key
+	}
+	return l.buildLocked(codecs, n.DTMFPayloadType, dir, proto, key)
 }
+
+// OfferOption changes what Offer proposes.
+type OfferOption func(*offerOptions)
+
+type offerOptions struct{ srtp bool }
+
+// OfferSRTP makes the offer RTP/SAVP with our a=crypto line (tag 1,
+// AES_CM_128_HMAC_SHA1_80), so the answer must be SRTP too.
+func OfferSRTP() OfferOption { return func(o *offerOptions) { o.srtp = true } }
 
 // Offer builds an offer with the given codecs in preference order and
 // telephone-event 0-16 on dtmfPT (0 leaves DTMF out).
-func (l *LocalSDP) Offer(codecs []Codec, dtmfPT uint8, dir Direction) []byte {
-	return l.build(codecs, dtmfPT, dir)
-}
-
-func (l *LocalSDP) build(codecs []Codec, dtmfPT uint8, dir Direction) []byte {
-	if dir == "" {
-		dir = SendRecv
+func (l *LocalSDP) Offer(codecs []Codec, dtmfPT uint8, dir Direction, opts ...OfferOption) []byte {
+	var o offerOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !o.srtp {
+		return l.buildLocked(codecs, dtmfPT, dir, "RTP/AVP", nil)
+	}
+	if l.key == nil || l.key.Suite != AESCM128HMACSHA180 || l.key.Tag != 1 {
+		k := NewSRTPKey(1, AESCM128HMACSHA180)
+		l.key = &k
+	}
+	return l.buildLocked(codecs, dtmfPT, dir, "RTP/SAVP", l.key)
+}
+
+// Key is the SRTP key announced in the last body we built, nil if that
+// body was plain RTP. It is what we protect our stream with.
+func (l *LocalSDP) Key() *SRTPKey {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.inBody {
+		return nil
+	}
+	return l.key
+}
+
+func (l *LocalSDP) buildLocked(codecs []Codec, dtmfPT uint8, dir Direction, proto string, key *SRTPKey) []byte {
+	if dir == "" {
+		dir = SendRecv
+	}
+	l.inBody = key != nil
 
 	addrType := "IP4"
 	if l.addr.Is6() {
@@ -341,7 +443,7 @@ func (l *LocalSDP) build(codecs []Codec, dtmfPT uint8, dir Direction) []byte {
 		MediaName: sdp.MediaName{
 			Media:  "audio",
 			Port:   sdp.RangedPort{Value: l.port},
-			Protos: []string{"RTP", "AVP"},
+			Protos: strings.Split(proto, "/"),
 		},
 	}
 	for _, c := range codecs {
@@ -355,6 +457,9 @@ func (l *LocalSDP) build(codecs []Codec, dtmfPT uint8, dir Direction) []byte {
 		md.Attributes = append(md.Attributes,
 			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
 			sdp.NewAttribute("fmtp", pt+" 0-16"))
+	}
+	if key != nil {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", key.Attribute()))
 	}
 	md.Attributes = append(md.Attributes,
 		sdp.NewAttribute("ptime", "20"),

@@ -80,7 +80,7 @@ func TestParseSDP(t *testing.T) {
 		{
 			name: "SAVP is flagged as crypto",
 			body: offerSDP(c, "m=audio 4000 RTP/SAVP 0", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),
-			want: &Description{Addr: netip.MustParseAddrPort("192.0.2.10:4000"), Codecs: []Codec{PCMU}, Ptime: 20, Direction: SendRecv, Crypto: true},
+			want: &Description{Addr: netip.MustParseAddrPort("192.0.2.10:4000"), Codecs: []Codec{PCMU}, Ptime: 20, Direction: SendRecv, Profile: "RTP/SAVP", CryptoLines: 1},
 		},
 		{
 			name: "video first, audio second",
@@ -118,7 +118,7 @@ func TestParseSDP(t *testing.T) {
 
 func descEqual(a, b *Description) bool {
 	if a.Addr != b.Addr || a.DTMFPayloadType != b.DTMFPayloadType || a.Ptime != b.Ptime ||
-		a.Direction != b.Direction || a.Crypto != b.Crypto || len(a.Codecs) != len(b.Codecs) {
+		a.Direction != b.Direction || a.SRTP() != b.SRTP() || a.CryptoLines != b.CryptoLines || len(a.Codecs) != len(b.Codecs) {
 		return false
 	}
 	for i := range a.Codecs {
@@ -141,13 +141,13 @@ func TestNegotiate(t *testing.T) {
 			name:  "offer order wins",
 			offer: offerSDP("c=IN IP4 192.0.2.10", "m=audio 4000 RTP/AVP 8 0 101", "a=rtpmap:101 telephone-event/8000"),
 			want: Negotiated{Codec: PCMA, DTMFPayloadType: 101, Ptime: 20,
-				Remote: netip.MustParseAddrPort("192.0.2.10:4000"), RemoteDirection: SendRecv},
+				Remote: netip.MustParseAddrPort("192.0.2.10:4000"), RemoteDirection: SendRecv, Profile: "RTP/AVP"},
 		},
 		{
 			name:  "dynamic payload type kept",
 			offer: offerSDP("c=IN IP4 192.0.2.10", "m=audio 4000 RTP/AVP 18 110 96", "a=rtpmap:110 PCMU/8000", "a=rtpmap:96 telephone-event/8000", "a=sendonly"),
 			want: Negotiated{Codec: Codec{Name: "PCMU", PayloadType: 110, ClockRate: 8000}, DTMFPayloadType: 96, Ptime: 20,
-				Remote: netip.MustParseAddrPort("192.0.2.10:4000"), RemoteDirection: SendOnly},
+				Remote: netip.MustParseAddrPort("192.0.2.10:4000"), RemoteDirection: SendOnly, Profile: "RTP/AVP"},
 		},
 		{
 			name:    "G729 only",
