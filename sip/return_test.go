@@ -178,7 +178,9 @@ type destination struct {
 	addr    string
 	rtp     *net.UDPConn
 	auth    *authenticator
-	mode    string // "answer", "busy" or "ring"
+	mode    string // "answer", "busy", "ring" or "early" (183 with SDP, then 200 on release)
+	early   chan struct{}
+	release chan struct{}
 	invites atomic.Int32
 
 	mu      sync.Mutex
@@ -203,6 +205,7 @@ func newDestination(t *testing.T, mode string, users map[string]string, algorith
 	d := &destination{
 		t: t, addr: conn.LocalAddr().String(), rtp: rtpConn, mode: mode,
 		answer: make(chan struct{}), byes: make(chan struct{}, 1),
+		early: make(chan struct{}), release: make(chan struct{}),
 	}
 	if users != nil {
 		d.auth = newAuthenticator(nil, "carrier", users)
@@ -249,7 +252,14 @@ func newDestination(t *testing.T, mode string, users map[string]string, algorith
 		d.mu.Lock()
 		d.dlg, d.offer = dlg, offer
 		d.mu.Unlock()
-		_ = dlg.Respond(180, "Ringing", nil)
+		if d.mode == "early" {
+			_ = dlg.Respond(183, "Session Progress", sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101"),
+				sip.NewHeader("Content-Type", "application/sdp"))
+			close(d.early)
+			<-d.release
+		} else {
+			_ = dlg.Respond(180, "Ringing", nil)
+		}
 		if err := dlg.RespondSDP(sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101")); err != nil {
 			return
 		}
@@ -464,6 +474,13 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 			c := p.mustAnswer(g.srv.TransferURI("inv-fail"), p.offer("0 101"))
 			g.waitStatus("inv-fail", transfer.StatusOngoing)
 			c.sendDTMF('#')
+			if tc.mode == "ring" {
+				// While the return call rings (180), the caller hears ringback.
+				first, _ := media.NewRingback().Next()
+				want := make([]byte, media.FrameSamples)
+				media.EncodeULaw(want, first)
+				c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
+			}
 			p.waitBye()
 			r := g.waitReturn("inv-fail").Return
 			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Fallback != transfer.ReturnBye {
@@ -510,4 +527,55 @@ func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
 	if _, err := p.invite("sip:agent@"+g2.addr, p.offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 404 {
 		t.Fatalf("headers-mode INVITE with the mode off: %v", err)
 	}
+}
+
+func TestInviteReturnEarlyMedia(t *testing.T) {
+	g := newGateway(t)
+	dest := newDestination(t, "early", nil, "")
+	g.createReturn("early", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
+	p := newPhone(t)
+	c := p.mustAnswer(g.srv.TransferURI("early"), p.offer("0 101"))
+	g.waitStatus("early", transfer.StatusOngoing)
+	c.sendDTMF('#')
+	select {
+	case <-dest.early:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no 183 from the destination")
+	}
+	dest.mu.Lock()
+	offer := dest.offer
+	dest.mu.Unlock()
+	// The destination's early media (an announcement, in A-law) reaches the
+	// caller before the return call is answered.
+	destCall := &call{p: &phone{t: t, rtp: dest.rtp}, remote: net.UDPAddrFromAddrPort(offer.Addr), seq: 1, ts: 1}
+	announcement := pattern(9)
+	pcm := make([]int16, media.FrameSamples)
+	want := make([]byte, media.FrameSamples)
+	media.DecodeALaw(pcm, announcement)
+	media.EncodeULaw(want, pcm)
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		for range 25 {
+			destCall.sendRTP(8, false, announcement)
+			destCall.ts += 160
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
+	<-sending
+	close(dest.release) // now the destination answers
+	select {
+	case <-dest.answer:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the return call was not answered")
+	}
+	g.waitReturn("early")
+	c.hangup() // the caller hangs up: Handoff hangs up the destination
+	select {
+	case <-dest.byes:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the destination got no BYE")
+	}
+	eventually(t, "bridge end recorded", func() bool { return !g.get("early").Return.BridgeEndedAt.IsZero() })
 }
