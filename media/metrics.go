@@ -14,10 +14,11 @@ const (
 	dropMalformed
 	dropLate
 	dropPayloadType
+	dropSRTPAuth
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"wrong_source", "wrong_ssrc", "malformed", "late", "payload_type"}
+var dropReasonNames = [numDropReasons]string{"wrong_source", "wrong_ssrc", "malformed", "late", "payload_type", "srtp_auth"}
 
 // Metrics are the process-wide media counters shared by all sessions. Label
 // children are resolved once so the per-packet path is a plain atomic add.
@@ -53,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "handoff_dtmf_events_total", Help: "DTMF events received.",
 	}, []string{"source"}))
 	dropped := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "handoff_rtp_dropped_packets_total", Help: "Inbound RTP packets dropped, by reason.",
+		Name: "handoff_rtp_dropped_packets_total", Help: "Inbound RTP packets dropped, by reason (srtp_auth also counts SRTCP packets failing authentication).",
 	}, []string{"reason"}))
 	sessions := register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "handoff_media_sessions_active", Help: "Running media sessions.",

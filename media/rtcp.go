@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
 )
 
 // DefaultRTCPInterval is the nominal report interval (RFC 3550 §6.2 minimum).
@@ -136,9 +137,17 @@ func signed24(v uint32) int64 {
 	return int64(v)
 }
 
+// rtcpSRTP is the RTCP goroutine's SRTCP state.
+type rtcpSRTP struct {
+	rx, tx srtpState
+	hdr    rtcp.Header
+	plain  []byte
+}
+
 func (s *Session) rtcpLoop() {
 	defer s.wg.Done()
 	buf := make([]byte, 1500)
+	s.rtcpSRTP.plain = make([]byte, 1500)
 	next := time.Now().Add(s.rtcpInterval())
 	for {
 		s.rconn.SetReadDeadline(next)
@@ -220,6 +229,15 @@ func (s *Session) sendRTCP(bye bool) {
 		s.log.Debug("rtcp marshal", "err", err)
 		return
 	}
+	if st := &s.rtcpSRTP.tx; st.sync(s.keys.Load(), true, false) {
+		if st.ctx == nil {
+			return // never in the clear on an SRTP session
+		}
+		if b, err = st.ctx.EncryptRTCP(nil, b, &s.rtcpSRTP.hdr); err != nil {
+			s.log.Debug("srtcp protect", "err", err)
+			return
+		}
+	}
 	if _, err := s.rconn.WriteToUDPAddrPort(b, dest); err != nil {
 		s.log.Debug("rtcp write", "err", err)
 		return
@@ -228,6 +246,21 @@ func (s *Session) sendRTCP(bye bool) {
 }
 
 func (s *Session) handleRTCP(b []byte, src netip.AddrPort) {
+	if st := &s.rtcpSRTP.rx; st.sync(s.keys.Load(), false, true) {
+		var err error
+		if st.ctx == nil {
+			err = srtp.ErrFailedToVerifyAuthTag
+		} else {
+			b, err = st.ctx.DecryptRTCP(s.rtcpSRTP.plain, b, &s.rtcpSRTP.hdr)
+		}
+		if err != nil {
+			if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) || errors.Is(err, srtp.ErrMKINotFound) {
+				s.drop(dropSRTPAuth)
+			}
+			s.log.Debug("srtcp refused", "err", err, "source", src)
+			return
+		}
+	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
 		s.log.Debug("rtcp malformed", "err", err, "source", src)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 )
 
 const (
@@ -49,6 +50,10 @@ type SessionConfig struct {
 	DTMFPayloadType uint8
 	// RemoteDirection is the peer's SDP direction; empty means sendrecv.
 	RemoteDirection Direction
+	// LocalKey and RemoteKey make the session SRTP (RFC 3711, SDES keys
+	// from the SDP): ours protects what we send (RTP and RTCP), the peer's
+	// authenticates and decrypts what we receive. Both or neither.
+	LocalKey, RemoteKey *SRTPKey
 
 	// OnAudio receives caller audio, decoded, in order, one 20 ms frame per
 	// call, from a single goroutine. The slice is reused after return.
@@ -75,7 +80,7 @@ type Stats struct {
 	PacketsLost           int64  // RFC 3550 cumulative loss of the latched stream
 	PacketsLate           uint64 // late or duplicate, refused by the jitter buffer
 	PacketsSkipped        uint64 // gaps the jitter buffer stopped waiting for
-	PacketsDropped        uint64 // wrong source/SSRC, malformed or unknown payload type
+	PacketsDropped        uint64 // wrong source/SSRC, malformed, unknown payload type or failed SRTP authentication
 	Jitter                time.Duration
 	DTMFEvents            uint64
 	Latched               bool
@@ -127,6 +132,10 @@ type Session struct {
 	closed  bool
 
 	lastRx atomic.Int64 // ns since epoch: last accepted packet, start, or end of hold
+	// keys is the current SRTP key generation (nil: plain RTP). Each
+	// goroutine follows it with its own contexts, so Update can rekey
+	// without locking the packet paths.
+	keys atomic.Pointer[srtpKeys]
 
 	packetsIn, packetsOut  atomic.Uint64
 	bytesIn, bytesOut      atomic.Uint64
@@ -141,6 +150,7 @@ type Session struct {
 	dtmfQ                  chan DTMFEvent
 	recv                   receiver
 	send                   sender
+	rtcpSRTP               rtcpSRTP
 	finalOnce              sync.Once
 	deliverSlotFn          func(*jbSlot)
 }
@@ -155,6 +165,9 @@ type receiver struct {
 	pcmN     int
 	lastTick time.Duration
 	onDTMF   func(DTMFEvent)
+	srtp     srtpState
+	srtpHdr  rtp.Header
+	plain    []byte // decrypted packet
 }
 
 // sender is the pacer goroutine's private state.
@@ -169,6 +182,9 @@ type sender struct {
 	dtmf     dtmfSender
 	frame    uint64 // next frame index
 	paceFrom time.Duration
+	srtp     srtpState
+	srtpHdr  rtp.Header
+	enc      [rtpHeaderLen + maxPayload + srtpOverhead]byte
 }
 
 // NewSession validates cfg and prepares a session; nothing runs until Start.
@@ -178,6 +194,10 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	if !cfg.Codec.isG711() {
 		return nil, fmt.Errorf("media: unsupported codec %q/%d", cfg.Codec.Name, cfg.Codec.ClockRate)
+	}
+	keys, err := newSRTPKeys(cfg.LocalKey, cfg.RemoteKey)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.RTCPInterval <= 0 {
 		cfg.RTCPInterval = DefaultRTCPInterval
@@ -212,7 +232,9 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if s.cname == "" {
 		s.cname = fmt.Sprintf("%08x@handoff", rand.Uint32())
 	}
+	s.keys.Store(keys)
 	s.recv.buf = make([]byte, 1500)
+	s.recv.plain = make([]byte, 1500)
 	s.recv.jb = newJitterBuffer(cfg.JitterDepth)
 	s.send.seq = uint16(rand.Uint32())
 	// Bound once so the per-packet path does not allocate closures.
@@ -338,7 +360,12 @@ func (s *Session) Update(n Negotiated) {
 	if wasHold && !s.holdLocked() {
 		s.lastRx.Store(int64(s.since())) // the timeout restarts when the hold ends
 	}
-	s.log.Debug("media updated", "remote", n.Remote, "codec", n.Codec.Name, "remote_direction", s.remoteDir)
+	if keys, err := newSRTPKeys(n.LocalKey, n.RemoteKey); err != nil {
+		s.log.Warn("media update ignored SRTP keys", "err", err)
+	} else if !keys.equal(s.keys.Load()) {
+		s.keys.Store(keys) // the packet paths rekey on their next packet
+	}
+	s.log.Debug("media updated", "remote", n.Remote, "codec", n.Codec.Name, "remote_direction", s.remoteDir, "srtp", n.SRTP())
 }
 
 // holdLocked: the peer is not expected to send us RTP, so silence is no
@@ -477,9 +504,17 @@ func (s *Session) tick(now time.Duration) {
 	}
 }
 
-// handleRTP is the per-packet receive path: validate, latch, account, then
-// DTMF or jitter buffer. It must not allocate in steady state.
+// handleRTP is the per-packet receive path: authenticate and decrypt
+// (SRTP), validate, latch, account, then DTMF or jitter buffer. It must not
+// allocate in steady state.
 func (s *Session) handleRTP(b []byte, src netip.AddrPort, now time.Duration) {
+	wireLen := len(b)
+	if s.recv.srtp.sync(s.keys.Load(), false, true) {
+		var ok bool
+		if b, ok = s.unprotectRTP(b, src); !ok {
+			return
+		}
+	}
 	p := &s.recv.pkt
 	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
 		s.drop(dropMalformed)
@@ -531,8 +566,8 @@ func (s *Session) handleRTP(b []byte, src netip.AddrPort, now time.Duration) {
 
 	s.lastRx.Store(int64(now))
 	s.packetsIn.Add(1)
-	s.bytesIn.Add(uint64(len(b)))
-	s.m.received(len(b))
+	s.bytesIn.Add(uint64(wireLen))
+	s.m.received(wireLen)
 
 	if restart {
 		s.flushJitter()
@@ -553,6 +588,41 @@ func (s *Session) handleRTP(b []byte, src netip.AddrPort, now time.Duration) {
 		jb.push(h.SequenceNumber, kind, alaw, p.Payload, now)
 	}
 	s.playout(now)
+}
+
+// unprotectRTP authenticates and decrypts an SRTP packet into the
+// receiver's buffer. Packets from a source other than the latched one are
+// refused before spending the crypto on them; a packet is only latched to
+// once it authenticates, so forged RTP cannot steer the stream.
+func (s *Session) unprotectRTP(b []byte, src netip.AddrPort) ([]byte, bool) {
+	st := &s.recv.srtp
+	if st.ctx == nil {
+		s.drop(dropSRTPAuth) // the key could not be used: nothing authenticates
+		return nil, false
+	}
+	h := &s.recv.srtpHdr
+	hn, err := h.Unmarshal(b)
+	if err != nil || h.Version != 2 || len(b) < hn+st.key.Suite.authTagLen()+int(st.key.MKILen) {
+		s.drop(dropMalformed)
+		return nil, false
+	}
+	s.mu.Lock()
+	wrong := s.latched && src != s.remote
+	s.mu.Unlock()
+	if wrong {
+		s.drop(dropWrongSource)
+		return nil, false
+	}
+	out, err := st.ctx.DecryptRTP(s.recv.plain, b, h)
+	if err != nil {
+		if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) || errors.Is(err, srtp.ErrMKINotFound) {
+			s.drop(dropSRTPAuth)
+		} else {
+			s.drop(dropLate) // replayed (RFC 3711 §3.3.2)
+		}
+		return nil, false
+	}
+	return out, true
 }
 
 func (s *Session) flushJitter() {
@@ -700,6 +770,15 @@ func (s *Session) sendFrame(frame uint64) {
 	pkt := st.buf[:hn+n]
 	if hn != rtpHeaderLen {
 		copy(st.buf[hn:], payload[:n])
+	}
+	if st.srtp.sync(s.keys.Load(), true, false) {
+		if st.srtp.ctx == nil {
+			return // the key could not be used; never send in the clear
+		}
+		if pkt, err = st.srtp.ctx.EncryptRTP(st.enc[:0], pkt, &st.srtpHdr); err != nil {
+			s.log.Debug("srtp protect", "err", err)
+			return
+		}
 	}
 	st.seq++
 	st.sentAny, st.sending = true, true

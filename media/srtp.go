@@ -209,9 +209,33 @@ const srtpReplayWindow = 256
 // 4-byte MKI, and the 4-byte SRTCP index.
 const srtpOverhead = 10 + 4 + 4
 
-// srtpKeys is one generation of a session's keys; nil pointers are plain RTP.
+// srtpKeys is one generation of a session's keys; nil means plain RTP.
 type srtpKeys struct {
-	local, remote *SRTPKey
+	local, remote SRTPKey
+}
+
+// newSRTPKeys copies a key pair (so the caller's later changes cannot race
+// the packet paths): both keys or neither, never SRTP one way only.
+func newSRTPKeys(local, remote *SRTPKey) (*srtpKeys, error) {
+	switch {
+	case local == nil && remote == nil:
+		return nil, nil
+	case local == nil || remote == nil:
+		return nil, errors.New("media: SRTP needs both the local and the remote key")
+	}
+	for _, k := range []*SRTPKey{local, remote} {
+		if _, ok := k.Suite.profile(); !ok {
+			return nil, fmt.Errorf("%w: suite %q", ErrInvalidCrypto, k.Suite)
+		}
+	}
+	return &srtpKeys{local: *local, remote: *remote}, nil
+}
+
+func (k *srtpKeys) equal(o *srtpKeys) bool {
+	if k == nil || o == nil {
+		return k == o
+	}
+	return *k == *o
 }
 
 // srtpState is one goroutine's private SRTP context for one direction and
@@ -234,9 +258,9 @@ func (st *srtpState) sync(cur *srtpKeys, local, receive bool) bool {
 	st.gen = cur
 	var k *SRTPKey
 	if cur != nil {
-		k = cur.remote
+		k = &cur.remote
 		if local {
-			k = cur.local
+			k = &cur.local
 		}
 	}
 	switch {
