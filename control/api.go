@@ -38,6 +38,9 @@ type Credential struct {
 	// ReadOnly credentials may read transfers but not create them: their
 	// POST gets 403-01.
 	ReadOnly bool
+	// Admin credentials may also call the operator endpoints
+	// (POST /admin/v1/reload); others get 403-01 there.
+	Admin bool
 }
 
 // Config tunes the API.
@@ -57,6 +60,9 @@ type Config struct {
 	// SIPTransferURI builds the SIP URI that identifies a SIP transfer (where
 	// the IVR sends the call), e.g. sip:<id>@host:port. Required.
 	SIPTransferURI func(id string) string
+	// Reload re-reads the configuration for POST /admin/v1/reload (nil: the
+	// endpoint answers 404-01). It must change nothing when it fails.
+	Reload func(ctx context.Context) error
 	// RetryAfter is advertised with 503-01 (no free number, draining).
 	// Default 5s. 429-01 computes its own from the rate limiter.
 	RetryAfter time.Duration
@@ -82,6 +88,7 @@ type credential struct {
 	idHash   [32]byte
 	secHash  [32]byte
 	readOnly bool
+	admin    bool
 	limiter  *rate.Limiter
 }
 
@@ -173,6 +180,7 @@ func (a *API) SetCredentials(creds []Credential) error {
 			idHash:   sha256.Sum256([]byte(c.ID)),
 			secHash:  sha256.Sum256([]byte(c.Secret)),
 			readOnly: c.ReadOnly,
+			admin:    c.Admin,
 			limiter:  limiter,
 		})
 	}
@@ -187,12 +195,30 @@ func (a *API) SetDraining(on bool) { a.draining.Store(on) }
 const (
 	routeCollection = "/generativeagent/v1/call-transfers"
 	routeItem       = "/generativeagent/v1/call-transfers/{callTransferId}"
+	routeReload     = "/admin/v1/reload"
 )
+
+// reload re-reads the configuration (like SIGHUP) for an admin credential.
+func (a *API) reload(w http.ResponseWriter, r *http.Request, c *credential) *apiError {
+	if !c.admin {
+		return errorf(http.StatusForbidden, codeForbidden, "credential %q may not reload the configuration (not an admin credential)", c.id)
+	}
+	if a.cfg.Reload == nil {
+		return errorf(http.StatusNotFound, codeNotFound, "configuration reload is not available in this process")
+	}
+	if err := a.cfg.Reload(r.Context()); err != nil {
+		return errorf(http.StatusUnprocessableEntity, codeConfig, "configuration not reloaded, nothing changed: %v", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+	return nil
+}
 
 func (a *API) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+routeCollection, a.authed(a.create))
 	mux.Handle("GET "+routeItem, a.authed(a.get))
+	mux.Handle("POST "+routeReload, a.authed(a.reload))
+	mux.HandleFunc(routeReload, methodNotAllowed("POST"))
 	mux.HandleFunc(routeCollection, methodNotAllowed("POST"))
 	mux.HandleFunc(routeItem, methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("GET /healthz", a.healthz)

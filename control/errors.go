@@ -24,6 +24,7 @@ const (
 	codeTooLarge       = "413-01"
 	codeCountry        = "422-01" // well-formed country we have no numbers for
 	codeReturnURI      = "422-02" // sip.returnUri is not a usable SIP/SIPS URI
+	codeConfig         = "422-03" // a reload found the configuration invalid
 	codeRateLimited    = "429-01"
 	codeInternal       = "500-01"
 	codeUnavailable    = "503-01" // no free number, draining, or store unreachable

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/control"
 	"github.com/handoff/handoff/transfer"
 	"gopkg.in/yaml.v3"
 )
@@ -70,6 +71,16 @@ type Credential struct {
 	Secret     string `yaml:"secret,omitempty"`
 	SecretFile string `yaml:"secret_file,omitempty"`
 	ReadOnly   bool   `yaml:"read_only,omitempty"`
+	Admin      bool   `yaml:"admin,omitempty"`
+}
+
+// apiCredentials is auth.credentials as the control API takes them.
+func (c *Config) apiCredentials() []control.Credential {
+	out := make([]control.Credential, 0, len(c.Auth.Credentials))
+	for _, cr := range c.Auth.Credentials {
+		out = append(out, control.Credential{ID: cr.ID, Secret: cr.Secret, ReadOnly: cr.ReadOnly, Admin: cr.Admin})
+	}
+	return out
 }
 
 // NumbersConfig is the temporary-number pool and the lease life-cycle.

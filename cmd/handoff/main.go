@@ -160,12 +160,10 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		return fmt.Errorf("register transfer metrics: %w", err)
 	}
 
-	creds := make([]control.Credential, 0, len(cfg.Auth.Credentials))
-	for _, c := range cfg.Auth.Credentials {
-		creds = append(creds, control.Credential{ID: c.ID, Secret: c.Secret, ReadOnly: c.ReadOnly})
-	}
+	var rl *reloader // the API's reload endpoint calls it once it exists
 	api, err := control.New(control.Config{
-		Credentials:    creds,
+		Credentials:    cfg.apiCredentials(),
+		Reload:         func(ctx context.Context) error { return rl.reload(ctx) },
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		RateLimit:      cfg.HTTP.RateLimit,
 		RateBurst:      cfg.HTTP.RateBurst,
@@ -175,7 +173,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		return err
 	}
 
-	rl, err := newReloader(cfg, configPath, lookupEnv, log, level, tracer, api, svc, reg)
+	rl, err = newReloader(cfg, configPath, lookupEnv, log, level, tracer, api, svc, reg)
 	if err != nil {
 		return err
 	}

@@ -463,3 +463,39 @@ drain:
 		t.Errorf("after the drain: %v, want COMPLETED by the caller's hang-up", out)
 	}
 }
+
+// POST /admin/v1/reload does what SIGHUP does, for admin credentials only,
+// and says why when the new configuration is invalid.
+func TestReloadByAPI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "handoff.yaml")
+	admin := cred{"ops", "ops-secret-1a2b3c"}
+	fresh := cred{"fresh", "fresh-secret-4d5e6f"}
+	adminLine := fmt.Sprintf("    - {id: %s, secret: %s, admin: true}", admin.id, admin.secret)
+	writeReloadConfig(t, path, dir, fmt.Sprintf("%s\n    - {id: %s, secret: %s}", adminLine, ivr.id, ivr.secret),
+		`    US: ["+19995550100-+19995550104"]`, "info", "32s")
+	p := startHandoff(t, "", nil, "-config", path)
+	writeReloadConfig(t, path, dir, fmt.Sprintf("%s\n    - {id: %s, secret: %s}", adminLine, fresh.id, fresh.secret),
+		`    US: ["+19995550100-+19995550104"]`, "info", "32s")
+
+	if status, out := p.call(http.MethodPost, "/admin/v1/reload", ivr, nil); status != http.StatusForbidden || errCode(out) != "403-01" {
+		t.Fatalf("reload by a non-admin: %d %v", status, out)
+	}
+	if status, out := p.call(http.MethodPost, "/admin/v1/reload", admin, nil); status != http.StatusOK || str(out, "status") != "reloaded" {
+		t.Fatalf("reload by the admin: %d %v", status, out)
+	}
+	p.create(fresh, phoneTransfer("api-reload"))
+	if status, _ := p.get(ivr, "api-reload"); status != http.StatusUnauthorized {
+		t.Fatalf("removed credential after the reload: %d, want 401", status)
+	}
+	// A broken file: 422-03 with the reason, and nothing changes.
+	writeReloadConfig(t, path, dir, adminLine, `    US: ["+1"]`, "info", "32s")
+	status, out := p.call(http.MethodPost, "/admin/v1/reload", admin, nil)
+	if status != http.StatusUnprocessableEntity || errCode(out) != "422-03" || !strings.Contains(str(out, "error.message"), "numbers.pools") {
+		t.Fatalf("reload of a broken file: %d %v", status, out)
+	}
+	if status, _ := p.get(fresh, "api-reload"); status != http.StatusOK {
+		t.Fatalf("a failed reload changed the credentials: %d", status)
+	}
+}

@@ -109,11 +109,7 @@ func (r *reloader) apply(ctx context.Context) error {
 		r.cur.Numbers.Pools = next.Numbers.Pools
 	}
 	if slices.Contains(applied, "auth.credentials") {
-		creds := make([]control.Credential, 0, len(next.Auth.Credentials))
-		for _, c := range next.Auth.Credentials {
-			creds = append(creds, control.Credential{ID: c.ID, Secret: c.Secret, ReadOnly: c.ReadOnly})
-		}
-		if err := r.api.SetCredentials(creds); err != nil {
+		if err := r.api.SetCredentials(next.apiCredentials()); err != nil {
 			return fmt.Errorf("auth.credentials: %w", err) // not reached: Load validated them
 		}
 		r.cur.Auth = next.Auth
