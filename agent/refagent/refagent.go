@@ -118,7 +118,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
 		sess.log.Debug("call ended", "stream_sid", sess.streamSid)
 	default:
-		if s.ctx.Err() == nil && err != nil {
+		if s.ctx.Err() == nil { // run always ends with an error
 			sess.log.Info("call ended", "stream_sid", sess.streamSid, "err", err)
 		}
 	}

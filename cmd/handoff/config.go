@@ -413,7 +413,7 @@ func setFromEnv(f reflect.Value, raw string) error {
 		for _, item := range splitList(raw, ";") {
 			cc, entries, ok := strings.Cut(item, "=")
 			if !ok {
-				return fmt.Errorf("%q: want COUNTRY=number-or-range,...", item)
+				return fmt.Errorf("%q: want COUNTRY=ENTRY[,ENTRY] (numbers or +A-+B ranges)", item)
 			}
 			pools[strings.TrimSpace(cc)] = append(pools[strings.TrimSpace(cc)], splitList(entries, ",")...)
 		}
