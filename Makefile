@@ -4,7 +4,7 @@ GO           ?= go
 TEST_TIMEOUT ?= 20m
 PKGS         ?= ./...
 
-.PHONY: all test vet build run check-config fmt clean
+.PHONY: all test vet build run check-config fmt clean fuzz
 
 all: test
 
@@ -15,6 +15,11 @@ test: vet
 ## vet: static checks
 vet:
 	$(GO) vet $(PKGS)
+
+## fuzz: every fuzz target for FUZZTIME seconds each (CI: 5); seeds also run in make test
+FUZZTIME ?= 5
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
 
 ## build: the binary in bin/handoff
 build:
