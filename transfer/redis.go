@@ -378,48 +378,72 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// setNumbersScript makes the pools exactly the given numbers. Numbers that
-// disappear while leased or in quarantine are retired (kept until their
-// lease and quarantine end, never leased again); free ones are dropped.
-// It checks before it writes, so a refused change leaves nothing half done.
-//
-// KEYS: countries. ARGV: now, JSON {country: [numbers]}, prefix.
-var setNumbersScript = redis.NewScript(`
+// SetNumbers works in chunks so that a pool of 100 000 numbers never blocks
+// Redis (or outlasts a client's read timeout) in one long script. Each
+// number changes atomically in a script that checks its state there, so
+// nodes reconfiguring at once, or leasing meanwhile, stay consistent; a
+// conflict found by the read-only check pass changes nothing.
+const setNumbersChunk = 2000
+
+// checkNumbersScript finds wanted numbers that are busy in another country.
+// ARGV: now, prefix, then number, country pairs. Returns "number country other" or "".
+var checkNumbersScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
-local P = ARGV[3]
-local wanted = cjson.decode(ARGV[2])
-local want = {}
-for cc, numbers in pairs(wanted) do
-  for _, n in ipairs(numbers) do want[n] = cc end
-end
-local function busy(r)
-  return now < tonumber(r[1] or '0') or now < tonumber(r[2] or '0')
-end
-for n, cc in pairs(want) do
-  local r = redis.call('HMGET', P .. 'n:' .. n, 'h', 'f', 'c')
-  if r[3] and r[3] ~= cc and busy(r) then
-    return redis.error_reply('number ' .. n .. ' is configured for ' .. r[3] .. ' and ' .. cc)
+for i = 3, #ARGV, 2 do
+  local r = redis.call('HMGET', ARGV[2] .. 'n:' .. ARGV[i], 'h', 'f', 'c')
+  if r[3] and r[3] ~= ARGV[i+1] and (now < tonumber(r[1] or '0') or now < tonumber(r[2] or '0')) then
+    return ARGV[i] .. ' ' .. ARGV[i+1] .. ' ' .. r[3]
   end
 end
-for _, cc in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  for _, n in ipairs(redis.call('ZRANGE', P .. 'freeat:' .. cc, 0, -1)) do
-    if want[n] ~= cc then
-      local nk = P .. 'n:' .. n
-      if busy(redis.call('HMGET', nk, 'h', 'f')) then
-        redis.call('HSET', nk, 'r', '1')
-        redis.call('ZREM', P .. 'avail:' .. cc, n)
-      else
-        redis.call('DEL', nk)
-        redis.call('ZREM', P .. 'avail:' .. cc, n)
-        redis.call('ZREM', P .. 'freeat:' .. cc, n)
-        redis.call('ZREM', P .. 'held:' .. cc, n)
-      end
+return ''
+`)
+
+// removeNumbersScript retires (while leased or in quarantine) or drops
+// (when free) numbers of a country that are no longer configured.
+// ARGV: now, prefix, country, then numbers.
+var removeNumbersScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local P, cc = ARGV[2], ARGV[3]
+for i = 4, #ARGV do
+  local n = ARGV[i]
+  local nk = P .. 'n:' .. n
+  local r = redis.call('HMGET', nk, 'h', 'f', 'c')
+  if r[3] == cc then
+    if now < tonumber(r[1] or '0') or now < tonumber(r[2] or '0') then
+      redis.call('HSET', nk, 'r', '1')
+      redis.call('ZREM', P .. 'avail:' .. cc, n)
+    else
+      redis.call('DEL', nk)
+      redis.call('ZREM', P .. 'avail:' .. cc, n)
+      redis.call('ZREM', P .. 'freeat:' .. cc, n)
+      redis.call('ZREM', P .. 'held:' .. cc, n)
     end
   end
 end
-for n, cc in pairs(want) do
+return 1
+`)
+
+// addNumbersScript adds numbers to a country, or un-retires them.
+// KEYS: countries. ARGV: now, prefix, country, then numbers.
+// Returns "number other" for a number busy in another country, else "".
+var addNumbersScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local P, cc = ARGV[2], ARGV[3]
+redis.call('SADD', KEYS[1], cc)
+for i = 4, #ARGV do
+  local n = ARGV[i]
   local nk = P .. 'n:' .. n
-  local r = redis.call('HMGET', nk, 'c', 'r', 'f')
+  local r = redis.call('HMGET', nk, 'c', 'r', 'f', 'h')
+  if r[1] and r[1] ~= cc then
+    if now < tonumber(r[4] or '0') or now < tonumber(r[3] or '0') then
+      return n .. ' ' .. r[1]
+    end
+    redis.call('DEL', nk)
+    redis.call('ZREM', P .. 'avail:' .. r[1], n)
+    redis.call('ZREM', P .. 'freeat:' .. r[1], n)
+    redis.call('ZREM', P .. 'held:' .. r[1], n)
+    r = {false}
+  end
   if r[1] then
     if r[2] == '1' then
       redis.call('HSET', nk, 'r', '0')
@@ -430,28 +454,84 @@ for n, cc in pairs(want) do
     redis.call('ZADD', P .. 'avail:' .. cc, 0, n)
     redis.call('ZADD', P .. 'freeat:' .. cc, 0, n)
     redis.call('ZADD', P .. 'held:' .. cc, 0, n)
-    redis.call('SADD', KEYS[1], cc)
   end
 end
-return 1
+return ''
 `)
 
-// SetNumbers implements Store.
+// SetNumbers implements Store: the pools become exactly these numbers.
+// Numbers that disappear while leased or in quarantine are retired (kept
+// until their lease and quarantine end, never leased again); free ones are
+// dropped. A number still busy in another country is refused, and then
+// nothing changes.
 func (s *RedisStore) SetNumbers(ctx context.Context, pools map[string][]string, now time.Time) error {
-	if pools == nil {
-		pools = map[string][]string{}
-	}
+	wanted := map[string]string{}
+	var pairs []any
 	for cc, numbers := range pools {
-		if numbers == nil {
-			pools[cc] = []string{} // cjson: an empty array, not null
+		for _, n := range numbers {
+			wanted[n] = cc
+			pairs = append(pairs, n, cc)
 		}
 	}
-	b, err := json.Marshal(pools)
-	if err != nil {
-		return err
+	refused := func(res string) error {
+		if f := strings.Fields(res); len(f) == 3 {
+			return fmt.Errorf("number %s is configured for %s and %s", f[0], f[2], f[1])
+		}
+		return fmt.Errorf("number configured for two countries: %s", res)
 	}
-	err = setNumbersScript.Run(ctx, s.rdb, []string{s.key("countries")}, micros(now), b, s.p).Err()
-	return wrap(ctx, err)
+	for i := 0; i < len(pairs); i += 2 * setNumbersChunk {
+		args := append([]any{micros(now), s.p}, pairs[i:min(i+2*setNumbersChunk, len(pairs))]...)
+		res, err := checkNumbersScript.Run(ctx, s.rdb, nil, args...).Text()
+		if err != nil {
+			return wrap(ctx, err)
+		}
+		if res != "" {
+			return refused(res)
+		}
+	}
+	countries, err := s.rdb.SMembers(ctx, s.key("countries")).Result()
+	if err != nil {
+		return wrap(ctx, err)
+	}
+	for _, cc := range countries {
+		numbers, err := s.rdb.ZRange(ctx, s.key("freeat:", cc), 0, -1).Result()
+		if err != nil {
+			return wrap(ctx, err)
+		}
+		var gone []any
+		for _, n := range numbers {
+			if wanted[n] != cc {
+				gone = append(gone, n)
+			}
+		}
+		for i := 0; i < len(gone); i += setNumbersChunk {
+			args := append([]any{micros(now), s.p, cc}, gone[i:min(i+setNumbersChunk, len(gone))]...)
+			if err := removeNumbersScript.Run(ctx, s.rdb, nil, args...).Err(); err != nil {
+				return wrap(ctx, err)
+			}
+		}
+	}
+	for cc, numbers := range pools {
+		if len(numbers) == 0 {
+			continue
+		}
+		for i := 0; i < len(numbers); i += setNumbersChunk {
+			args := []any{micros(now), s.p, cc}
+			for _, n := range numbers[i:min(i+setNumbersChunk, len(numbers))] {
+				args = append(args, n)
+			}
+			res, err := addNumbersScript.Run(ctx, s.rdb, []string{s.key("countries")}, args...).Text()
+			if err != nil {
+				return wrap(ctx, err)
+			}
+			if res != "" {
+				// Became busy elsewhere since the check: a lease raced us.
+				f := strings.Fields(res)
+				return fmt.Errorf("number %s is configured for %s and %s", f[0], f[len(f)-1], cc)
+			}
+		}
+	}
+	return nil
 }
 
 // poolStatsScript counts each country's numbers at now.
