@@ -1,0 +1,36 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/transfer"
+)
+
+// An offer with more m= lines than media.MaxSDPMedia is refused with 488
+// and a Warning that says why; the transfer stays ACTIVE.
+func TestAbsurdSDPIsRefusedWith488(t *testing.T) {
+	g := newGateway(t)
+	p := newPhone(t)
+	g.createSIP("many-m")
+	body := p.offer("0") // one audio stream, then padding streams
+	extra := strings.Repeat(fmt.Sprintf("m=audio %d RTP/AVP 0\r\n", p.rtpPort()), media.MaxSDPMedia)
+	_, err := p.invite("sip:many-m@"+g.addr, append(body, extra...), sipgo.AnswerOptions{})
+	var e *sipgo.ErrDialogResponse
+	if !errors.As(err, &e) || e.Res.StatusCode != sip.StatusNotAcceptableHere {
+		t.Fatalf("INVITE with %d m= lines: %v", media.MaxSDPMedia+1, err)
+	}
+	w := e.Res.GetHeader("Warning")
+	if w == nil || !strings.Contains(w.Value(), "m= lines") {
+		t.Fatalf("Warning %v", w)
+	}
+	if st := g.get("many-m").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+		t.Fatalf("transfer %s after the refusal", st)
+	}
+}
