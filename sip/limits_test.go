@@ -34,3 +34,26 @@ func TestAbsurdSDPIsRefusedWith488(t *testing.T) {
 		t.Fatalf("transfer %s after the refusal", st)
 	}
 }
+
+// Headers mode keeps at most maxHeaderVars variables of at most
+// maxHeaderValueLen bytes, however many and long the INVITE carries.
+func TestHeadersModeBounds(t *testing.T) {
+	g := newGateway(t, func(c *Config) { c.HeadersMode = HeadersMode{Enabled: true, User: "agent", Owner: "ivr"} })
+	p := newPhone(t)
+	hdrs := []sip.Header{sip.NewHeader(hdrTransferID, "bounds-1"), sip.NewHeader(hdrTask, strings.Repeat("t", 3000))}
+	for i := range maxHeaderVars + 20 {
+		hdrs = append(hdrs, sip.NewHeader(fmt.Sprintf("%sv%03d", hdrVarPrefix, i), strings.Repeat("%41", 100)))
+	}
+	c := p.mustAnswer("sip:agent@"+g.tcp+";transport=tcp", p.offer("0"), hdrs...) // too large for UDP
+	tr := g.get("bounds-1")
+	c.hangup()
+	in := tr.InputContext
+	if in == nil || len(in.InputVariables) != maxHeaderVars || len(in.TaskName) != maxHeaderValueLen {
+		t.Fatalf("input context: %d variables, task of %d bytes", len(in.InputVariables), len(in.TaskName))
+	}
+	for k, v := range in.InputVariables {
+		if v != strings.Repeat("A", 100) {
+			t.Fatalf("variable %s = %d bytes", k, len(v))
+		}
+	}
+}
