@@ -61,7 +61,7 @@ func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResu
 	r := &returnLeg{leg: newLeg(c.s, ports), call: c}
 	defer r.close()
 
-	req := c.returnRequest(target, out, r.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv))
+	req := c.returnRequest(target, out, r.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, c.returnOfferOptions(target)...))
 	// The caller hanging up while it rings cancels the return call.
 	ringCtx, cancel := context.WithTimeout(c.dlg.Context(), c.s.cfg.Return.RingTimeout)
 	defer cancel()
@@ -133,6 +133,20 @@ func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResu
 
 	c.runBridge(r)
 	res.BridgeEndedAt = c.s.svc.Now()
+}
+
+// returnOfferOptions: the return call offers SRTP when the policy requires
+// it, or (policy optional) when the destination is reached over TLS
+// (sips: or transport=tls), so encrypted signalling carries encrypted
+// media. The bridge works on PCM, so the caller's leg and this one need
+// not agree: either may be SRTP and the other plain RTP.
+func (c *Call) returnOfferOptions(target sip.Uri) []media.OfferOption {
+	tp, _ := target.UriParams.Get("transport")
+	secure := strings.EqualFold(target.Scheme, "sips") || strings.EqualFold(tp, "tls")
+	if c.s.cfg.SRTP == SRTPRequired || (c.s.cfg.SRTP == SRTPOptional && secure) {
+		return []media.OfferOption{media.OfferSRTP()}
+	}
+	return nil
 }
 
 // returnRequest builds the return INVITE: the destination sees the

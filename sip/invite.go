@@ -80,7 +80,7 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time
 	var negotiated media.Negotiated
 	if len(req.Body()) > 0 {
 		if offer, err = media.ParseSDP(req.Body()); err == nil {
-			negotiated, err = media.Negotiate(offer, supportedCodecs)
+			negotiated, err = negotiateOffer(offer, s.cfg.SRTP)
 		}
 		if err != nil {
 			log.Info("SDP offer refused", "err", err)

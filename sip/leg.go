@@ -17,6 +17,7 @@ type leg struct {
 	mu             sync.Mutex
 	local          *media.LocalSDP
 	ports          *media.Ports
+	srtp           string           // SRTP policy for offers we receive
 	media          *media.Session   // nil until the dialog is confirmed
 	negotiated     media.Negotiated // current remote description
 	awaitingAnswer bool             // our offer waits for the answer in an ACK
@@ -24,7 +25,58 @@ type leg struct {
 }
 
 func newLeg(s *Server, ports *media.Ports) leg {
-	return leg{local: media.NewLocalSDP(s.cfg.MediaAddr, ports.Port, "handoff"), ports: ports}
+	return leg{local: media.NewLocalSDP(s.cfg.MediaAddr, ports.Port, "handoff"), ports: ports, srtp: s.cfg.SRTP}
+}
+
+// SRTP policies (Config.SRTP).
+//
+// An offer with a secure profile (RTP/SAVP, RTP/SAVPF) or a=crypto lines
+// gets SRTP when the policy is optional or required, and 488 when it is
+// off; a plain RTP/AVP offer gets RTP when off or optional and 488 when
+// required. A=crypto on RTP/AVP ("best-effort" SRTP) is answered plain when
+// off, or when none of its lines is usable. Our own offers (INVITE without
+// SDP, re-INVITE without SDP) are SRTP only when required; the INVITE
+// return also offers SRTP to a sips: or transport=tls destination unless
+// the policy is off. Once a dialog runs SRTP, an offer to drop it is
+// refused (488): no silent downgrade mid-call.
+const (
+	SRTPOff      = "off"
+	SRTPOptional = "optional"
+	SRTPRequired = "required"
+)
+
+var (
+	errSRTPOff       = errors.New("SRTP not enabled")
+	errSRTPRequired  = errors.New("SRTP required")
+	errSRTPDowngrade = errors.New("SRTP cannot be turned off mid-call")
+	errAnswerSRTP    = errors.New("answer does not match the offered SRTP crypto")
+	errAnswerPlain   = errors.New("SRTP answer to a plain RTP offer")
+)
+
+// negotiateOffer negotiates an offer under an SRTP policy.
+func negotiateOffer(d *media.Description, policy string) (media.Negotiated, error) {
+	plainOnly := func() *media.Description {
+		p := *d
+		p.Crypto, p.CryptoLines = nil, 0
+		return &p
+	}
+	switch {
+	case d.SecureProfile() && policy == SRTPOff:
+		return media.Negotiated{}, errSRTPOff
+	case !d.SRTP() && policy == SRTPRequired:
+		return media.Negotiated{}, errSRTPRequired
+	case d.SRTP() && !d.SecureProfile() && (policy == SRTPOff || (len(d.Crypto) == 0 && policy != SRTPRequired)):
+		d = plainOnly()
+	}
+	return media.Negotiate(d, supportedCodecs)
+}
+
+// offerOptions are the options of offers we make under the leg's policy.
+func (l *leg) offerOptions() []media.OfferOption {
+	if l.srtp == SRTPRequired {
+		return []media.OfferOption{media.OfferSRTP()}
+	}
+	return nil
 }
 
 // offerOrAnswer is our SDP for a dialog-creating exchange: the answer to
@@ -34,19 +86,42 @@ func (l *leg) offerOrAnswer(offer *media.Description, n media.Negotiated) []byte
 	defer l.mu.Unlock()
 	if offer == nil {
 		l.awaitingAnswer = true
-		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv)
+		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, l.offerOptions()...)
 	}
+	body := l.local.Answer(n, n.RemoteDirection.Reverse())
+	n.LocalKey = l.local.Key()
 	l.negotiated = n
-	return l.local.Answer(n, n.RemoteDirection.Reverse())
+	return body
 }
 
-// takeAnswer applies an SDP answer to our offer.
+// takeAnswer applies an SDP answer to our offer. The answer must follow
+// our offer's SRTP: the same tag and suite when we offered SRTP, no
+// secure profile when we did not.
 func (l *leg) takeAnswer(body []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n, err := negotiate(body)
+	d, err := media.ParseSDP(body)
 	if err != nil {
 		return err
+	}
+	ours := l.local.Key() // the key of our offer, nil if it was plain
+	switch {
+	case ours == nil && d.SecureProfile():
+		return errAnswerPlain
+	case ours == nil:
+		d.Crypto, d.CryptoLines = nil, 0
+	case !d.SRTP():
+		return errAnswerSRTP
+	}
+	n, err := media.Negotiate(d, supportedCodecs)
+	if err != nil {
+		return err
+	}
+	if ours != nil {
+		if n.RemoteKey.Tag != ours.Tag || n.RemoteKey.Suite != ours.Suite {
+			return errAnswerSRTP
+		}
+		n.LocalKey = ours
 	}
 	l.negotiated = n
 	l.awaitingAnswer = false
@@ -82,20 +157,13 @@ func (l *leg) confirmedAnswer() error {
 	return err
 }
 
-func negotiate(body []byte) (media.Negotiated, error) {
-	d, err := media.ParseSDP(body)
-	if err != nil {
-		return media.Negotiated{}, err
-	}
-	return media.Negotiate(d, supportedCodecs)
-}
-
 // startMedia starts the leg's RTP session on the negotiated description.
 func (l *leg) startMedia(cfg media.SessionConfig) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := l.negotiated
 	cfg.Ports, cfg.Remote, cfg.Codec, cfg.DTMFPayloadType, cfg.RemoteDirection = l.ports, n.Remote, n.Codec, n.DTMFPayloadType, n.RemoteDirection
+	cfg.LocalKey, cfg.RemoteKey = n.LocalKey, n.RemoteKey
 	sess, err := media.NewSession(cfg)
 	if err != nil {
 		return err
@@ -123,19 +191,34 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 	}
 	switch {
 	case len(req.Body()) > 0:
-		n, err := negotiate(req.Body())
+		d, err := media.ParseSDP(req.Body())
+		var n media.Negotiated
+		if err == nil {
+			n, err = negotiateOffer(d, l.srtp)
+		}
+		if err == nil && l.negotiated.SRTP() && !n.SRTP() {
+			err = errSRTPDowngrade
+		}
 		if err != nil {
 			return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here", warning(err)
 		}
+		// Our key stays unless the peer changed its own (RFC 4568 §7.1.4).
+		body := l.local.Answer(n, n.RemoteDirection.Reverse())
+		n.LocalKey = l.local.Key()
 		l.negotiated = n
 		if l.media != nil { // else startMedia picks it up
 			l.media.Update(n)
 		}
-		return l.local.Answer(n, n.RemoteDirection.Reverse()), 0, "", nil
+		return body, 0, "", nil
 	case req.IsInvite():
-		// A re-INVITE without SDP asks for our offer; the answer is in its ACK.
+		// A re-INVITE without SDP asks for our offer; the answer is in its
+		// ACK. A dialog running SRTP offers SRTP again (same key).
 		l.awaitingAnswer = true
-		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv), 0, "", nil
+		opts := l.offerOptions()
+		if l.negotiated.SRTP() {
+			opts = []media.OfferOption{media.OfferSRTP()}
+		}
+		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, opts...), 0, "", nil
 	}
 	return nil, 0, "", nil
 }

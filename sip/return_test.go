@@ -189,6 +189,8 @@ type destination struct {
 	answer  chan struct{}
 	byes    chan struct{}
 	lastReq *sip.Request
+	// answerBody, when set, builds the 200 OK's SDP from the offer (SRTP).
+	answerBody func(offer *media.Description) []byte
 }
 
 func newDestination(t *testing.T, mode string, users map[string]string, algorithm string) *destination {
@@ -251,6 +253,7 @@ func newDestination(t *testing.T, mode string, users map[string]string, algorith
 		}
 		d.mu.Lock()
 		d.dlg, d.offer = dlg, offer
+		answerBody := d.answerBody
 		d.mu.Unlock()
 		if d.mode == "early" {
 			_ = dlg.Respond(183, "Session Progress", sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101"),
@@ -260,7 +263,11 @@ func newDestination(t *testing.T, mode string, users map[string]string, algorith
 		} else {
 			_ = dlg.Respond(180, "Ringing", nil)
 		}
-		if err := dlg.RespondSDP(sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101")); err != nil {
+		body := sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101")
+		if answerBody != nil {
+			body = answerBody(offer)
+		}
+		if err := dlg.RespondSDP(body); err != nil {
 			return
 		}
 		close(d.answer)

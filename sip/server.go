@@ -64,6 +64,10 @@ type Config struct {
 	// TLS serves tls:// listeners and places sips: (or transport=tls)
 	// return calls; nil turns TLS off.
 	TLS *tls.Config
+	// SRTP is the media encryption policy (SDES, RFC 4568): SRTPOff,
+	// SRTPOptional (the default) or SRTPRequired; see SRTPOff for what each
+	// means for offers, answers and the INVITE return.
+	SRTP string
 
 	// dropInbound, when set, drops the raw inbound SIP messages it returns
 	// true for (fault-injection tests: lost INVITEs, ACKs, BYEs).
@@ -133,6 +137,13 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 	cfg.defaults()
 	if cfg.Ports == nil || cfg.Pipeline == nil {
 		return nil, errors.New("sip: Ports and Pipeline are required")
+	}
+	switch cfg.SRTP {
+	case "":
+		cfg.SRTP = SRTPOptional
+	case SRTPOff, SRTPOptional, SRTPRequired:
+	default:
+		return nil, fmt.Errorf("sip: SRTP policy %q (want off, optional or required)", cfg.SRTP)
 	}
 	if len(cfg.Listen) == 0 {
 		return nil, errors.New("sip: no listen address")
