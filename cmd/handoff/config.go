@@ -164,6 +164,8 @@ type MediaConfig struct {
 	RTPPorts   string        `yaml:"rtp_ports"`
 	RTPTimeout time.Duration `yaml:"rtp_timeout"`
 	Bind       string        `yaml:"bind"`
+	// SRTP is the media encryption policy: off, optional or required.
+	SRTP string `yaml:"srtp"`
 }
 
 // AgentConfig selects the agent pipeline.
@@ -242,6 +244,7 @@ func Defaults() Config {
 			RTPPorts:   "20000-20999",
 			RTPTimeout: 30 * time.Second,
 			Bind:       "127.0.0.1",
+			SRTP:       "optional",
 		},
 		Agent: AgentConfig{Mode: "loopback", MaxDuration: 5 * time.Minute, ConnectTimeout: 3 * time.Second,
 			Format: "mulaw", FallbackTransferType: "AGENT"},
@@ -801,6 +804,11 @@ func (c *Config) Validate() error {
 	positive("media.rtp_timeout", c.Media.RTPTimeout)
 	if _, err := netip.ParseAddr(c.Media.Bind); err != nil {
 		bad("media.bind", "%q is not an IP address", c.Media.Bind)
+	}
+	switch c.Media.SRTP {
+	case "off", "optional", "required":
+	default:
+		bad("media.srtp", "%q is not off, optional or required", c.Media.SRTP)
 	}
 
 	switch c.Agent.Mode {

@@ -71,6 +71,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 			ReturnURI: cfg.SIP.HeadersMode.ReturnURI,
 		},
 		RTPTimeout: cfg.Media.RTPTimeout,
+		SRTP:       cfg.Media.SRTP,
 		NodeID:     cfg.Node.ID,
 		Ports:      ports,
 		Pipeline:   pipeline,

@@ -13,8 +13,9 @@ import (
 // is on, as "sip message" lines at info level (the key is its own opt-in, so
 // it shows without debug logs for everything else). Credentials are redacted:
 // the values of Authorization and Proxy-Authorization (WWW-Authenticate and
-// Proxy-Authenticate hold only challenges and are kept) and any digest
-// response= parameter become [REDACTED].
+// Proxy-Authenticate hold only challenges and are kept), any digest
+// response= parameter and the SRTP keys of SDP bodies (a=crypto inline:)
+// become [REDACTED].
 //
 // sipgo calls the tracer per datagram (UDP) or per read/write chunk (TCP): a
 // TCP chunk may start or end in the middle of a line, so an unterminated
@@ -66,6 +67,8 @@ var (
 	digestResponse = regexp.MustCompile(`(?i)\bresponse[ \t]*=[ \t]*("[^"]*"?|[^,\s]*)`)
 	// Digest parameters that mark a fragment as part of a credential.
 	digestParams = regexp.MustCompile(`(?i)\b(response|cnonce|username)[ \t]*=`)
+	// An SDES key||salt (RFC 4568 a=crypto ... inline:<base64>|lifetime|MKI).
+	sdesKey = regexp.MustCompile(`(?i)\binline:[^\s|;]*`)
 )
 
 // redactSIP returns msg with credential header values and digest responses
@@ -92,7 +95,8 @@ func redactSIP(msg []byte) []byte {
 			inCredential = false
 		default:
 			inCredential = false
-			out = append(out, digestResponse.ReplaceAll(body, []byte("response="+redacted))...)
+			body = digestResponse.ReplaceAll(body, []byte("response="+redacted))
+			out = append(out, sdesKey.ReplaceAll(body, []byte("inline:"+redacted))...)
 		}
 		out = append(out, eol...)
 	}

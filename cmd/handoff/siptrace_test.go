@@ -58,6 +58,7 @@ func TestRedactSIP(t *testing.T) {
 		"tail cut":  "CSeq: 1 INVITE\r\nAuthorization: Digest username=\"u\", resp",
 		"head cut":  "onse=\"" + digestSecretResponse + "\", cnonce=\"0a4f113b\"\r\nCSeq: 1 INVITE\r\n",
 		"lowercase": "authorization : Digest response=" + digestSecretResponse + "\r\n",
+		"sdes key":  "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + digestSecretResponse + "|2^31|1:4\r\na=ptime:20\r\n",
 	}
 	for name, msg := range cases {
 		got := string(redactSIP([]byte(msg)))
