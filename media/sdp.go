@@ -395,8 +395,9 @@ type OfferOption func(*offerOptions)
 
 type offerOptions struct{ srtp bool }
 
-// OfferSRTP makes the offer RTP/SAVP with our a=crypto line (tag 1,
-// AES_CM_128_HMAC_SHA1_80), so the answer must be SRTP too.
+// OfferSRTP makes the offer RTP/SAVP with our a=crypto line
+// (AES_CM_128_HMAC_SHA1_80, tag 1 unless the dialog already has a key), so
+// the answer must be SRTP too.
 func OfferSRTP() OfferOption { return func(o *offerOptions) { o.srtp = true } }
 
 // Offer builds an offer with the given codecs in preference order and
@@ -411,7 +412,9 @@ func (l *LocalSDP) Offer(codecs []Codec, dtmfPT uint8, dir Direction, opts ...Of
 	if !o.srtp {
 		return l.buildLocked(codecs, dtmfPT, dir, "RTP/AVP", nil)
 	}
-	if l.key == nil || l.key.Suite != AESCM128HMACSHA180 || l.key.Tag != 1 {
+	// A dialog's key (and tag) carries over into a re-offer, so a re-INVITE
+	// without SDP does not rekey; the first offer uses tag 1.
+	if l.key == nil || l.key.Suite != AESCM128HMACSHA180 {
 		k := NewSRTPKey(1, AESCM128HMACSHA180)
 		l.key = &k
 	}
