@@ -162,7 +162,7 @@ t1=$(date +%s%N)
 echo "created in $(((t1 - t0) / 1000000)) ms"
 
 # --- scenario: uac_load.xml with RTP of the requested duration ------------------
-(cd "$root" && go run ./test/sipp/gen -o "$work/pcap" -audio "${dur}s" -digits "" -ulaw)
+(cd "$root" && go run ./test/sipp/gen -o "$work/pcap" -audio "${dur}s" -digits "" -after 0 -alaw 0 -ulaw)
 pcap=$(ls "$work"/pcap/pcmu_*.pcap) ulaw=$(ls "$work"/pcap/pcmu_*.ulaw)
 if [ "$mode" = pcap ]; then
 	play="<exec play_pcap_audio=\"$pcap\"/>"

@@ -1,6 +1,8 @@
 // Command gen writes the RTP pcaps the SIPp scenarios in test/sipp play
 // with play_pcap_audio: G.711 μ-law audio (payload type 0) and RFC 4733
-// DTMF events (payload type 101). The files are classic libpcap captures
+// DTMF events (payload type 101), and G.711 A-law audio (payload type 8)
+// for a scenario that plays the return destination. The files are classic
+// libpcap captures
 // (Ethernet/IPv4/UDP/RTP built by hand); SIPp only uses their RTP payload
 // and timing, and rewrites addresses and ports.
 //
@@ -25,10 +27,14 @@ import (
 )
 
 const (
-	ptPCMU  = 0
-	ptEvent = 101
-	ssrc    = 0x48414e44 // "HAND"
-	frame   = 160        // samples per 20 ms at 8 kHz
+	ptPCMU     = 0
+	ptPCMA     = 8
+	ptEvent    = 101
+	ssrc       = 0x48414e44 // "HAND"
+	ssrcAlaw   = 0x52455455 // "RETU": the return destination's stream
+	frame      = 160        // samples per 20 ms at 8 kHz
+	toneHz     = 440        // the caller's tone
+	toneAlawHz = 660        // the destination's tone
 )
 
 // A fixed capture start, so the files are reproducible byte for byte.
@@ -40,14 +46,16 @@ func main() {
 	digits := flag.String("digits", "12#", "one DTMF file per digit, in this order (0-9 * # A-D)")
 	eventMS := flag.Int("event-ms", 160, "duration of each DTMF event")
 	raw := flag.Bool("ulaw", false, "also write the audio as a headerless μ-law file (for SIPp's rtp_stream)")
+	after := flag.Duration("after", 6*time.Second, "length of the μ-law audio that follows the digits in the same stream (0: none)")
+	alaw := flag.Duration("alaw", 4*time.Second, "length of the A-law audio file of its own stream (0: none)")
 	flag.Parse()
-	if err := run(*out, *audio, *digits, *eventMS, *raw); err != nil {
+	if err := run(*out, *audio, *digits, *eventMS, *raw, *after, *alaw); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, audio time.Duration, digits string, eventMS int, raw bool) error {
+func run(dir string, audio time.Duration, digits string, eventMS int, raw bool, after, alaw time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -79,6 +87,27 @@ func run(dir string, audio time.Duration, digits string, eventMS int, raw bool) 
 		st.gap(10) // 200 ms between what came before and the key press
 		st.dtmf(w, ev, eventMS/20)
 		if err := w.save(filepath.Join(dir, "dtmf_"+name+".pcap")); err != nil {
+			return err
+		}
+	}
+	if after > 0 {
+		w := newPcap()
+		st.gap(10)
+		st.audio(w, int(after/(20*time.Millisecond)))
+		if err := w.save(filepath.Join(dir, fmt.Sprintf("pcmu_after_%gs.pcap", after.Seconds()))); err != nil {
+			return err
+		}
+	}
+	if alaw > 0 {
+		w := newPcap()
+		a := &stream{seq: 5000, ts: 80000}
+		for f := 0; f < int(alaw/(20*time.Millisecond)); f++ {
+			w.packet(a.at, rtpSSRC(f == 0, ptPCMA, a.seq, a.ts, ssrcAlaw, alawFrameAt(f)))
+			a.seq++
+			a.ts += frame
+			a.at += 20 * time.Millisecond
+		}
+		if err := w.save(filepath.Join(dir, fmt.Sprintf("pcma_%gs.pcap", alaw.Seconds()))); err != nil {
 			return err
 		}
 	}
@@ -129,16 +158,28 @@ func (s *stream) audio(w *pcap, n int) {
 func frameAt(f int) []byte {
 	payload := make([]byte, frame)
 	for i := range payload {
-		k := f*frame + i
-		var v float64
-		if (k/1600)%3 != 2 { // 400 ms on, 200 ms off (1600 samples = 200 ms)
-			v = 8000 * math.Sin(2*math.Pi*440*float64(k)/8000)
-		} else {
-			v = float64((k*7919)%61 - 30) // quiet, deterministic noise
-		}
-		payload[i] = ulaw(int16(v))
+		payload[i] = ulaw(sampleAt(f*frame+i, toneHz))
 	}
 	return payload
+}
+
+// alawFrameAt is the f-th 20 ms frame of the same signal at 660 Hz, A-law
+// encoded.
+func alawFrameAt(f int) []byte {
+	payload := make([]byte, frame)
+	for i := range payload {
+		payload[i] = alawEncode(sampleAt(f*frame+i, toneAlawHz))
+	}
+	return payload
+}
+
+// sampleAt is sample k of a hz tone that is on for 400 ms and off (low
+// noise) for 200 ms.
+func sampleAt(k int, hz float64) int16 {
+	if (k/1600)%3 != 2 { // 400 ms on, 200 ms off (1600 samples = 200 ms)
+		return int16(8000 * math.Sin(2*math.Pi*hz*float64(k)/8000))
+	}
+	return int16((k*7919)%61 - 30) // quiet, deterministic noise
 }
 
 // dtmf writes one RFC 4733 event lasting frames×20 ms: a first packet with
@@ -171,6 +212,10 @@ func (s *stream) dtmf(w *pcap, ev byte, frames int) {
 }
 
 func rtp(marker bool, pt byte, seq uint16, ts uint32, payload []byte) []byte {
+	return rtpSSRC(marker, pt, seq, ts, ssrc, payload)
+}
+
+func rtpSSRC(marker bool, pt byte, seq uint16, ts, ssrc uint32, payload []byte) []byte {
 	b := make([]byte, 12, 12+len(payload))
 	b[0] = 0x80
 	b[1] = pt
@@ -201,6 +246,29 @@ func ulaw(s int16) byte {
 	}
 	mant := (v >> (exp + 3)) & 0x0f
 	return ^byte(sign | exp<<4 | mant)
+}
+
+// alawEncode encodes one linear sample as G.711 A-law.
+func alawEncode(s int16) byte {
+	v := int(s)
+	sign := byte(0x80)
+	if v < 0 {
+		v, sign = -v-1, 0
+	}
+	if v > 32767 {
+		v = 32767
+	}
+	var b byte
+	if v < 256 {
+		b = byte(v >> 4)
+	} else {
+		exp := 1
+		for x := v >> 8; x > 1; x >>= 1 {
+			exp++
+		}
+		b = byte(exp<<4) | byte((v>>(exp+3))&0x0f)
+	}
+	return (b | sign) ^ 0x55
 }
 
 // pcap is a classic libpcap file (microsecond timestamps, LINKTYPE_ETHERNET).
