@@ -1,0 +1,661 @@
+package sipp_test
+
+// Shared by the SIPp tests: the handoff process (build, config, start,
+// API, metrics, stop) and the SIPp subprocesses (start, wait, verdict).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needSIPp returns the sipp binary, or skips (fails under CI) without it.
+func needSIPp(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("sipp")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("sipp not found on PATH (CI is set): install it with `apt-get install -y sip-tester` (.ci/run does): %v", err)
+		}
+		t.Skipf("sipp not found on PATH (apt-get install sip-tester): %v", err)
+	}
+	return p
+}
+
+// handoff is one running handoff process and its working directory.
+type handoff struct {
+	dir     string
+	http    string // http://127.0.0.1:port
+	sipPort int
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+	log     string // path of its stderr
+	client  *http.Client
+}
+
+// handoffOptions adjust the configuration startHandoff writes.
+type handoffOptions struct {
+	logLevel string // default info
+	sipExtra string // YAML lines appended to the sip: section (indented two spaces)
+}
+
+func startHandoff(t *testing.T) *handoff { return startHandoffWith(t, handoffOptions{}) }
+
+func startHandoffWith(t *testing.T, o handoffOptions) *handoff {
+	t.Helper()
+	dir := t.TempDir()
+	bin := buildHandoff(t)
+	if o.logLevel == "" {
+		o.logLevel = "info"
+	}
+
+	h := &handoff{
+		dir:     dir,
+		sipPort: freePort(t, true),
+		log:     filepath.Join(dir, "handoff.log"),
+		done:    make(chan struct{}),
+		client:  &http.Client{Timeout: 10 * time.Second},
+	}
+	httpPort := freePort(t, false)
+	h.http = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	cfg := fmt.Sprintf(`http:
+  listen: 127.0.0.1:%[1]d
+  rate_limit: -1
+numbers:
+  quarantine: 2s
+  pools:
+    US:
+      - +19995550100-+19995550399
+store:
+  path: %[2]s
+sip:
+  listen:
+    - udp://127.0.0.1:%[3]d
+    - tcp://127.0.0.1:%[3]d
+%[5]smedia:
+  rtp_ports: 30000-31999
+  bind: 127.0.0.1
+log:
+  level: %[4]s
+  format: json
+drain:
+  timeout: 10s
+`, httpPort, filepath.Join(dir, "data", "handoff.db"), h.sipPort, o.logLevel, o.sipExtra)
+	cfgPath := filepath.Join(dir, "handoff.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(h.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+
+	h.cmd = exec.Command(bin, "-config", cfgPath)
+	h.cmd.Dir = dir
+	h.cmd.Stdout = logf
+	h.cmd.Stderr = logf
+	h.cmd.Env = cleanEnv()
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		h.waitErr = h.cmd.Wait()
+		close(h.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-h.done:
+		default:
+			h.cmd.Process.Kill()
+			<-h.done
+		}
+		if t.Failed() {
+			h.dumpLog(t, 60)
+		}
+	})
+
+	deadline := time.Now().Add(startLimit)
+	for {
+		resp, err := h.client.Get(h.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case <-h.done:
+			t.Fatalf("handoff exited during start-up: %v", h.waitErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handoff not ready after %v (last error %v)", startLimit, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return h
+}
+
+// cleanEnv is the test's environment without HANDOFF_* variables, so the
+// file alone configures the process.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HANDOFF_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// built is the handoff binary, built once per test binary run into a
+// directory TestMain removes.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildHandoff builds cmd/handoff (once for all the tests), with the race
+// detector when this test binary has it, so SIPp traffic also hunts races
+// in handoff.
+func buildHandoff(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if built.dir, built.err = os.MkdirTemp("", "handoff-sipp-"); built.err != nil {
+			return
+		}
+		bin := filepath.Join(built.dir, "handoff")
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "github.com/handoff/handoff/cmd/handoff")
+		ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goTool, args...)
+		cmd.Dir = "../.." // the module root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			return
+		}
+		built.bin = bin
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bin
+}
+
+// freePort finds a loopback port that is free for TCP, and for UDP too
+// when both is set (the SIP listeners share one port number).
+func freePort(t *testing.T, both bool) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if !both {
+			l.Close()
+			return port
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// freeUDPPair finds an even UDP port p with p+1 also free (RTP and RTCP).
+func freeUDPPair(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		a, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.LocalAddr().(*net.UDPAddr).Port
+		a.Close()
+		if p%2 == 1 || p+1 > 65535 {
+			continue
+		}
+		a, err = net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		b, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p+1))
+		a.Close()
+		if err == nil {
+			b.Close()
+			return p
+		}
+	}
+	t.Fatal("no free UDP port pair")
+	return 0
+}
+
+// runSIPp runs a scenario of this directory against handoff and requires
+// every one of calls to succeed: exit status 0 and the final statistics
+// row saying calls successful, 0 failed. limit bounds the run.
+func (h *handoff) runSIPp(t *testing.T, sipp string, calls int, scenario string, limit time.Duration, extra ...string) {
+	t.Helper()
+	h.startSIPp(t, sipp, scenario, 0, limit, extra...).wait(t, calls)
+}
+
+// sippRun is one SIPp subprocess and its trace files.
+type sippRun struct {
+	cmd                          *exec.Cmd
+	port                         int // its SIP port
+	start                        time.Time
+	done                         chan struct{}
+	runErr                       error
+	stdout                       bytes.Buffer
+	stat, errLog, screen, msgLog string
+}
+
+// startSIPp starts a scenario of this directory against handoff in the
+// background, on SIP port port (0: a free one), and returns once SIPp
+// listens on it. limit bounds the run.
+func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit time.Duration, extra ...string) *sippRun {
+	t.Helper()
+	out := filepath.Join(h.dir, "sipp-"+strings.TrimSuffix(scenario, ".xml"))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if port == 0 {
+		port = freePort(t, true)
+	}
+	r := &sippRun{
+		port:   port,
+		done:   make(chan struct{}),
+		stat:   filepath.Join(out, "stat.csv"),
+		errLog: filepath.Join(out, "errors.log"),
+		screen: filepath.Join(out, "screen.log"),
+		msgLog: filepath.Join(out, "messages.log"),
+	}
+	args := []string{
+		"-sf", scenario,
+		fmt.Sprintf("127.0.0.1:%d", h.sipPort),
+		"-t", "u1", // UDP, one socket for all calls
+		"-i", "127.0.0.1", "-mi", "127.0.0.1",
+		"-p", strconv.Itoa(port),
+		"-mp", strconv.Itoa(freeUDPPair(t)),
+		"-cp", strconv.Itoa(freePort(t, true)), // control socket
+		"-nostdin",
+		"-timeout", strconv.Itoa(int(limit/time.Second)) + "s",
+		"-timeout_error",
+		"-recv_timeout", "30000", // no call waits longer than 30 s for a message
+		"-trace_stat", "-stf", r.stat, "-fd", "1",
+		"-trace_err", "-error_file", r.errLog,
+		"-trace_screen", "-screen_file", r.screen,
+		"-trace_msg", "-message_file", r.msgLog,
+	}
+	args = append(args, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), limit+30*time.Second)
+	cmd := exec.CommandContext(ctx, sipp, args...)
+	cmd.Dir = "." // the scenarios' pcap paths are relative to this directory
+	cmd.Stdout = &r.stdout
+	cmd.Stderr = &r.stdout
+	cmd.WaitDelay = 5 * time.Second
+	r.cmd = cmd
+	t.Logf("sipp %s", strings.Join(args, " "))
+	r.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("sipp: %v", err)
+	}
+	go func() {
+		r.runErr = cmd.Wait()
+		cancel()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	// SIPp listens once its UDP port is taken.
+	deadline := time.Now().Add(startLimit)
+	for {
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			break
+		}
+		u.Close()
+		select {
+		case <-r.done:
+			r.report(t)
+			t.Fatalf("sipp exited during start-up: %v", r.runErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sipp not listening on udp 127.0.0.1:%d after %v", port, startLimit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r
+}
+
+// report logs the tails of SIPp's traces and output.
+func (r *sippRun) report(t *testing.T) {
+	t.Helper()
+	for _, f := range []string{r.errLog, r.screen} {
+		if b, err := os.ReadFile(f); err == nil && len(b) > 0 {
+			t.Logf("%s:\n%s", filepath.Base(f), tail(string(b), 80))
+		}
+	}
+	if b, err := os.ReadFile(r.msgLog); err == nil {
+		t.Logf("SIP messages (tail):\n%s", tail(string(b), 120))
+	}
+	t.Logf("sipp output (tail):\n%s", tail(r.stdout.String(), 40))
+}
+
+// messages is SIPp's -trace_msg log so far.
+func (r *sippRun) messages(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(r.msgLog)
+	if err != nil {
+		t.Fatalf("sipp messages: %v", err)
+	}
+	return string(b)
+}
+
+// wait waits for SIPp to finish and requires every one of calls to
+// succeed: exit status 0 and the final statistics row saying calls
+// successful, 0 failed.
+func (r *sippRun) wait(t *testing.T, calls int) {
+	t.Helper()
+	<-r.done
+	t.Logf("sipp ran %v", time.Since(r.start).Round(time.Millisecond))
+	runErr, stat := r.runErr, r.stat
+	report := func() { r.report(t) }
+	if runErr != nil {
+		report()
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) && ee.ExitCode() == 1 {
+			t.Fatalf("sipp: some calls failed (exit status 1)")
+		}
+		t.Fatalf("sipp: %v (exit status 0 means all calls succeeded; 1 some failed; 97/99/255 aborted)", runErr)
+	}
+	ok, failed, err := sippTotals(stat)
+	if err != nil {
+		report()
+		t.Fatalf("sipp statistics %s: %v", stat, err)
+	}
+	t.Logf("sipp: %d successful, %d failed calls", ok, failed)
+	if failed != 0 || ok != calls {
+		report()
+		t.Fatalf("sipp: %d successful, %d failed calls; want %d and 0", ok, failed, calls)
+	}
+}
+
+// sippTotals reads the cumulative SuccessfulCall(C) and FailedCall(C)
+// columns of the last row of a -trace_stat file.
+func sippTotals(path string) (ok, failed int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.Comma = ';'
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(rows) < 2 {
+		return 0, 0, fmt.Errorf("%d rows, want a header and data", len(rows))
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	last := rows[len(rows)-1]
+	num := func(name string) (int, error) {
+		i, found := col[name]
+		if !found || i >= len(last) {
+			return 0, fmt.Errorf("no column %s", name)
+		}
+		return strconv.Atoi(strings.TrimSpace(last[i]))
+	}
+	if ok, err = num("SuccessfulCall(C)"); err != nil {
+		return 0, 0, err
+	}
+	failed, err = num("FailedCall(C)")
+	return ok, failed, err
+}
+
+// transferView is the part of the GET body the tests read.
+type transferView struct {
+	ID          string `json:"id"`
+	Status      string `json:"status"`
+	PhoneNumber struct {
+		TransferNumber string `json:"transferNumber"`
+	} `json:"phoneNumber"`
+	CallReceivedAt string `json:"callReceivedAt"`
+	CompletedAt    string `json:"completedAt"`
+	EndReason      string `json:"endReason"`
+	OutputContext  *struct {
+		TransferType      string            `json:"transferType"`
+		TransferVariables map[string]string `json:"transferVariables"`
+	} `json:"outputContext"`
+	SIP *struct {
+		TransferURI        string `json:"transferUri"`
+		ReturnTransferType string `json:"returnTransferType"`
+		ReturnURI          string `json:"returnUri"`
+	} `json:"sip"`
+	ReturnResult *struct {
+		Method        string `json:"method"`
+		Result        string `json:"result"`
+		SIPCode       int    `json:"sipCode"`
+		Reason        string `json:"reason"`
+		Fallback      string `json:"fallback"`
+		StartedAt     string `json:"startedAt"`
+		EndedAt       string `json:"endedAt"`
+		BridgeEndedAt string `json:"bridgeEndedAt"`
+	} `json:"returnResult"`
+}
+
+func (h *handoff) create(t *testing.T, id, typ string) transferView {
+	t.Helper()
+	body := fmt.Sprintf(`{"id":%q,"externalConversationId":"conv-%s","type":%q,"phoneNumber":{"country":"US"},"inputContext":{"taskName":"sipp"}}`, id, id, typ)
+	var v transferView
+	h.api(t, "POST", "/generativeagent/v1/call-transfers", body, &v)
+	return v
+}
+
+// createSIP creates a SIP transfer with the given sip object (JSON).
+func (h *handoff) createSIP(t *testing.T, id, sipJSON string) transferView {
+	t.Helper()
+	body := fmt.Sprintf(`{"id":%q,"externalConversationId":"conv-%s","type":"SIP","sip":%s,"inputContext":{"taskName":"sipp"}}`, id, id, sipJSON)
+	var v transferView
+	h.api(t, "POST", "/generativeagent/v1/call-transfers", body, &v)
+	return v
+}
+
+func (h *handoff) get(t *testing.T, id string) transferView {
+	t.Helper()
+	var v transferView
+	h.api(t, "GET", "/generativeagent/v1/call-transfers/"+id, "", &v)
+	return v
+}
+
+func (h *handoff) api(t *testing.T, method, path, body string, v any) {
+	t.Helper()
+	req, err := http.NewRequest(method, h.http+path, strings.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	req.Header.Set("asapp-api-id", apiID)
+	req.Header.Set("asapp-api-secret", apiSecret)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, path, err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		return
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Errorf("%s %s: %v in %s", method, path, err, b)
+	}
+}
+
+// metricSet is one scrape of /metrics: sample (name{labels}) to value.
+type metricSet map[string]float64
+
+func (m metricSet) get(name string) float64 { return m[name] }
+
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)`)
+
+func (h *handoff) metrics(t *testing.T) metricSet {
+	t.Helper()
+	resp, err := h.client.Get(h.http + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	m := metricSet{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if s := sampleLine.FindStringSubmatch(sc.Text()); s != nil {
+			if v, err := strconv.ParseFloat(s[2], 64); err == nil {
+				m[s[1]] = v
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	return m
+}
+
+// waitIdle waits until handoff has no call and no media session left and
+// returns that scrape.
+func (h *handoff) waitIdle(t *testing.T) metricSet {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		m := h.metrics(t)
+		calls, sessions := m.get("handoff_sip_calls_active"), m.get("handoff_media_sessions_active")
+		if calls == 0 && sessions == 0 {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: handoff_sip_calls_active %v, handoff_media_sessions_active %v; want 0 and 0", settle, calls, sessions)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// goroutines is handoff's goroutine count with no call, and no idle API
+// connection of ours.
+func (h *handoff) goroutines(t *testing.T) float64 {
+	t.Helper()
+	h.client.CloseIdleConnections()
+	return h.metrics(t).get("go_goroutines")
+}
+
+// waitGoroutines waits until handoff runs at most max goroutines.
+func (h *handoff) waitGoroutines(t *testing.T, max float64) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		n := h.metrics(t).get("go_goroutines")
+		if n <= max {
+			t.Logf("handoff goroutines after the calls: %v (limit %v)", n, max)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("handoff runs %v goroutines %v after the calls, want <= %v (a leak)", n, settle, max)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop drains handoff with SIGTERM and requires a clean exit, which under
+// -race also means no data race was reported.
+func (h *handoff) stop(t *testing.T) {
+	t.Helper()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.done:
+	case <-time.After(stopLimit):
+		t.Fatalf("handoff still running %v after SIGTERM", stopLimit)
+	}
+	if h.waitErr != nil {
+		t.Errorf("handoff exit: %v", h.waitErr)
+	}
+	if b, err := os.ReadFile(h.log); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+		t.Errorf("the race detector reported a data race in handoff:\n%s", tail(string(b), 120))
+	}
+}
+
+func (h *handoff) dumpLog(t *testing.T, lines int) {
+	b, err := os.ReadFile(h.log)
+	if err != nil {
+		return
+	}
+	t.Logf("handoff log (tail):\n%s", tail(string(b), lines))
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
