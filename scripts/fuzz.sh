@@ -31,11 +31,21 @@ for t in "${targets[@]}"; do
 	fi
 	echo "== $name (./$pkg, ${secs}s)"
 	log="$(mktemp)"
+	corpus="$pkg/testdata/fuzz/$name"
+	before="$(ls "$corpus" 2>/dev/null | wc -l)"
 	rc=0
 	go test -run '^$' -fuzz "^${name}\$" -fuzztime "${secs}s" -parallel "$workers" "./$pkg" >"$log" 2>&1 || rc=$?
 	# The progress lines every 3 s are noise; keep the last one (execs).
 	grep -v '^fuzz: elapsed: ' "$log" || true
 	grep '^fuzz: elapsed: .*execs' "$log" | tail -n 1 || true
+	# go1.26's fuzz coordinator can report a bare "context deadline
+	# exceeded" as -fuzztime ends (golang/go#75804, fixed in go1.27); with
+	# no crasher written that is not a finding.
+	if [ "$rc" -ne 0 ] && [ "$(ls "$corpus" 2>/dev/null | wc -l)" -eq "$before" ] &&
+		grep -q '^    context deadline exceeded$' "$log"; then
+		echo "fuzz: $name: end-of-run deadline race (golang/go#75804), no crasher; not a failure" >&2
+		rc=0
+	fi
 	rm -f "$log"
 	if [ "$rc" -ne 0 ]; then
 		echo "fuzz: $name FAILED" >&2
