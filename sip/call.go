@@ -370,10 +370,12 @@ func (c *Call) onOther(req *sip.Request, tx sip.ServerTransaction) {
 		c.s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
 		return
 	}
+	// Answer first: the return step may send BYE as soon as it reads a
+	// final NOTIFY, and the 200 must not come after that BYE.
+	c.s.respond(req, tx, sip.StatusOK, "OK")
 	select {
 	case c.notifies <- req:
 	default:
 		c.log.Warn("NOTIFY dropped: the return step is not reading")
 	}
-	c.s.respond(req, tx, sip.StatusOK, "OK")
 }
