@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -30,6 +32,35 @@ type authenticator struct {
 	key     []byte
 	// algorithm is the digest algorithm we challenge with (MD5 unless set).
 	algorithm string
+	seen      replayCache
+}
+
+// replayCache remembers the digest responses accepted within a nonce's
+// lifetime, so a captured Authorization header cannot be used again. Two
+// generations rotate every nonceLifetime (or when full), bounding memory.
+type replayCache struct {
+	mu        sync.Mutex
+	cur, prev map[string]struct{}
+	rotated   time.Time
+}
+
+const replayCacheMax = 200000
+
+// firstUse records key and reports whether it was new.
+func (c *replayCache) firstUse(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || now.Sub(c.rotated) > nonceLifetime || len(c.cur) >= replayCacheMax {
+		c.prev, c.cur, c.rotated = c.cur, map[string]struct{}{}, now
+	}
+	if _, ok := c.cur[key]; ok {
+		return false
+	}
+	if _, ok := c.prev[key]; ok {
+		return false
+	}
+	c.cur[key] = struct{}{}
+	return true
 }
 
 func newAuthenticator(trusted []netip.Prefix, realm string, users map[string]string) *authenticator {
@@ -82,7 +113,24 @@ func (a *authenticator) check(req *sip.Request, now time.Time) (verdict, sip.Hea
 	if !fresh {
 		return challenge, a.challenge(now, true)
 	}
+	if !sameTarget(creds.URI, req.Recipient) {
+		return forbidden, nil // credentials computed for another Request-URI
+	}
+	if !a.seen.firstUse(creds.Nonce+"|"+creds.Cnonce+"|"+strconv.Itoa(creds.Nc)+"|"+creds.Response, now) {
+		// A replayed Authorization: a genuine UA answers a new challenge.
+		return challenge, a.challenge(now, false)
+	}
 	return allowed, nil
+}
+
+// sameTarget reports whether the digest uri names the Request-URI (user,
+// host and port; parameters aside).
+func sameTarget(digestURI string, target sip.Uri) bool {
+	var u sip.Uri
+	if err := sip.ParseUri(digestURI, &u); err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, target.Host) && u.User == target.User && u.Port == target.Port
 }
 
 func (a *authenticator) trustedSource(src string) bool {

@@ -7,14 +7,17 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/transfer"
@@ -235,3 +238,68 @@ func rawOptions(t *testing.T, ip, to string) int {
 }
 
 var _ = netip.Addr{}
+
+// authorizedInvite builds an INVITE to target carrying a digest answer,
+// computed for digestURI, to a challenge a issued.
+func authorizedInvite(t *testing.T, a *authenticator, target, digestURI string) *sip.Request {
+	t.Helper()
+	var recipient sip.Uri
+	if err := sip.ParseUri(target, &recipient); err != nil {
+		t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.INVITE, recipient)
+	req.SetSource("192.0.2.10:5060")
+	chal := &digest.Challenge{Realm: a.realm, Nonce: a.nonce(time.Now()), Algorithm: "MD5", QOP: []string{"auth"}}
+	creds, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: digestURI, Username: "ivr", Password: "pw", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AppendHeader(sip.NewHeader("Authorization", creds.String()))
+	return req
+}
+
+func TestDigestReplayAndWrongTargetRefused(t *testing.T) {
+	a := newAuthenticator(nil, "handoff", map[string]string{"ivr": "pw"})
+	now := time.Now()
+	req := authorizedInvite(t, a, "sip:t1@198.51.100.1:5060", "sip:t1@198.51.100.1:5060")
+	if v, _ := a.check(req, now); v != allowed {
+		t.Fatalf("a fresh, correct answer: %v", v)
+	}
+	// The same Authorization again (a captured header replayed) is challenged anew.
+	replay := authorizedInvite(t, a, "sip:t1@198.51.100.1:5060", "sip:t1@198.51.100.1:5060")
+	replay.ReplaceHeader(req.GetHeader("Authorization"))
+	if v, _ := a.check(replay, now); v != challenge {
+		t.Fatalf("a replayed answer: %v, want a new challenge", v)
+	}
+	// An answer computed for another Request-URI does not admit this one.
+	other := authorizedInvite(t, a, "sip:t2@198.51.100.1:5060", "sip:t1@198.51.100.1:5060")
+	if v, _ := a.check(other, now); v != forbidden {
+		t.Fatalf("an answer for another target: %v, want forbidden", v)
+	}
+}
+
+func TestUnparsableMessagesStayOutOfLogs(t *testing.T) {
+	logs := &logBuffer{}
+	g := newGateway(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	conn, err := net.Dial("udp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	garbage := "INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP nowhere\r\nCSeq: nonsense\r\nX-Card: 4111111111111111\r\nContent-Length: 999\r\n\r\n"
+	if _, err := conn.Write([]byte(garbage)); err != nil {
+		t.Fatal(err)
+	}
+	// The server still answers, and the bytes it could not parse are not logged.
+	if code := optionsFrom(t, newPhone(t), g.addr); code != 200 {
+		t.Fatalf("OPTIONS after garbage: %d", code)
+	}
+	if strings.Contains(logs.String(), "4111111111111111") {
+		t.Fatal("raw bytes of an unparsable message reached the log")
+	}
+	if !strings.Contains(logs.String(), `"data_bytes"`) {
+		t.Fatalf("the parse failure was not logged at all (the test proves nothing):\n%s", logs.String())
+	}
+}

@@ -28,6 +28,34 @@ import (
 	"github.com/handoff/handoff/transfer"
 )
 
+// tcpIdleTimeout closes an inbound TCP or TLS connection that sends
+// nothing for this long (trunks keep theirs alive with OPTIONS or CRLF).
+const tcpIdleTimeout = 15 * time.Minute
+
+// withoutRawData is a log handler that replaces a "data" attribute (sipgo
+// logs a whole unparsable message under it) by its length.
+type withoutRawData struct{ slog.Handler }
+
+func (h withoutRawData) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "data" {
+			a = slog.Int("data_bytes", len(a.Value.String()))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h withoutRawData) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return withoutRawData{h.Handler.WithAttrs(attrs)}
+}
+
+func (h withoutRawData) WithGroup(name string) slog.Handler {
+	return withoutRawData{h.Handler.WithGroup(name)}
+}
+
 // Config is what the SIP side needs from the configuration.
 type Config struct {
 	// Listen lists transport://host:port addresses (udp, tcp).
@@ -177,15 +205,27 @@ func (s *Server) Start() error {
 	if s.cfg.TLS != nil {
 		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(s.cfg.TLS))
 	}
+	// sipgo logs the raw bytes of messages it cannot parse: keep client
+	// data (personal data, floods) out of our logs, and close idle TCP/TLS
+	// connections so a silent peer cannot hold sockets forever. (The read
+	// filter must come first: the transports copy it when they are set.)
+	var tpOpts []sip.TransportLayerOption
 	if drop := s.cfg.dropInbound; drop != nil {
-		uaOpts = append(uaOpts, sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(
+		tpOpts = append(tpOpts, sip.WithTransportLayerReadFilter(
 			func(_ sip.TransportReadProps, data []byte) ([]byte, error) {
 				if drop(data) {
 					return nil, nil
 				}
 				return data, nil
-			})))
+			}))
 	}
+	tpOpts = append(tpOpts,
+		sip.WithTransportLayerLogger(slog.New(withoutRawData{s.log.Handler()})),
+		sip.WithTransportLayerTransports(sip.TransportsConfig{
+			TCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout},
+			TLS: &sip.TransportTLS{TransportTCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout}},
+		}))
+	uaOpts = append(uaOpts, sipgo.WithUserAgentTransportLayerOptions(tpOpts...))
 	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return err
