@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 // TestCallKilledMidwayEndsAfterRestart: SIGKILL takes the process and its
@@ -17,7 +19,7 @@ import (
 func TestCallKilledMidwayEndsAfterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	sipPort := freeUDPPort(t)
+	sipPort := testenv.FreeUDPPort(t)
 	cfgPath := filepath.Join(dir, "handoff.yaml")
 	cfg := fmt.Sprintf(`
 http:
@@ -64,7 +66,7 @@ media:
 
 	p.signal(syscall.SIGKILL)
 	p.wait()
-	p = startHandoff(t, "", []string{fmt.Sprintf("HANDOFF_SIP_LISTEN=udp://127.0.0.1:%d", freeUDPPort(t))}, "-config", cfgPath)
+	p = startHandoff(t, "", []string{fmt.Sprintf("HANDOFF_SIP_LISTEN=udp://127.0.0.1:%d", testenv.FreeUDPPort(t))}, "-config", cfgPath)
 	_, out := p.get(ivr, "killed-call")
 	if str(out, "status") != "COMPLETED" || str(out, "endReason") != "node_restarted" || str(out, "completedAt") == "" {
 		t.Fatalf("after the restart: %v, want COMPLETED with endReason node_restarted", out)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/pion/rtp"
 )
 
@@ -199,19 +200,6 @@ func TestSIGHUPReloadsCredentialsPoolsAndLevel(t *testing.T) {
 	}
 }
 
-// freeUDPPort finds a loopback UDP port nobody uses right now. The SIP
-// advertised port must be the real one (the caller sends ACK and BYE to
-// our Contact), so the test cannot use port 0.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // caller is a minimal sipgo phone with an RTP socket.
 type caller struct {
 	t      *testing.T
@@ -361,7 +349,7 @@ func (c *caller) exchangeAudio(remote *net.UDPAddr, seq *uint16, frames int) int
 func TestCallSurvivesDrain(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	sipPort := freeUDPPort(t)
+	sipPort := testenv.FreeUDPPort(t)
 	cfgPath := filepath.Join(dir, "handoff.yaml")
 	cfg := fmt.Sprintf(`
 http:
@@ -457,7 +445,7 @@ drain:
 		t.Errorf("the drain did not end with the call:\n%s", p.logs)
 	}
 
-	p = startHandoff(t, "", []string{fmt.Sprintf("HANDOFF_SIP_LISTEN=udp://127.0.0.1:%d", freeUDPPort(t))}, "-config", cfgPath)
+	p = startHandoff(t, "", []string{fmt.Sprintf("HANDOFF_SIP_LISTEN=udp://127.0.0.1:%d", testenv.FreeUDPPort(t))}, "-config", cfgPath)
 	_, out := p.get(ivr, "drain-call")
 	if str(out, "status") != "COMPLETED" || str(out, "endReason") != "caller_hangup" {
 		t.Errorf("after the drain: %v, want COMPLETED by the caller's hang-up", out)

@@ -18,45 +18,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	binPath  string
-	buildErr error
-	buildMu  sync.Mutex
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "handoff-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "handoff")
 	code := m.Run()
-	os.RemoveAll(dir)
+	testenv.Cleanup()
 	os.Exit(code)
 }
 
-// handoffBinary builds the command once per test run.
+// handoffBinary builds the command once per test run (with the race
+// detector when the tests have it).
 func handoffBinary(t *testing.T) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if _, err := os.Stat(binPath); err != nil && buildErr == nil {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			t.Skip("go tool not found; cannot build the binary")
-		}
-		out, err := exec.Command(goTool, "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testenv.Build(t, "github.com/handoff/handoff/cmd/handoff")
 }
 
 // Generous limits for a process to come up or go down; reaching one is a

@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/handoff/handoff/internal/redistest"
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 const (
@@ -56,50 +56,8 @@ var waitLimit = 20 * time.Second
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testenv.Cleanup()
 	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
-// handoffBinary builds cmd/handoff once per test binary (with the race
-// detector when the tests have it).
-func handoffBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "handoff-cluster-")
-		if buildErr != nil {
-			return
-		}
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		binPath = filepath.Join(binDir, "handoff")
-		args := []string{"build", "-o", binPath}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "github.com/handoff/handoff/cmd/handoff")
-		ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, goTool, args...)
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }
 
 // node is one running handoff process.
@@ -115,7 +73,7 @@ type node struct {
 
 func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int) *node {
 	t.Helper()
-	bin := handoffBinary(t)
+	bin := testenv.Build(t, "github.com/handoff/handoff/cmd/handoff")
 	n := &node{
 		id:      id,
 		sipPort: redistest.FreePort(t),

@@ -18,13 +18,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 // needSIPp returns the sipp binary, or skips (fails under CI) without it.
@@ -63,19 +64,19 @@ func startHandoff(t *testing.T) *handoff { return startHandoffWith(t, handoffOpt
 func startHandoffWith(t *testing.T, o handoffOptions) *handoff {
 	t.Helper()
 	dir := t.TempDir()
-	bin := buildHandoff(t)
+	bin := testenv.Build(t, "github.com/handoff/handoff/cmd/handoff")
 	if o.logLevel == "" {
 		o.logLevel = "info"
 	}
 
 	h := &handoff{
 		dir:     dir,
-		sipPort: freePort(t, true),
+		sipPort: testenv.FreePort(t, true),
 		log:     filepath.Join(dir, "handoff.log"),
 		done:    make(chan struct{}),
 		client:  &http.Client{Timeout: 10 * time.Second},
 	}
-	httpPort := freePort(t, false)
+	httpPort := testenv.FreePort(t, false)
 	h.http = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	cfg := fmt.Sprintf(`http:
   listen: 127.0.0.1:%[1]d
@@ -179,70 +180,8 @@ var built struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	testenv.Cleanup()
 	os.Exit(code)
-}
-
-// buildHandoff builds cmd/handoff (once for all the tests), with the race
-// detector when this test binary has it, so SIPp traffic also hunts races
-// in handoff.
-func buildHandoff(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		if built.dir, built.err = os.MkdirTemp("", "handoff-sipp-"); built.err != nil {
-			return
-		}
-		bin := filepath.Join(built.dir, "handoff")
-		args := []string{"build", "-o", bin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "github.com/handoff/handoff/cmd/handoff")
-		ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, goTool, args...)
-		cmd.Dir = "../.." // the module root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-			return
-		}
-		built.bin = bin
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
-}
-
-// freePort finds a loopback port that is free for TCP, and for UDP too
-// when both is set (the SIP listeners share one port number).
-func freePort(t *testing.T, both bool) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if !both {
-			l.Close()
-			return port
-		}
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // freeUDPPair finds an even UDP port p with p+1 also free (RTP and RTCP).
@@ -302,7 +241,7 @@ func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit
 		t.Fatal(err)
 	}
 	if port == 0 {
-		port = freePort(t, true)
+		port = testenv.FreePort(t, true)
 	}
 	r := &sippRun{
 		port:   port,
@@ -319,7 +258,7 @@ func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit
 		"-i", "127.0.0.1", "-mi", "127.0.0.1",
 		"-p", strconv.Itoa(port),
 		"-mp", strconv.Itoa(freeUDPPair(t)),
-		"-cp", strconv.Itoa(freePort(t, true)), // control socket
+		"-cp", strconv.Itoa(testenv.FreePort(t, true)), // control socket
 		"-nostdin",
 		"-timeout", strconv.Itoa(int(limit/time.Second)) + "s",
 		"-timeout_error",

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 // TestSIPpReferReturn: the IVR (uac_refer_ok.xml) calls a REFER transfer,
@@ -21,7 +23,7 @@ func TestSIPpReferReturn(t *testing.T) {
 	sipp := needSIPp(t)
 	h := startHandoff(t)
 	base := h.goroutines(t)
-	port := freePort(t, true) // the IVR's SIP port, also the returnUri's
+	port := testenv.FreePort(t, true) // the IVR's SIP port, also the returnUri's
 	returnURI := fmt.Sprintf("sip:ivr-queue@127.0.0.1:%d", port)
 	tr := h.createSIP(t, "sipp-refer-ok", fmt.Sprintf(`{"returnTransferType":"REFER","returnUri":%q}`, returnURI))
 	if tr.SIP == nil || tr.SIP.TransferURI == "" {
@@ -82,7 +84,7 @@ func TestSIPpReferRejected(t *testing.T) {
 	sipp := needSIPp(t)
 	h := startHandoff(t)
 	base := h.goroutines(t)
-	port := freePort(t, true)
+	port := testenv.FreePort(t, true)
 	returnURI := fmt.Sprintf("sip:ivr-queue@127.0.0.1:%d", port)
 	tr := h.createSIP(t, "sipp-refer-603", fmt.Sprintf(`{"returnTransferType":"REFER","returnUri":%q}`, returnURI))
 
@@ -126,7 +128,7 @@ func TestSIPpInviteReturnWithDigest(t *testing.T) {
 	sipp := needSIPp(t)
 	h := startHandoffWith(t, handoffOptions{logLevel: "debug"}) // the most the log could leak
 	base := h.goroutines(t)
-	uasPort := freePort(t, true)
+	uasPort := testenv.FreePort(t, true)
 	returnURI := fmt.Sprintf("sip:%s@127.0.0.1:%d", retUser, uasPort)
 	tr := h.createSIP(t, "sipp-invite-401", fmt.Sprintf(
 		`{"returnTransferType":"INVITE","returnUri":%q,"returnInviteAuthentication":{"username":%q,"password":%q}}`,

@@ -132,10 +132,9 @@ func event(d rune) (byte, string, bool) {
 // stream is one RTP stream's state: sequence number, RTP timestamp, and
 // the capture time of the next packet.
 type stream struct {
-	seq    uint16
-	ts     uint32
-	at     time.Duration
-	talked bool
+	seq uint16
+	ts  uint32
+	at  time.Duration
 }
 
 func (s *stream) gap(frames int) {

@@ -1,5 +1,0 @@
-//go:build race
-
-package sipp_test
-
-const raceEnabled = true
