@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -167,15 +166,6 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-// built is the handoff binary, built once per test binary run into a
-// directory TestMain removes.
-var built struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
 }
 
 func TestMain(m *testing.M) {
