@@ -19,20 +19,6 @@ import (
 	"github.com/handoff/handoff/transfer"
 )
 
-// pattern is a PCMU payload that survives decode+encode unchanged (no
-// negative zero), distinct per frame so echoes can be matched.
-func pattern(i int) []byte {
-	b := make([]byte, 160)
-	for j := range b {
-		v := byte((i*31 + j*7) % 256)
-		if v == 0x7F {
-			v = 0x7E
-		}
-		b[j] = v
-	}
-	return b
-}
-
 // expectEcho sends frames and checks the gateway sends each payload back.
 func expectEcho(t *testing.T, c *call, frames int) {
 	t.Helper()
@@ -44,12 +30,12 @@ func expectEcho(t *testing.T, c *call, frames int) {
 	go func() {
 		defer close(done)
 		for i := range frames {
-			c.sendAudio(pattern(i))
+			c.SendAudio(pattern(i))
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	got := 0
-	c.readRTP(15*time.Second, func(p *rtp.Packet) bool {
+	c.ReadRTP(15*time.Second, func(p *rtp.Packet) bool {
 		if p.PayloadType == 0 && want[string(p.Payload)] {
 			delete(want, string(p.Payload))
 			got++
@@ -65,7 +51,7 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	tr := g.createPhone("pn-1")
 	p := newPhone(t)
 	number := tr.PhoneNumber.TransferNumber
-	c := p.mustAnswer("sip:"+number+"@"+g.addr, p.offer("0 8 101"))
+	c := p.MustAnswer("sip:"+number+"@"+g.addr, p.Offer("0 8 101"))
 
 	on := g.waitStatus("pn-1", transfer.StatusOngoing)
 	if on.CallReceivedAt.IsZero() {
@@ -75,15 +61,15 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	if _, err := g.svc.FindByNumber(context.Background(), number); !errors.Is(err, transfer.ErrNotFound) {
 		t.Fatalf("number still leased while ONGOING: %v", err)
 	}
-	if !bytes.Contains(c.dlg.InviteResponse.Body(), []byte("PCMU/8000")) || !bytes.Contains(c.dlg.InviteResponse.Body(), []byte("telephone-event/8000")) {
-		t.Fatalf("answer lacks PCMU or telephone-event:\n%s", c.dlg.InviteResponse.Body())
+	if !bytes.Contains(c.Dlg.InviteResponse.Body(), []byte("PCMU/8000")) || !bytes.Contains(c.Dlg.InviteResponse.Body(), []byte("telephone-event/8000")) {
+		t.Fatalf("answer lacks PCMU or telephone-event:\n%s", c.Dlg.InviteResponse.Body())
 	}
 	expectEcho(t, c, 30)
 
-	c.sendDTMF('4')
-	c.sendDTMF('2')
-	c.sendDTMF('#')
-	bye := p.waitBye()
+	c.SendDTMF('4')
+	c.SendDTMF('2')
+	c.SendDTMF('#')
+	bye := p.WaitBye()
 	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), transfer.EndAgentFinished) {
 		t.Fatalf("BYE Reason %v", r)
 	}
@@ -100,12 +86,12 @@ func TestSIPTransferByURIAndCallerHangup(t *testing.T) {
 	g := newGateway(t)
 	g.createSIP("sip-1")
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("sip-1"), p.offer("8 101"))
-	if !bytes.Contains(c.dlg.InviteResponse.Body(), []byte("PCMA/8000")) {
-		t.Fatalf("answer did not pick PCMA:\n%s", c.dlg.InviteResponse.Body())
+	c := p.MustAnswer(g.srv.TransferURI("sip-1"), p.Offer("8 101"))
+	if !bytes.Contains(c.Dlg.InviteResponse.Body(), []byte("PCMA/8000")) {
+		t.Fatalf("answer did not pick PCMA:\n%s", c.Dlg.InviteResponse.Body())
 	}
 	g.waitStatus("sip-1", transfer.StatusOngoing)
-	c.hangup()
+	c.Hangup()
 	done := g.waitStatus("sip-1", transfer.StatusCompleted)
 	if done.EndReason != transfer.EndCallerHangup {
 		t.Fatalf("end reason %q", done.EndReason)
@@ -118,16 +104,16 @@ func TestSIPTransferByHeaderOverTCP(t *testing.T) {
 	g.createSIP("sip-hdr")
 	p := newPhone(t)
 	// Over TCP, to a static URI, with the id in the configured header.
-	c, err := p.invite("sip:agent@"+g.tcp+";transport=tcp", p.offer("0"), sipgo.AnswerOptions{},
+	c, err := p.Invite("sip:agent@"+g.tcp+";transport=tcp", p.Offer("0"), sipgo.AnswerOptions{},
 		sip.NewHeader("X-Call-Transfer-Id", "sip-hdr"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.dlg.Ack(context.Background()); err != nil {
+	if err := c.Dlg.Ack(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	g.waitStatus("sip-hdr", transfer.StatusOngoing)
-	c.hangup()
+	c.Hangup()
 	g.waitStatus("sip-hdr", transfer.StatusCompleted)
 }
 
@@ -135,28 +121,28 @@ func TestDelayedOffer(t *testing.T) {
 	g := newGateway(t)
 	g.createSIP("late")
 	p := newPhone(t)
-	c, err := p.invite(g.srv.TransferURI("late"), nil, sipgo.AnswerOptions{})
+	c, err := p.Invite(g.srv.TransferURI("late"), nil, sipgo.AnswerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	offer := c.dlg.InviteResponse.Body()
+	offer := c.Dlg.InviteResponse.Body()
 	if !bytes.Contains(offer, []byte("PCMU/8000")) || !bytes.Contains(offer, []byte("PCMA/8000")) {
 		t.Fatalf("200 OK carries no offer:\n%s", offer)
 	}
-	ack := sip.NewRequest(sip.ACK, c.dlg.InviteResponse.Contact().Address)
-	ack.SetBody(p.offer("8 101"))
+	ack := sip.NewRequest(sip.ACK, c.Dlg.InviteResponse.Contact().Address)
+	ack.SetBody(p.Offer("8 101"))
 	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	if err := c.dlg.WriteAck(context.Background(), ack); err != nil {
+	if err := c.Dlg.WriteAck(context.Background(), ack); err != nil {
 		t.Fatal(err)
 	}
 	g.waitStatus("late", transfer.StatusOngoing)
 	// Our answer chose PCMA: echo checks bytes through A-law.
 	for i := range 5 {
-		c.sendRTP(8, i == 0, pattern(i))
-		c.ts += 160
+		c.SendRTP(8, i == 0, pattern(i))
+		c.TS += 160
 	}
-	c.readRTP(10*time.Second, func(p *rtp.Packet) bool { return p.PayloadType == 8 })
-	c.hangup()
+	c.ReadRTP(10*time.Second, func(p *rtp.Packet) bool { return p.PayloadType == 8 })
+	c.Hangup()
 	g.waitStatus("late", transfer.StatusCompleted)
 }
 
@@ -164,7 +150,7 @@ func TestRefusals(t *testing.T) {
 	g := newGateway(t)
 	p := newPhone(t)
 	g.createSIP("busy")
-	first := p.mustAnswer(g.srv.TransferURI("busy"), p.offer("0"))
+	first := p.MustAnswer(g.srv.TransferURI("busy"), p.Offer("0"))
 	g.waitStatus("busy", transfer.StatusOngoing)
 
 	cases := []struct {
@@ -173,16 +159,16 @@ func TestRefusals(t *testing.T) {
 		body []byte
 		want int
 	}{
-		{"unknown transfer", g.srv.TransferURI("nope"), p.offer("0"), 404},
-		{"unleased number", "sip:+19995550109@" + g.addr, p.offer("0"), 404},
-		{"already claimed", g.srv.TransferURI("busy"), p.offer("0"), 486},
-		{"no common codec", g.srv.TransferURI("fresh"), p.offer("18"), 488},
+		{"unknown transfer", g.srv.TransferURI("nope"), p.Offer("0"), 404},
+		{"unleased number", "sip:+19995550109@" + g.addr, p.Offer("0"), 404},
+		{"already claimed", g.srv.TransferURI("busy"), p.Offer("0"), 486},
+		{"no common codec", g.srv.TransferURI("fresh"), p.Offer("18"), 488},
 		{"garbage SDP", g.srv.TransferURI("fresh"), []byte("this is not SDP"), 488},
 	}
 	g.createSIP("fresh")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := p.invite(tc.uri, tc.body, sipgo.AnswerOptions{})
+			_, err := p.Invite(tc.uri, tc.body, sipgo.AnswerOptions{})
 			if got := statusOf(err); got != tc.want {
 				t.Fatalf("got %d (%v), want %d", got, err, tc.want)
 			}
@@ -194,7 +180,7 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("refused INVITE changed fresh to %s", st)
 	}
 	expectEcho(t, first, 10)
-	first.hangup()
+	first.Hangup()
 	g.waitStatus("busy", transfer.StatusCompleted)
 	// An expired transfer is 404 too.
 	g.createSIP("old")
@@ -204,7 +190,7 @@ func TestRefusals(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.invite(g.srv.TransferURI("old"), p.offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 404 {
+	if _, err := p.Invite(g.srv.TransferURI("old"), p.Offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 404 {
 		t.Fatalf("expired transfer: %v", err)
 	}
 }
@@ -228,9 +214,9 @@ func TestNumberForms(t *testing.T) {
 	g := newGateway(t)
 	tr := g.createPhone("tel-form")
 	p := newPhone(t)
-	c := p.mustAnswer("sip:"+strings.TrimPrefix(tr.PhoneNumber.TransferNumber, "+")+"@"+g.addr, p.offer("0"))
+	c := p.MustAnswer("sip:"+strings.TrimPrefix(tr.PhoneNumber.TransferNumber, "+")+"@"+g.addr, p.Offer("0"))
 	g.waitStatus("tel-form", transfer.StatusOngoing)
-	c.hangup()
+	c.Hangup()
 }
 
 // gatedPipeline holds Open until released, so a test can CANCEL a ringing call.
@@ -257,7 +243,7 @@ func TestCancelBeforeAnswerLeavesTransferActive(t *testing.T) {
 	var recipient sip.Uri
 	_ = sip.ParseUri(g.srv.TransferURI("cancel-me"), &recipient)
 	ctx, cancel := context.WithCancel(context.Background())
-	dlg, err := p.dua.Invite(ctx, recipient, p.offer("0"), sip.NewHeader("Content-Type", "application/sdp"))
+	dlg, err := p.DUA.Invite(ctx, recipient, p.Offer("0"), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,16 +263,16 @@ func TestCancelBeforeAnswerLeavesTransferActive(t *testing.T) {
 		t.Fatalf("after CANCEL: status %s claim %+v", tr.Status, tr.Claim)
 	}
 	// The IVR may retry at once.
-	c := p.mustAnswer(g.srv.TransferURI("cancel-me"), p.offer("0"))
+	c := p.MustAnswer(g.srv.TransferURI("cancel-me"), p.Offer("0"))
 	g.waitStatus("cancel-me", transfer.StatusOngoing)
-	c.hangup()
+	c.Hangup()
 }
 
 func TestUntrustedSourceIsForbidden(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.TrustedCIDRs = nil })
 	g.createSIP("guarded")
 	p := newPhone(t)
-	_, err := p.invite(g.srv.TransferURI("guarded"), p.offer("0"), sipgo.AnswerOptions{})
+	_, err := p.Invite(g.srv.TransferURI("guarded"), p.Offer("0"), sipgo.AnswerOptions{})
 	if statusOf(err) != 403 {
 		t.Fatalf("untrusted INVITE: %v, want 403", err)
 	}
@@ -302,23 +288,23 @@ func TestDigestChallenge(t *testing.T) {
 	})
 	g.createSIP("digest")
 	p := newPhone(t)
-	_, err := p.invite(g.srv.TransferURI("digest"), p.offer("0"), sipgo.AnswerOptions{Username: "ivr", Password: "wrong"})
+	_, err := p.Invite(g.srv.TransferURI("digest"), p.Offer("0"), sipgo.AnswerOptions{Username: "ivr", Password: "wrong"})
 	if got := statusOf(err); got != 403 {
 		t.Fatalf("wrong password: %v, want 403", err)
 	}
-	_, err = p.invite(g.srv.TransferURI("digest"), p.offer("0"), sipgo.AnswerOptions{})
+	_, err = p.Invite(g.srv.TransferURI("digest"), p.Offer("0"), sipgo.AnswerOptions{})
 	if got := statusOf(err); got != 401 {
 		t.Fatalf("no credentials: %v, want 401", err)
 	}
-	c, err := p.invite(g.srv.TransferURI("digest"), p.offer("0"), sipgo.AnswerOptions{Username: "ivr", Password: "s3cret"})
+	c, err := p.Invite(g.srv.TransferURI("digest"), p.Offer("0"), sipgo.AnswerOptions{Username: "ivr", Password: "s3cret"})
 	if err != nil {
 		t.Fatalf("authenticated INVITE: %v", err)
 	}
-	if err := c.dlg.Ack(context.Background()); err != nil {
+	if err := c.Dlg.Ack(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	g.waitStatus("digest", transfer.StatusOngoing)
-	c.hangup()
+	c.Hangup()
 }
 
 func TestNonce(t *testing.T) {
@@ -342,11 +328,11 @@ func TestHoldResumeAndMediaTimeout(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.RTPTimeout = 400 * time.Millisecond })
 	g.createSIP("hold")
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("hold"), p.offer("0 101"))
+	c := p.MustAnswer(g.srv.TransferURI("hold"), p.Offer("0 101"))
 	g.waitStatus("hold", transfer.StatusOngoing)
 	expectEcho(t, c, 5)
 
-	res := c.reinvite(p.offer("0 101", "a=sendonly"))
+	res := c.Reinvite(p.Offer("0 101", "a=sendonly"))
 	if res.StatusCode != 200 || !bytes.Contains(res.Body(), []byte("a=recvonly")) {
 		t.Fatalf("hold answer %d:\n%s", res.StatusCode, res.Body())
 	}
@@ -355,13 +341,13 @@ func TestHoldResumeAndMediaTimeout(t *testing.T) {
 	if g.get("hold").Status != transfer.StatusOngoing {
 		t.Fatal("call ended while on hold")
 	}
-	res = c.reinvite(p.offer("0 101", "a=sendrecv"))
+	res = c.Reinvite(p.Offer("0 101", "a=sendrecv"))
 	if res.StatusCode != 200 || !bytes.Contains(res.Body(), []byte("a=sendrecv")) {
 		t.Fatalf("resume answer %d:\n%s", res.StatusCode, res.Body())
 	}
 	expectEcho(t, c, 5)
 	// Now silence ends the call.
-	p.waitBye()
+	p.WaitBye()
 	done := g.waitStatus("hold", transfer.StatusCompleted)
 	if done.EndReason != transfer.EndMediaTimeout {
 		t.Fatalf("end reason %q", done.EndReason)
@@ -372,24 +358,24 @@ func TestUpdateAndInfoDTMF(t *testing.T) {
 	g := newGateway(t)
 	g.createSIP("info")
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("info"), p.offer("0"))
+	c := p.MustAnswer(g.srv.TransferURI("info"), p.Offer("0"))
 	g.waitStatus("info", transfer.StatusOngoing)
 
-	if res := c.request(sip.UPDATE, "application/sdp", p.offer("0", "a=inactive")); res.StatusCode != 200 || !bytes.Contains(res.Body(), []byte("a=inactive")) {
+	if res := c.Request(sip.UPDATE, "application/sdp", p.Offer("0", "a=inactive")); res.StatusCode != 200 || !bytes.Contains(res.Body(), []byte("a=inactive")) {
 		t.Fatalf("UPDATE hold: %d\n%s", res.StatusCode, res.Body())
 	}
-	if res := c.request(sip.INFO, "text/plain", []byte("hello")); res.StatusCode != 415 {
+	if res := c.Request(sip.INFO, "text/plain", []byte("hello")); res.StatusCode != 415 {
 		t.Fatalf("INFO text/plain: %d, want 415", res.StatusCode)
 	}
 	for _, body := range []string{"Signal=7\r\nDuration=160\r\n", "Signal=10\r\nDuration=100\r\n"} {
-		if res := c.request(sip.INFO, "application/dtmf-relay", []byte(body)); res.StatusCode != 200 {
+		if res := c.Request(sip.INFO, "application/dtmf-relay", []byte(body)); res.StatusCode != 200 {
 			t.Fatalf("INFO dtmf-relay: %d", res.StatusCode)
 		}
 	}
-	if res := c.request(sip.INFO, "application/dtmf", []byte("0")); res.StatusCode != 200 {
+	if res := c.Request(sip.INFO, "application/dtmf", []byte("0")); res.StatusCode != 200 {
 		t.Fatalf("INFO dtmf: %d", res.StatusCode)
 	}
-	p.waitBye()
+	p.WaitBye()
 	done := g.waitStatus("info", transfer.StatusCompleted)
 	if out := done.OutputContext; out == nil || out.TransferType != agent.TransferAgent || out.TransferVariables["digits"] != "7*" {
 		t.Fatalf("outputContext %+v", done.OutputContext)
@@ -400,20 +386,20 @@ func TestSessionTimer(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.MinSE = 3 * time.Second })
 	g.createSIP("short")
 	p := newPhone(t)
-	if _, err := p.invite(g.srv.TransferURI("short"), p.offer("0"), sipgo.AnswerOptions{},
+	if _, err := p.Invite(g.srv.TransferURI("short"), p.Offer("0"), sipgo.AnswerOptions{},
 		sip.NewHeader("Supported", "timer"), sip.NewHeader("Session-Expires", "1")); statusOf(err) != 422 {
 		t.Fatalf("tiny session interval: %v, want 422", err)
 	}
-	c := p.mustAnswer(g.srv.TransferURI("short"), p.offer("0"),
+	c := p.MustAnswer(g.srv.TransferURI("short"), p.Offer("0"),
 		sip.NewHeader("Supported", "timer"), sip.NewHeader("Session-Expires", "3;refresher=uac"))
-	if h := c.dlg.InviteResponse.GetHeader("Session-Expires"); h == nil || h.Value() != "3;refresher=uac" {
+	if h := c.Dlg.InviteResponse.GetHeader("Session-Expires"); h == nil || h.Value() != "3;refresher=uac" {
 		t.Fatalf("Session-Expires in 200: %v", h)
 	}
 	// A refresh keeps the call; then no more refreshes end it.
-	if res := c.reinvite(p.offer("0"), sip.NewHeader("Supported", "timer"), sip.NewHeader("Session-Expires", "3;refresher=uac")); res.StatusCode != 200 {
+	if res := c.Reinvite(p.Offer("0"), sip.NewHeader("Supported", "timer"), sip.NewHeader("Session-Expires", "3;refresher=uac")); res.StatusCode != 200 {
 		t.Fatalf("refresh: %d", res.StatusCode)
 	}
-	p.waitBye()
+	p.WaitBye()
 	if done := g.waitStatus("short", transfer.StatusCompleted); done.EndReason != EndSessionExpired {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
@@ -423,12 +409,12 @@ func TestNoAckHangsUpAndKeepsTransferActive(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.AckTimeout = 300 * time.Millisecond })
 	g.createSIP("no-ack")
 	p := newPhone(t)
-	c, err := p.invite(g.srv.TransferURI("no-ack"), p.offer("0"), sipgo.AnswerOptions{})
+	c, err := p.Invite(g.srv.TransferURI("no-ack"), p.Offer("0"), sipgo.AnswerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = c // never ACKed
-	p.waitBye()
+	p.WaitBye()
 	eventually(t, "unacknowledged call released", func() bool { return g.srv.ActiveCalls() == 0 })
 	if tr := g.get("no-ack"); tr.StatusAt(g.svc.Now()) != transfer.StatusActive || tr.Claim != nil {
 		t.Fatalf("after a missing ACK: %s %+v", tr.Status, tr.Claim)
@@ -442,7 +428,7 @@ func TestOptionsAndDrain(t *testing.T) {
 		req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: portOf(g.addr)})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		res, err := p.client.Do(ctx, req)
+		res, err := p.Client.Do(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,18 +438,18 @@ func TestOptionsAndDrain(t *testing.T) {
 		t.Fatalf("OPTIONS %d", got)
 	}
 	g.createSIP("during-drain")
-	c := p.mustAnswer(g.srv.TransferURI("during-drain"), p.offer("0"))
+	c := p.MustAnswer(g.srv.TransferURI("during-drain"), p.Offer("0"))
 	g.srv.SetDraining(true)
 	if got := options(); got != 503 {
 		t.Fatalf("OPTIONS while draining %d", got)
 	}
 	g.createSIP("refused")
-	if _, err := p.invite(g.srv.TransferURI("refused"), p.offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 503 {
+	if _, err := p.Invite(g.srv.TransferURI("refused"), p.Offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 503 {
 		t.Fatalf("INVITE while draining: %v", err)
 	}
 	// The call in progress carries on through the drain and ends normally.
 	expectEcho(t, c, 5)
-	c.hangup()
+	c.Hangup()
 	if done := g.waitStatus("during-drain", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
@@ -473,13 +459,13 @@ func TestShutdownDeadlineHangsUpCalls(t *testing.T) {
 	g := newGateway(t)
 	g.createSIP("long")
 	p := newPhone(t)
-	p.mustAnswer(g.srv.TransferURI("long"), p.offer("0"))
+	p.MustAnswer(g.srv.TransferURI("long"), p.Offer("0"))
 	g.waitStatus("long", transfer.StatusOngoing)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = g.srv.Shutdown(ctx) })
-	p.waitBye()
+	p.WaitBye()
 	wg.Wait()
 	if done := g.get("long"); done.Status != transfer.StatusCompleted || done.EndReason != transfer.EndShutdown {
 		t.Fatalf("after shutdown: %s %q", done.Status, done.EndReason)

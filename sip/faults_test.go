@@ -51,11 +51,11 @@ func TestLostInviteAckAndByeAreRetransmitted(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.dropInbound = lossy.drop })
 	g.createSIP("lossy")
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("lossy"), p.offer("0"))
+	c := p.MustAnswer(g.srv.TransferURI("lossy"), p.Offer("0"))
 	// The first ACK was lost: our 200 is retransmitted and the phone ACKs again.
 	g.waitStatus("lossy", transfer.StatusOngoing)
 	expectEcho(t, c, 5)
-	c.hangup() // the first BYE is lost too; its retransmission ends the call
+	c.Hangup() // the first BYE is lost too; its retransmission ends the call
 	if done := g.waitStatus("lossy", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
@@ -167,16 +167,16 @@ func TestFivePercentLossAndReordering(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.Pipeline = op })
 	g.createSIP("netem")
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("netem"), p.offer("0"))
+	c := p.MustAnswer(g.srv.TransferURI("netem"), p.Offer("0"))
 	g.waitStatus("netem", transfer.StatusOngoing)
-	relay := newLossyRelay(t, c.remote, 5, 5)
-	c.remote = relay.addr() // the phone now talks through the relay
+	relay := newLossyRelay(t, c.Remote, 5, 5)
+	c.Remote = relay.addr() // the phone now talks through the relay
 
 	sending := make(chan struct{})
 	go func() {
 		defer close(sending)
 		for i := range frames {
-			c.sendAudio(pattern(i))
+			c.SendAudio(pattern(i))
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
@@ -185,7 +185,7 @@ func TestFivePercentLossAndReordering(t *testing.T) {
 		echoed[string(pattern(i))] = false
 	}
 	back := 0
-	c.tryReadRTP(8*time.Second, func(pkt *rtp.Packet) bool {
+	c.TryReadRTP(8*time.Second, func(pkt *rtp.Packet) bool {
 		if seen, ok := echoed[string(pkt.Payload)]; ok && !seen {
 			echoed[string(pkt.Payload)] = true
 			back++
@@ -208,7 +208,7 @@ func TestFivePercentLossAndReordering(t *testing.T) {
 	if relay.lost.Load() == 0 || relay.reorders.Load() == 0 {
 		t.Fatalf("the relay lost %d and reordered %d packets; the test proved nothing", relay.lost.Load(), relay.reorders.Load())
 	}
-	c.hangup()
+	c.Hangup()
 	g.waitStatus("netem", transfer.StatusCompleted)
 }
 
@@ -234,13 +234,13 @@ func TestStoreOutageMidCallLosesNothing(t *testing.T) {
 	g := newGatewayOn(t, func(s transfer.Store) transfer.Store { flaky.Store = s; return flaky })
 	g.createSIP("outage")
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("outage"), p.offer("0"))
+	c := p.MustAnswer(g.srv.TransferURI("outage"), p.Offer("0"))
 	g.waitStatus("outage", transfer.StatusOngoing)
 
 	flaky.down.Store(true)
 	expectEcho(t, c, 10) // media does not need the store
 	g.createSIPWhileDown(t, flaky)
-	c.hangup()
+	c.Hangup()
 	eventually(t, "the end was tried while the store was down", func() bool { return flaky.hits.Load() > 1 })
 	flaky.down.Store(false)
 	if done := g.waitStatus("outage", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
@@ -255,7 +255,7 @@ func (g *gateway) createSIPWhileDown(t *testing.T, flaky *flakyStore) {
 	g.createSIP("during-outage")
 	flaky.down.Store(true)
 	p := newPhone(t)
-	if _, err := p.invite(g.srv.TransferURI("during-outage"), p.offer("0"), answerNone); statusOf(err) != 503 {
+	if _, err := p.Invite(g.srv.TransferURI("during-outage"), p.Offer("0"), answerNone); statusOf(err) != 503 {
 		t.Fatalf("INVITE during a store outage: %v, want 503", err)
 	}
 }

@@ -32,7 +32,7 @@ func optionsFrom(t *testing.T, p *phone, addr string, hdrs ...sip.Header) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
-	res, err := p.client.Do(ctx, req)
+	res, err := p.Client.Do(ctx, req)
 	if err != nil {
 		return 0
 	}
@@ -50,7 +50,7 @@ func TestFloodLimitPerSource(t *testing.T) {
 		t.Fatalf("OPTIONS answers %v, want two 200s then silence", got)
 	}
 	g.createSIP("flooded")
-	_, err := p.invite(g.srv.TransferURI("flooded"), p.offer("0"), sipgo.AnswerOptions{})
+	_, err := p.Invite(g.srv.TransferURI("flooded"), p.Offer("0"), sipgo.AnswerOptions{})
 	var rejected *sipgo.ErrDialogResponse
 	if statusOf(err) != 503 || !errorsAs(err, &rejected) || rejected.Res.GetHeader("Retry-After") == nil {
 		t.Fatalf("INVITE over the limit: %v, want 503 with Retry-After", err)
@@ -93,7 +93,7 @@ func TestChallengedInviteTakesNoResources(t *testing.T) {
 	g.createSIP("challenged")
 	p := newPhone(t)
 	for range 20 {
-		if _, err := p.invite(g.srv.TransferURI("challenged"), p.offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 401 {
+		if _, err := p.Invite(g.srv.TransferURI("challenged"), p.Offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 401 {
 			t.Fatalf("unauthenticated INVITE: %v", err)
 		}
 	}
@@ -108,7 +108,7 @@ func TestNoRTPBleed(t *testing.T) {
 	g := newGateway(t)
 	g.createSIP("bleed")
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("bleed"), p.offer("0"))
+	c := p.MustAnswer(g.srv.TransferURI("bleed"), p.Offer("0"))
 	g.waitStatus("bleed", transfer.StatusOngoing)
 	expectEcho(t, c, 5) // latched on the phone's socket
 
@@ -123,14 +123,14 @@ func TestNoRTPBleed(t *testing.T) {
 	}
 	for i := range 25 {
 		// Same SSRC and a plausible sequence, from the wrong address.
-		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.seq + uint16(i) + 1, Timestamp: c.ts + uint32(160*i), SSRC: 0xCAFE}, Payload: poison}
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.Seq + uint16(i) + 1, Timestamp: c.TS + uint32(160*i), SSRC: 0xCAFE}, Payload: poison}
 		b, _ := pkt.Marshal()
-		_, _ = intruder.WriteToUDP(b, c.remote)
-		c.sendAudio(pattern(100 + i))
+		_, _ = intruder.WriteToUDP(b, c.Remote)
+		c.SendAudio(pattern(100 + i))
 		time.Sleep(20 * time.Millisecond)
 	}
 	echoed := 0
-	c.readRTP(5*time.Second, func(pkt *rtp.Packet) bool {
+	c.ReadRTP(5*time.Second, func(pkt *rtp.Packet) bool {
 		if pkt.Payload[0] == 0x55 && pkt.Payload[159] == 0x55 {
 			t.Fatal("RTP from a foreign source reached the agent")
 		}
@@ -140,7 +140,7 @@ func TestNoRTPBleed(t *testing.T) {
 		echoed++
 		return echoed > 200
 	})
-	c.hangup()
+	c.Hangup()
 }
 
 func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
@@ -175,14 +175,14 @@ func TestCallOverTLS(t *testing.T) {
 	}
 	g.createSIP("secure")
 	p := newTLSPhone(t, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
-	c := p.mustAnswer("sip:secure@"+tlsAddr+";transport=tls", p.offer("0"))
+	c := p.MustAnswer("sip:secure@"+tlsAddr+";transport=tls", p.Offer("0"))
 	g.waitStatus("secure", transfer.StatusOngoing)
-	if ct := c.dlg.InviteResponse.Contact(); ct == nil || ct.Address.UriParams == nil {
+	if ct := c.Dlg.InviteResponse.Contact(); ct == nil || ct.Address.UriParams == nil {
 		t.Fatalf("200 OK Contact lacks transport=tls: %v", ct)
 	} else if tp, _ := ct.Address.UriParams.Get("transport"); tp != "tls" {
 		t.Fatalf("200 OK Contact transport %q", tp)
 	}
-	c.hangup()
+	c.Hangup()
 	g.waitStatus("secure", transfer.StatusCompleted)
 }
 
@@ -199,8 +199,8 @@ func newTLSPhone(t *testing.T, conf *tls.Config) *phone {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ua.Close() })
-	p.client = client
-	p.dua = &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: 5999}}}
+	p.Client = client
+	p.DUA = &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: 5999}}}
 	return p
 }
 

@@ -19,9 +19,9 @@ func TestAbsurdSDPIsRefusedWith488(t *testing.T) {
 	g := newGateway(t)
 	p := newPhone(t)
 	g.createSIP("many-m")
-	body := p.offer("0") // one audio stream, then padding streams
-	extra := strings.Repeat(fmt.Sprintf("m=audio %d RTP/AVP 0\r\n", p.rtpPort()), media.MaxSDPMedia)
-	_, err := p.invite("sip:many-m@"+g.addr, append(body, extra...), sipgo.AnswerOptions{})
+	body := p.Offer("0") // one audio stream, then padding streams
+	extra := strings.Repeat(fmt.Sprintf("m=audio %d RTP/AVP 0\r\n", p.RTPPort()), media.MaxSDPMedia)
+	_, err := p.Invite("sip:many-m@"+g.addr, append(body, extra...), sipgo.AnswerOptions{})
 	var e *sipgo.ErrDialogResponse
 	if !errors.As(err, &e) || e.Res.StatusCode != sip.StatusNotAcceptableHere {
 		t.Fatalf("INVITE with %d m= lines: %v", media.MaxSDPMedia+1, err)
@@ -44,9 +44,9 @@ func TestHeadersModeBounds(t *testing.T) {
 	for i := range maxHeaderVars + 20 {
 		hdrs = append(hdrs, sip.NewHeader(fmt.Sprintf("%sv%03d", hdrVarPrefix, i), strings.Repeat("%41", 100)))
 	}
-	c := p.mustAnswer("sip:agent@"+g.tcp+";transport=tcp", p.offer("0"), hdrs...) // too large for UDP
+	c := p.MustAnswer("sip:agent@"+g.tcp+";transport=tcp", p.Offer("0"), hdrs...) // too large for UDP
 	tr := g.get("bounds-1")
-	c.hangup()
+	c.Hangup()
 	in := tr.InputContext
 	if in == nil || len(in.InputVariables) != maxHeaderVars || len(in.TaskName) != maxHeaderValueLen {
 		t.Fatalf("input context: %d variables, task of %d bytes", len(in.InputVariables), len(in.TaskName))

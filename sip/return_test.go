@@ -29,30 +29,20 @@ func (g *gateway) createReturn(id string, ret transfer.SIPReturn) {
 	}
 }
 
-// notify sends an in-dialog NOTIFY with a sipfrag, as a transferee does.
-func (c *call) notify(frag, state string) {
-	c.p.t.Helper()
-	res := c.request(sip.NOTIFY, "message/sipfrag", []byte(frag+"\r\n"),
-		sip.NewHeader("Event", "refer"), sip.NewHeader("Subscription-State", state))
-	if res.StatusCode != 200 {
-		c.p.t.Errorf("NOTIFY %q answered %d", frag, res.StatusCode)
-	}
-}
-
 // referCall sets up a caller for a REFER return and returns it with the
 // channel its REFERs arrive on; answer decides the REFER's status.
 func referCall(t *testing.T, g *gateway, id string, answer int) (*call, chan *sip.Request) {
 	g.createReturn(id, transfer.SIPReturn{ReturnTransferType: transfer.ReturnRefer, ReturnURI: "sip:ivr-return@127.0.0.1:5999;transport=udp"})
 	p := newPhone(t)
 	refers := make(chan *sip.Request, 1)
-	p.onRefer = func(req *sip.Request, tx sip.ServerTransaction) {
+	p.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, answer, "Answer", nil))
 		refers <- req
-	}
-	c := p.mustAnswer(g.srv.TransferURI(id), p.offer("0 101"))
+	})
+	c := p.MustAnswer(g.srv.TransferURI(id), p.Offer("0 101"))
 	g.waitStatus(id, transfer.StatusOngoing)
-	c.sendDTMF('5')
-	c.sendDTMF('#')
+	c.SendDTMF('5')
+	c.SendDTMF('#')
 	return c, refers
 }
 
@@ -96,9 +86,9 @@ func TestReferReturnSucceeds(t *testing.T) {
 	if done.OutputContext == nil || done.OutputContext.TransferVariables["digits"] != "5" {
 		t.Fatalf("outputContext %+v", done.OutputContext)
 	}
-	c.notify("SIP/2.0 100 Trying", "active;expires=60")
-	c.notify("SIP/2.0 200 OK", "terminated;reason=noresource")
-	c.p.waitBye()
+	c.Notify("SIP/2.0 100 Trying", "active;expires=60")
+	c.Notify("SIP/2.0 200 OK", "terminated;reason=noresource")
+	c.P.WaitBye()
 	r := g.waitReturn("refer-ok").Return
 	if r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded || r.SIPCode != 200 || r.Fallback != "" {
 		t.Fatalf("returnResult %+v", r)
@@ -109,7 +99,7 @@ func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
 	g := newGateway(t)
 	c, refers := referCall(t, g, "refer-603", 603)
 	waitRefer(t, refers)
-	c.p.waitBye()
+	c.P.WaitBye()
 	r := g.waitReturn("refer-603").Return
 	if r.Result != transfer.ReturnFailed || r.SIPCode != 603 || r.Fallback != transfer.ReturnBye {
 		t.Fatalf("returnResult %+v", r)
@@ -135,9 +125,9 @@ func TestReferReturnFailures(t *testing.T) {
 				if i == len(tc.frags)-1 && tc.code != 202 {
 					state = "terminated"
 				}
-				c.notify(f, state)
+				c.Notify(f, state)
 			}
-			c.p.waitBye()
+			c.P.WaitBye()
 			r := g.waitReturn("refer-fail").Return
 			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || !strings.Contains(r.Reason, tc.reason) || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
@@ -369,10 +359,10 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 		Auth: &transfer.Credentials{Username: "ret", Password: password},
 	})
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("inv"), p.offer("0 101"))
+	c := p.MustAnswer(g.srv.TransferURI("inv"), p.Offer("0 101"))
 	g.waitStatus("inv", transfer.StatusOngoing)
-	c.sendDTMF('7')
-	c.sendDTMF('#')
+	c.SendDTMF('7')
+	c.SendDTMF('#')
 
 	select {
 	case <-dest.answer:
@@ -391,13 +381,13 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	if h := inv.GetHeader("X-Handoff-Var-digits"); h == nil || h.Value() != "7" {
 		t.Fatalf("return INVITE lacks the outcome: %v", h)
 	}
-	if inv.GetHeader("P-Asserted-Identity") == nil || inv.From().Address.User != c.dlg.InviteRequest.From().Address.User {
+	if inv.GetHeader("P-Asserted-Identity") == nil || inv.From().Address.User != c.Dlg.InviteRequest.From().Address.User {
 		t.Fatalf("return INVITE does not present the caller: From %v", inv.From())
 	}
 	g.waitReturn("inv")
 
 	// Caller -> destination: μ-law in, A-law out, same audio.
-	destCall := &call{p: &phone{t: t, rtp: dest.rtp}, remote: net.UDPAddrFromAddrPort(offer.Addr), seq: 1, ts: 1}
+	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
 	pcm := make([]int16, media.FrameSamples)
 	wantALaw := make([]byte, media.FrameSamples)
 	sent := pattern(3)
@@ -407,19 +397,19 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	go func() {
 		defer close(sending)
 		for range 25 {
-			c.sendAudio(sent)
-			destCall.sendRTP(8, false, wantALaw) // and destination -> caller
-			destCall.ts += 160
+			c.SendAudio(sent)
+			destCall.SendRTP(8, false, wantALaw) // and destination -> caller
+			destCall.TS += 160
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	destCall.readRTP(10*time.Second, func(pkt *rtp.Packet) bool {
+	destCall.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool {
 		return pkt.PayloadType == 8 && bytes.Equal(pkt.Payload, wantALaw)
 	})
 	wantULaw := make([]byte, media.FrameSamples)
 	media.DecodeALaw(pcm, wantALaw)
 	media.EncodeULaw(wantULaw, pcm)
-	c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool {
+	c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool {
 		return pkt.PayloadType == 0 && bytes.Equal(pkt.Payload, wantULaw)
 	})
 	<-sending
@@ -446,7 +436,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	if err := dlg.Bye(ctx); err != nil {
 		t.Fatalf("destination BYE: %v", err)
 	}
-	p.waitBye()
+	p.WaitBye()
 	eventually(t, "bridge end recorded", func() bool { return !g.get("inv").Return.BridgeEndedAt.IsZero() })
 	r := g.get("inv")
 	if r.Status != transfer.StatusCompleted || r.Return.Result != transfer.ReturnSucceeded || r.Return.SIPCode != 200 || r.Return.Method != transfer.ReturnInvite {
@@ -478,17 +468,17 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 			}
 			g.createReturn("inv-fail", ret)
 			p := newPhone(t)
-			c := p.mustAnswer(g.srv.TransferURI("inv-fail"), p.offer("0 101"))
+			c := p.MustAnswer(g.srv.TransferURI("inv-fail"), p.Offer("0 101"))
 			g.waitStatus("inv-fail", transfer.StatusOngoing)
-			c.sendDTMF('#')
+			c.SendDTMF('#')
 			if tc.mode == "ring" {
 				// While the return call rings (180), the caller hears ringback.
 				first, _ := media.NewRingback().Next()
 				want := make([]byte, media.FrameSamples)
 				media.EncodeULaw(want, first)
-				c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
+				c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
 			}
-			p.waitBye()
+			p.WaitBye()
 			r := g.waitReturn("inv-fail").Return
 			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
@@ -503,11 +493,11 @@ func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
 	})
 	p := newPhone(t)
 	refers := make(chan *sip.Request, 1)
-	p.onRefer = func(req *sip.Request, tx sip.ServerTransaction) {
+	p.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
 		refers <- req
-	}
-	c := p.mustAnswer("sip:agent@"+g.addr, p.offer("0 101"),
+	})
+	c := p.MustAnswer("sip:agent@"+g.addr, p.Offer("0 101"),
 		sip.NewHeader("X-Handoff-Transfer-Id", "hdr-1"),
 		sip.NewHeader("X-Handoff-Task", "Billing"),
 		sip.NewHeader("X-Handoff-Var-account", "A%2042"),
@@ -519,19 +509,19 @@ func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
 	if tr.SIP == nil || tr.SIP.ReturnTransferType != transfer.ReturnRefer || tr.SIP.ReturnURI != "sip:ivr-back@127.0.0.1:5999" {
 		t.Fatalf("return from headers %+v", tr.SIP)
 	}
-	c.sendDTMF('#')
+	c.SendDTMF('#')
 	req := waitRefer(t, refers)
 	if rt := req.GetHeader("Refer-To").Value(); !strings.Contains(rt, "sip:ivr-back@127.0.0.1:5999?") || !strings.Contains(rt, "X-Handoff-Task=Billing") {
 		t.Fatalf("Refer-To %s", rt)
 	}
-	c.notify("SIP/2.0 200 OK", "terminated")
-	p.waitBye()
+	c.Notify("SIP/2.0 200 OK", "terminated")
+	p.WaitBye()
 	if r := g.waitReturn("hdr-1").Return; r.Result != transfer.ReturnSucceeded {
 		t.Fatalf("returnResult %+v", r)
 	}
 	// A static-URI INVITE with the mode off is simply unknown.
 	g2 := newGateway(t)
-	if _, err := p.invite("sip:agent@"+g2.addr, p.offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 404 {
+	if _, err := p.Invite("sip:agent@"+g2.addr, p.Offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 404 {
 		t.Fatalf("headers-mode INVITE with the mode off: %v", err)
 	}
 }
@@ -541,9 +531,9 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	dest := newDestination(t, "early", nil, "")
 	g.createReturn("early", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
 	p := newPhone(t)
-	c := p.mustAnswer(g.srv.TransferURI("early"), p.offer("0 101"))
+	c := p.MustAnswer(g.srv.TransferURI("early"), p.Offer("0 101"))
 	g.waitStatus("early", transfer.StatusOngoing)
-	c.sendDTMF('#')
+	c.SendDTMF('#')
 	select {
 	case <-dest.early:
 	case <-time.After(15 * time.Second):
@@ -554,7 +544,7 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	dest.mu.Unlock()
 	// The destination's early media (an announcement, in A-law) reaches the
 	// caller before the return call is answered.
-	destCall := &call{p: &phone{t: t, rtp: dest.rtp}, remote: net.UDPAddrFromAddrPort(offer.Addr), seq: 1, ts: 1}
+	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
 	announcement := pattern(9)
 	pcm := make([]int16, media.FrameSamples)
 	want := make([]byte, media.FrameSamples)
@@ -564,12 +554,12 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	go func() {
 		defer close(sending)
 		for range 25 {
-			destCall.sendRTP(8, false, announcement)
-			destCall.ts += 160
+			destCall.SendRTP(8, false, announcement)
+			destCall.TS += 160
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
+	c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
 	<-sending
 	close(dest.release) // now the destination answers
 	select {
@@ -578,7 +568,7 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 		t.Fatal("the return call was not answered")
 	}
 	g.waitReturn("early")
-	c.hangup() // the caller hangs up: Handoff hangs up the destination
+	c.Hangup() // the caller hangs up: Handoff hangs up the destination
 	select {
 	case <-dest.byes:
 	case <-time.After(15 * time.Second):

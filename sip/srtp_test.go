@@ -21,7 +21,7 @@ import (
 
 // srtpOffer is the phone's offer as RTP/SAVP with its a=crypto line.
 func srtpOffer(p *phone, key media.SRTPKey, codecs string) []byte {
-	return bytes.Replace(p.offer(codecs, "a=crypto:"+key.Attribute()), []byte("RTP/AVP"), []byte("RTP/SAVP"), 1)
+	return bytes.Replace(p.Offer(codecs, "a=crypto:"+key.Attribute()), []byte("RTP/AVP"), []byte("RTP/SAVP"), 1)
 }
 
 // srtpAnswerBody is an RTP/SAVP answer from port with our key.
@@ -188,18 +188,18 @@ func TestSRTPCall(t *testing.T) {
 	g.createSIP("srtp-1")
 	p := newPhone(t)
 	ours := media.NewSRTPKey(7, media.AESCM128HMACSHA180)
-	c := p.mustAnswer(g.srv.TransferURI("srtp-1"), srtpOffer(p, ours, "0 101"))
-	theirs := gatewayKey(t, c.dlg.InviteResponse.Body(), 7)
+	c := p.MustAnswer(g.srv.TransferURI("srtp-1"), srtpOffer(p, ours, "0 101"))
+	theirs := gatewayKey(t, c.Dlg.InviteResponse.Body(), 7)
 	if theirs.Suite != ours.Suite || theirs.Key == ours.Key {
 		t.Fatalf("gateway key %v", theirs)
 	}
 	g.waitStatus("srtp-1", transfer.StatusOngoing)
-	l := newSRTPLeg(t, p.rtp, c.remote, ours, theirs)
+	l := newSRTPLeg(t, p.RTP, c.Remote, ours, theirs)
 	srtpEcho(t, l, 0, 10)
 
 	// Plain RTP from the latched socket does not authenticate: never echoed.
 	for range 5 {
-		c.sendAudio(pattern(200))
+		c.SendAudio(pattern(200))
 	}
 	for i := range 5 {
 		l.sendAudio(0, pattern(201+i))
@@ -213,7 +213,7 @@ func TestSRTPCall(t *testing.T) {
 	})
 
 	// A session refresh with the same offer: the same answer key.
-	res := c.reinvite(srtpOffer(p, ours, "0 101"))
+	res := c.Reinvite(srtpOffer(p, ours, "0 101"))
 	if res.StatusCode != 200 || gatewayKey(t, res.Body(), 7) != theirs {
 		t.Fatalf("refresh: %d, key changed", res.StatusCode)
 	}
@@ -221,7 +221,7 @@ func TestSRTPCall(t *testing.T) {
 
 	// The caller rekeys: so does the gateway.
 	ours2 := media.NewSRTPKey(8, media.AESCM128HMACSHA132)
-	res = c.reinvite(srtpOffer(p, ours2, "0 101"))
+	res = c.Reinvite(srtpOffer(p, ours2, "0 101"))
 	theirs2 := gatewayKey(t, res.Body(), 8)
 	if res.StatusCode != 200 || theirs2.Key == theirs.Key || theirs2.Suite != media.AESCM128HMACSHA132 {
 		t.Fatalf("rekey: %d %v", res.StatusCode, theirs2)
@@ -230,13 +230,13 @@ func TestSRTPCall(t *testing.T) {
 	srtpEcho(t, l, 40, 10)
 
 	// No downgrade to plain RTP mid-call.
-	res = c.reinvite(p.offer("0 101"))
+	res = c.Reinvite(p.Offer("0 101"))
 	if res.StatusCode != 488 || !strings.Contains(res.GetHeader("Warning").Value(), "SRTP cannot be turned off") {
 		t.Fatalf("plain re-offer on an SRTP call: %d %v", res.StatusCode, res.GetHeader("Warning"))
 	}
 	srtpEcho(t, l, 60, 10)
 
-	c.hangup()
+	c.Hangup()
 	g.waitStatus("srtp-1", transfer.StatusCompleted)
 	for _, k := range []media.SRTPKey{ours, theirs, ours2, theirs2} {
 		if b64 := base64.StdEncoding.EncodeToString(k.Key[:]); strings.Contains(logs.String(), b64[:20]) {
@@ -251,9 +251,9 @@ func TestSRTPCall(t *testing.T) {
 func TestSRTPPolicy(t *testing.T) {
 	short := media.SRTPKey{Tag: 1, Suite: media.AESCM128HMACSHA180}
 	savp := func(p *phone) []byte { return srtpOffer(p, media.NewSRTPKey(1, media.AESCM128HMACSHA180), "0") }
-	avp := func(p *phone) []byte { return p.offer("0") }
+	avp := func(p *phone) []byte { return p.Offer("0") }
 	bestEffort := func(p *phone) []byte {
-		return p.offer("0", "a=crypto:"+media.NewSRTPKey(2, media.AESCM128HMACSHA180).Attribute())
+		return p.Offer("0", "a=crypto:"+media.NewSRTPKey(2, media.AESCM128HMACSHA180).Attribute())
 	}
 	shortKey := func(p *phone) []byte {
 		return bytes.Replace(srtpOffer(p, short, "0"), []byte(base64.StdEncoding.EncodeToString(short.Key[:])), []byte("AAAAAAAA"), 1)
@@ -278,7 +278,7 @@ func TestSRTPPolicy(t *testing.T) {
 			g := newGateway(t, func(c *Config) { c.SRTP = tc.policy })
 			g.createSIP("pol")
 			p := newPhone(t)
-			c, err := p.invite(g.srv.TransferURI("pol"), tc.offer(p), sipgo.AnswerOptions{})
+			c, err := p.Invite(g.srv.TransferURI("pol"), tc.offer(p), sipgo.AnswerOptions{})
 			if got := statusOf(err); tc.want != 200 && got != tc.want {
 				t.Fatalf("got %d (%v), want %d", got, err, tc.want)
 			}
@@ -294,16 +294,16 @@ func TestSRTPPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_ = c.dlg.Ack(t.Context())
-			d, err := media.ParseSDP(c.dlg.InviteResponse.Body())
+			_ = c.Dlg.Ack(t.Context())
+			d, err := media.ParseSDP(c.Dlg.InviteResponse.Body())
 			if err != nil {
 				t.Fatal(err)
 			}
 			if d.SRTP() != tc.srtp || (len(d.Crypto) == 1) != tc.srtp {
-				t.Fatalf("answer SRTP = %v, want %v:\n%s", d.SRTP(), tc.srtp, c.dlg.InviteResponse.Body())
+				t.Fatalf("answer SRTP = %v, want %v:\n%s", d.SRTP(), tc.srtp, c.Dlg.InviteResponse.Body())
 			}
 			g.waitStatus("pol", transfer.StatusOngoing)
-			c.hangup()
+			c.Hangup()
 			g.waitStatus("pol", transfer.StatusCompleted)
 		})
 	}
@@ -318,23 +318,23 @@ func TestSRTPRequiredDelayedOffer(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.SRTP = SRTPRequired })
 	g.createSIP("late-srtp")
 	p := newPhone(t)
-	c, err := p.invite(g.srv.TransferURI("late-srtp"), nil, sipgo.AnswerOptions{})
+	c, err := p.Invite(g.srv.TransferURI("late-srtp"), nil, sipgo.AnswerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs := gatewayKey(t, c.dlg.InviteResponse.Body(), 1)
-	d, _ := media.ParseSDP(c.dlg.InviteResponse.Body())
-	c.remote = net.UDPAddrFromAddrPort(d.Addr)
+	theirs := gatewayKey(t, c.Dlg.InviteResponse.Body(), 1)
+	d, _ := media.ParseSDP(c.Dlg.InviteResponse.Body())
+	c.Remote = net.UDPAddrFromAddrPort(d.Addr)
 	ours := media.NewSRTPKey(1, media.AESCM128HMACSHA180)
-	ack := sip.NewRequest(sip.ACK, c.dlg.InviteResponse.Contact().Address)
+	ack := sip.NewRequest(sip.ACK, c.Dlg.InviteResponse.Contact().Address)
 	ack.SetBody(srtpOffer(p, ours, "0 101"))
 	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	if err := c.dlg.WriteAck(t.Context(), ack); err != nil {
+	if err := c.Dlg.WriteAck(t.Context(), ack); err != nil {
 		t.Fatal(err)
 	}
 	g.waitStatus("late-srtp", transfer.StatusOngoing)
-	srtpEcho(t, newSRTPLeg(t, p.rtp, c.remote, ours, theirs), 0, 10)
-	c.hangup()
+	srtpEcho(t, newSRTPLeg(t, p.RTP, c.Remote, ours, theirs), 0, 10)
+	c.Hangup()
 	g.waitStatus("late-srtp", transfer.StatusCompleted)
 }
 
@@ -368,8 +368,8 @@ func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 	g.createReturn("mix", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
 	p := newPhone(t)
 	ours := media.NewSRTPKey(3, media.AESCM128HMACSHA180)
-	c := p.mustAnswer(g.srv.TransferURI("mix"), srtpOffer(p, ours, "0 101"))
-	caller := newSRTPLeg(t, p.rtp, c.remote, ours, gatewayKey(t, c.dlg.InviteResponse.Body(), 3))
+	c := p.MustAnswer(g.srv.TransferURI("mix"), srtpOffer(p, ours, "0 101"))
+	caller := newSRTPLeg(t, p.RTP, c.Remote, ours, gatewayKey(t, c.Dlg.InviteResponse.Body(), 3))
 	g.waitStatus("mix", transfer.StatusOngoing)
 	caller.sendDTMF(11) // '#': the loopback agent finishes and returns the call
 
@@ -385,9 +385,9 @@ func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 		t.Fatal("plain sip: destination was offered SRTP under the optional policy")
 	}
 	g.waitReturn("mix")
-	destCall := &call{p: &phone{t: t, rtp: dest.rtp}, remote: net.UDPAddrFromAddrPort(offer.Addr), seq: 1, ts: 1}
+	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
 	bridgeAudio(t, caller.sendAudio, caller.read, destCall, nil)
-	c.hangup()
+	c.Hangup()
 	select {
 	case <-dest.byes:
 	case <-time.After(15 * time.Second):
@@ -412,8 +412,8 @@ func TestInviteReturnSRTPRequired(t *testing.T) {
 	g.createReturn("both", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
 	p := newPhone(t)
 	ours := media.NewSRTPKey(1, media.AESCM128HMACSHA180)
-	c := p.mustAnswer(g.srv.TransferURI("both"), srtpOffer(p, ours, "0 101"))
-	caller := newSRTPLeg(t, p.rtp, c.remote, ours, gatewayKey(t, c.dlg.InviteResponse.Body(), 1))
+	c := p.MustAnswer(g.srv.TransferURI("both"), srtpOffer(p, ours, "0 101"))
+	caller := newSRTPLeg(t, p.RTP, c.Remote, ours, gatewayKey(t, c.Dlg.InviteResponse.Body(), 1))
 	g.waitStatus("both", transfer.StatusOngoing)
 	caller.sendDTMF(11)
 	select {
@@ -432,7 +432,7 @@ func TestInviteReturnSRTPRequired(t *testing.T) {
 	destKey.Tag = 1
 	destLeg := newSRTPLeg(t, dest.rtp, net.UDPAddrFromAddrPort(offer.Addr), destKey, gwKey)
 	bridgeAudio(t, caller.sendAudio, caller.read, nil, destLeg)
-	c.hangup()
+	c.Hangup()
 	select {
 	case <-dest.byes:
 	case <-time.After(15 * time.Second):
@@ -461,8 +461,8 @@ func bridgeAudio(t *testing.T, callerSend func(uint8, []byte), callerRead func(t
 			if destLeg != nil {
 				destLeg.sendAudio(8, wantALaw)
 			} else {
-				destCall.sendRTP(8, false, wantALaw)
-				destCall.ts += 160
+				destCall.SendRTP(8, false, wantALaw)
+				destCall.TS += 160
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -471,7 +471,7 @@ func bridgeAudio(t *testing.T, callerSend func(uint8, []byte), callerRead func(t
 	if destLeg != nil {
 		destLeg.read(10*time.Second, toDest)
 	} else {
-		destCall.readRTP(10*time.Second, toDest)
+		destCall.ReadRTP(10*time.Second, toDest)
 	}
 	callerRead(10*time.Second, func(pkt *rtp.Packet) bool {
 		return pkt.PayloadType == 0 && bytes.Equal(pkt.Payload, wantULaw)

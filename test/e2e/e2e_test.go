@@ -74,7 +74,7 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{})})
 	g.create("e2e-refer", transfer.ReturnRefer)
 	p := newPhone(t)
-	c, err := p.invite(g.srv.TransferURI("e2e-refer"))
+	c, err := p.call(g.srv.TransferURI("e2e-refer"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,13 +83,13 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	// Echo: the caller's frames come back unchanged.
 	want := pattern(7)
 	stop := make(chan struct{})
-	talking := c.talk(stop, func() []byte { return want })
-	c.readRTP(5*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
+	talking := talk(c, stop, func() []byte { return want })
+	c.ReadRTP(5*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
 	close(stop)
 	<-talking
 
-	c.sendDTMF('5')
-	c.sendDTMF('#')
+	c.SendDTMF('5')
+	c.SendDTMF('#')
 	req := p.waitRefer()
 	referTo := req.GetHeader("Refer-To").Value()
 	for _, s := range []string{"sip:ivr-return@127.0.0.1:5999", "X-Handoff-Transfer-Type=SYSTEM", "X-Handoff-Var-digits=5"} {
@@ -106,8 +106,8 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	if tr.EndReason != transfer.EndAgentFinished {
 		t.Errorf("endReason %q", tr.EndReason)
 	}
-	c.notify("SIP/2.0 200 OK", "terminated;reason=noresource")
-	p.waitBye()
+	c.Notify("SIP/2.0 200 OK", "terminated;reason=noresource")
+	p.WaitBye()
 	if r := g.waitReturn("e2e-refer").Return; r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded {
 		t.Fatalf("returnResult %+v", r)
 	}
@@ -125,7 +125,7 @@ func TestBargeInClear(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{Greeting: 3 * time.Second})})
 	g.create("e2e-barge", transfer.ReturnBye)
 	p := newPhone(t)
-	c, err := p.invite(g.srv.TransferURI("e2e-barge"))
+	c, err := p.call(g.srv.TransferURI("e2e-barge"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestBargeInClear(t *testing.T) {
 	media.EncodeULaw(loud, pcm)
 	var speaking atomic.Bool
 	stop := make(chan struct{})
-	talking := c.talk(stop, func() []byte {
+	talking := talk(c, stop, func() []byte {
 		if speaking.Load() {
 			return loud
 		}
@@ -149,7 +149,7 @@ func TestBargeInClear(t *testing.T) {
 	defer func() { close(stop); <-talking }()
 
 	var toneBefore, toneAfter int
-	c.readRTP(10*time.Second, func(pkt *rtp.Packet) bool {
+	c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool {
 		switch {
 		case bytes.Equal(pkt.Payload, loud):
 			return true // the echo: the greeting is gone
@@ -177,7 +177,7 @@ func TestBargeInClear(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.dlg.Bye(ctx); err != nil {
+	if err := c.Dlg.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
 	g.waitStatus("e2e-barge", transfer.StatusCompleted)
@@ -195,7 +195,7 @@ func TestAgentUnreachable(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: "ws://" + addr + "/agent", ConnectTimeout: 500 * time.Millisecond})
 	g.create("e2e-503", transfer.ReturnBye)
 	p := newPhone(t)
-	_, err = p.invite(g.srv.TransferURI("e2e-503"))
+	_, err = p.call(g.srv.TransferURI("e2e-503"))
 	res := dialogResponse(err)
 	if res == nil || res.StatusCode != 503 {
 		t.Fatalf("INVITE: %v, want 503", err)
@@ -256,12 +256,12 @@ func TestAgentDropsMidCall(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url})
 	g.create("e2e-drop", transfer.ReturnRefer)
 	p := newPhone(t)
-	c, err := p.invite(g.srv.TransferURI("e2e-drop"))
+	c, err := p.call(g.srv.TransferURI("e2e-drop"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.waitStatus("e2e-drop", transfer.StatusOngoing)
-	c.sendAudio(pattern(1))
+	c.SendAudio(pattern(1))
 	close(drop)
 
 	req := p.waitRefer()
@@ -275,8 +275,8 @@ func TestAgentDropsMidCall(t *testing.T) {
 	if tr.EndReason != transfer.EndAgentFinished {
 		t.Errorf("endReason %q", tr.EndReason)
 	}
-	c.notify("SIP/2.0 200 OK", "terminated;reason=noresource")
-	p.waitBye()
+	c.Notify("SIP/2.0 200 OK", "terminated;reason=noresource")
+	p.WaitBye()
 	g.waitReturn("e2e-drop")
 }
 
@@ -287,20 +287,20 @@ func TestSlowAgentRTPFlows(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url, PingInterval: -1, SendQueue: 10})
 	g.create("e2e-slow", transfer.ReturnBye)
 	p := newPhone(t)
-	c, err := p.invite(g.srv.TransferURI("e2e-slow"))
+	c, err := p.call(g.srv.TransferURI("e2e-slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.waitStatus("e2e-slow", transfer.StatusOngoing)
 	stop := make(chan struct{})
-	talking := c.talk(stop, func() []byte { return pattern(3) })
+	talking := talk(c, stop, func() []byte { return pattern(3) })
 	n := 0
-	c.readRTP(5*time.Second, func(*rtp.Packet) bool { n++; return n == 50 })
+	c.ReadRTP(5*time.Second, func(*rtp.Packet) bool { n++; return n == 50 })
 	close(stop)
 	<-talking
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.dlg.Bye(ctx); err != nil {
+	if err := c.Dlg.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if tr := g.waitStatus("e2e-slow", transfer.StatusCompleted); tr.EndReason != transfer.EndCallerHangup {
@@ -328,10 +328,10 @@ func TestMalformedAgentMessages(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url})
 	g.create("e2e-bad", transfer.ReturnBye)
 	p := newPhone(t)
-	if _, err := p.invite(g.srv.TransferURI("e2e-bad")); err != nil {
+	if _, err := p.call(g.srv.TransferURI("e2e-bad")); err != nil {
 		t.Fatal(err)
 	}
-	p.waitBye()
+	p.WaitBye()
 	tr := g.waitStatus("e2e-bad", transfer.StatusCompleted)
 	if out := tr.OutputContext; out == nil || out.TransferType != "SYSTEM" || out.CurrentTaskName != "Done" {
 		t.Fatalf("outputContext %+v", out)

@@ -8,23 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/pion/rtp"
 	"go.uber.org/goleak"
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/agent/refagent"
+	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/media"
 	hsip "github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
@@ -156,133 +154,35 @@ func (g *gateway) waitReturn(id string) *transfer.Transfer {
 	return tr
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = siptest.Eventually
 
-// phone is an in-process sipgo user agent with an RTP socket: the caller
-// (copied in small from sip/harness_test.go).
+// phone is the shared test caller (internal/siptest) acting as the IVR: it
+// accepts REFERs (the blind return) and hands them to the test.
 type phone struct {
-	t       *testing.T
-	ua      *sipgo.UserAgent
-	dua     *sipgo.DialogUA
-	rtp     *net.UDPConn
-	byes    chan *sip.Request
-	refers  chan *sip.Request
-	mu      sync.Mutex
-	dialogs map[string]*sipgo.DialogClientSession
+	*siptest.Phone
+	refers chan *sip.Request
 }
 
 func newPhone(t *testing.T) *phone {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("e2e-phone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := conn.LocalAddr().(*net.UDPAddr).Port
-	go func() { _ = srv.ServeUDP(conn) }()
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &phone{
-		t: t, ua: ua, rtp: rtpConn,
-		byes:    make(chan *sip.Request, 4),
-		refers:  make(chan *sip.Request, 4),
-		dialogs: map[string]*sipgo.DialogClientSession{},
-		dua: &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{
-			Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: port},
-		}},
-	}
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		p.mu.Lock()
-		d := p.dialogs[req.CallID().Value()]
-		p.mu.Unlock()
-		if d == nil {
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "No Dialog", nil))
-			return
-		}
-		_ = d.ReadBye(req, tx)
-		p.byes <- req
-	})
-	// The IVR side of a blind return: accept the REFER.
-	srv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
+	p := &phone{Phone: siptest.NewPhone(t, "127.0.0.1"), refers: make(chan *sip.Request, 4)}
+	p.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
 		p.refers <- req
-	})
-	t.Cleanup(func() {
-		rtpConn.Close()
-		conn.Close()
-		ua.Close()
 	})
 	return p
 }
 
-func (p *phone) offer() []byte {
-	lines := []string{
-		"v=0", "o=phone 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-		fmt.Sprintf("m=audio %d RTP/AVP 0 101", p.rtp.LocalAddr().(*net.UDPAddr).Port),
-		"a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=ptime:20",
-	}
-	return []byte(strings.Join(lines, "\r\n") + "\r\n")
-}
-
-// call is one outgoing call of the phone.
-type call struct {
-	p      *phone
-	dlg    *sipgo.DialogClientSession
-	remote *net.UDPAddr
-	seq    uint16
-	ts     uint32
-}
-
-func (p *phone) invite(uri string) (*call, error) {
-	p.t.Helper()
-	var recipient sip.Uri
-	if err := sip.ParseUri(uri, &recipient); err != nil {
-		p.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dlg, err := p.dua.Invite(ctx, recipient, p.offer(), sip.NewHeader("Content-Type", "application/sdp"),
-		sip.NewHeader("X-Customer-Tier", "gold"))
+// call places an answered, acknowledged call to uri offering PCMU and
+// telephone-event, with an X- header the agent should see.
+func (p *phone) call(uri string) (*siptest.Call, error) {
+	p.T.Helper()
+	c, err := p.Invite(uri, p.Offer("0 101"), sipgo.AnswerOptions{}, sip.NewHeader("X-Customer-Tier", "gold"))
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	p.dialogs[dlg.InviteRequest.CallID().Value()] = dlg
-	p.mu.Unlock()
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		dlg.Close()
-		return nil, err
-	}
-	c := &call{p: p, dlg: dlg, seq: 1000, ts: 5000}
-	d, err := media.ParseSDP(dlg.InviteResponse.Body())
-	if err != nil {
-		p.t.Fatalf("gateway SDP: %v", err)
-	}
-	c.remote = net.UDPAddrFromAddrPort(d.Addr)
-	if err := dlg.Ack(context.Background()); err != nil {
-		p.t.Fatal(err)
+	if err := c.Dlg.Ack(context.Background()); err != nil {
+		p.T.Fatal(err)
 	}
 	return c, nil
 }
@@ -295,40 +195,10 @@ func dialogResponse(err error) *sip.Response {
 	return nil
 }
 
-func (c *call) sendAudio(payload []byte) {
-	c.sendRTP(0, false, payload)
-	c.ts += 160
-}
-
-func (c *call) sendRTP(pt uint8, marker bool, payload []byte) {
-	c.seq++
-	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, Marker: marker, SequenceNumber: c.seq, Timestamp: c.ts, SSRC: 0xCAFE}, Payload: payload}
-	b, err := pkt.Marshal()
-	if err != nil {
-		c.p.t.Error(err)
-		return
-	}
-	_, _ = c.p.rtp.WriteToUDP(b, c.remote)
-}
-
-// sendDTMF sends one RFC 4733 event: a few updates, then the end packet
-// three times, all on one timestamp.
-func (c *call) sendDTMF(digit rune) {
-	events := map[rune]byte{'0': 0, '1': 1, '2': 2, '3': 3, '4': 4, '5': 5, '6': 6, '7': 7, '8': 8, '9': 9, '*': 10, '#': 11}
-	ev := events[digit]
-	for i, dur := range []uint16{160, 320, 480} {
-		c.sendRTP(101, i == 0, []byte{ev, 10, byte(dur >> 8), byte(dur)})
-	}
-	for range 3 {
-		c.sendRTP(101, false, []byte{ev, 0x80 | 10, 0x02, 0x80})
-	}
-	c.ts += 640
-}
-
 // talk sends a 20 ms PCMU frame from next() every 20 ms until stop is
 // closed; the returned channel closes when it has stopped. Only this
 // goroutine writes RTP while it runs.
-func (c *call) talk(stop <-chan struct{}, next func() []byte) <-chan struct{} {
+func talk(c *siptest.Call, stop <-chan struct{}, next func() []byte) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -339,67 +209,20 @@ func (c *call) talk(stop <-chan struct{}, next func() []byte) <-chan struct{} {
 			case <-stop:
 				return
 			case <-t.C:
-				c.sendAudio(next())
+				c.SendAudio(next())
 			}
 		}
 	}()
 	return done
 }
 
-// readRTP reads packets from the gateway until stop says enough.
-func (c *call) readRTP(timeout time.Duration, stop func(*rtp.Packet) bool) {
-	c.p.t.Helper()
-	buf := make([]byte, 1500)
-	deadline := time.Now().Add(timeout)
-	for {
-		_ = c.p.rtp.SetReadDeadline(deadline)
-		n, _, err := c.p.rtp.ReadFromUDP(buf)
-		if err != nil {
-			c.p.t.Fatalf("reading RTP: %v", err)
-		}
-		var pkt rtp.Packet
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			continue
-		}
-		if stop(&pkt) {
-			return
-		}
-	}
-}
-
-func (c *call) notify(frag, state string) {
-	c.p.t.Helper()
-	req := sip.NewRequest(sip.NOTIFY, c.dlg.InviteResponse.Contact().Address)
-	req.SetBody([]byte(frag + "\r\n"))
-	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag"))
-	req.AppendHeader(sip.NewHeader("Event", "refer"))
-	req.AppendHeader(sip.NewHeader("Subscription-State", state))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	res, err := c.dlg.Do(ctx, req)
-	if err != nil || res.StatusCode != 200 {
-		c.p.t.Fatalf("NOTIFY %q: %v %v", frag, res, err)
-	}
-}
-
-func (p *phone) waitBye() *sip.Request {
-	p.t.Helper()
-	select {
-	case req := <-p.byes:
-		return req
-	case <-time.After(15 * time.Second):
-		p.t.Fatal("no BYE from the gateway")
-		return nil
-	}
-}
-
 func (p *phone) waitRefer() *sip.Request {
-	p.t.Helper()
+	p.T.Helper()
 	select {
 	case req := <-p.refers:
 		return req
 	case <-time.After(15 * time.Second):
-		p.t.Fatal("no REFER from the gateway")
+		p.T.Fatal("no REFER from the gateway")
 		return nil
 	}
 }
