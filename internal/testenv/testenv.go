@@ -1,7 +1,7 @@
 // Package testenv serves tests that run Handoff's commands as subprocesses:
 // it builds a command once per test binary (with the race detector when the
 // tests have it, so subprocess traffic hunts races too) and finds free
-// loopback ports.
+// loopback ports, and reads SIPp statistics.
 package testenv
 
 import (

@@ -12,7 +12,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -485,7 +484,7 @@ func (c *cluster) startSIPp(t testing.TB, name string, users []string, rate int,
 		defer close(r.done)
 		defer cancel()
 		r.err = cmd.Wait()
-		r.ok, r.bad, _ = sippTotals(r.stat)
+		r.ok, r.bad, _ = testenv.SIPpTotals(r.stat)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -515,41 +514,6 @@ func tail(s string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
-}
-
-// sippTotals reads the cumulative SuccessfulCall(C) and FailedCall(C) of
-// the last row of a -trace_stat file.
-func sippTotals(path string) (ok, failed int, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.Comma = ';'
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(rows) < 2 {
-		return 0, 0, fmt.Errorf("%d rows", len(rows))
-	}
-	col := map[string]int{}
-	for i, name := range rows[0] {
-		col[name] = i
-	}
-	last := rows[len(rows)-1]
-	num := func(name string) int {
-		i, found := col[name]
-		if !found || i >= len(last) {
-			err = fmt.Errorf("no column %s", name)
-			return 0
-		}
-		v, _ := strconv.Atoi(strings.TrimSpace(last[i]))
-		return v
-	}
-	return num("SuccessfulCall(C)"), num("FailedCall(C)"), err
 }
 
 // createMany creates count transfers named prefix-i, alternating the node
