@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/handoff/handoff/internal/testenv"
 )
@@ -42,27 +40,7 @@ media:
 	p := startHandoff(t, "", nil, "-config", cfgPath)
 	p.create(ivr, sipTransfer("waiting", nil))
 	created := p.create(ivr, sipTransfer("killed-call", nil))
-	c := newCaller(t)
-	dlg, remote, err := c.invite(str(created, "sip.transferUri"))
-	if err != nil {
-		t.Fatalf("INVITE: %v", err)
-	}
-	if err := dlg.Ack(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint16
-	if got := c.exchangeAudio(remote, &seq, 10); got == 0 {
-		t.Fatal("no RTP from handoff")
-	}
-	for deadline := time.Now().Add(startLimit); ; {
-		if _, out := p.get(ivr, "killed-call"); str(out, "status") == "ONGOING" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the transfer never became ONGOING")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.connect(t, newCaller(t), created, 10)
 
 	p.signal(syscall.SIGKILL)
 	p.wait()

@@ -200,6 +200,35 @@ func TestSIGHUPReloadsCredentialsPoolsAndLevel(t *testing.T) {
 	}
 }
 
+// connect places an answered call from c to the SIP transfer created, checks
+// audio comes back over that many 20 ms frames, and waits until the transfer
+// is ONGOING. It returns the dialog, where to send RTP and the RTP sequence.
+func (p *proc) connect(t *testing.T, c *caller, created map[string]any, frames int) (*sipgo.DialogClientSession, *net.UDPAddr, *uint16) {
+	t.Helper()
+	dlg, remote, err := c.invite(str(created, "sip.transferUri"))
+	if err != nil {
+		t.Fatalf("INVITE: %v", err)
+	}
+	if err := dlg.Ack(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seq := new(uint16)
+	if got := c.exchangeAudio(remote, seq, frames); got == 0 {
+		t.Fatal("no RTP from handoff")
+	}
+	id := str(created, "id")
+	for deadline := time.Now().Add(startLimit); ; {
+		if _, out := p.get(ivr, id); str(out, "status") == "ONGOING" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transfer %s never became ONGOING", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return dlg, remote, seq
+}
+
 // caller is a minimal sipgo phone with an RTP socket.
 type caller struct {
 	t      *testing.T
@@ -376,26 +405,7 @@ drain:
 	}
 
 	created := p.create(ivr, sipTransfer("drain-call", nil))
-	dlg, remote, err := c.invite(str(created, "sip.transferUri"))
-	if err != nil {
-		t.Fatalf("INVITE: %v", err)
-	}
-	if err := dlg.Ack(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint16
-	if got := c.exchangeAudio(remote, &seq, 25); got == 0 {
-		t.Fatal("no RTP from handoff before the drain")
-	}
-	for deadline := time.Now().Add(startLimit); ; {
-		if _, out := p.get(ivr, "drain-call"); str(out, "status") == "ONGOING" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the transfer never became ONGOING")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	dlg, remote, seq := p.connect(t, c, created, 25)
 
 	p.signal(syscall.SIGTERM)
 	p.waitLog("signal received: draining")
@@ -420,7 +430,7 @@ drain:
 	}
 
 	// The call in progress carries on: media both ways, still ONGOING.
-	if got := c.exchangeAudio(remote, &seq, 50); got == 0 {
+	if got := c.exchangeAudio(remote, seq, 50); got == 0 {
 		t.Error("no RTP from handoff during the drain")
 	}
 	if _, out := p.get(ivr, "drain-call"); str(out, "status") != "ONGOING" {
