@@ -4,7 +4,7 @@ GO           ?= go
 TEST_TIMEOUT ?= 20m
 PKGS         ?= ./...
 
-.PHONY: all test vet build run check-config fmt clean fuzz
+.PHONY: all test vet build run check-config fmt lint clean fuzz
 
 all: test
 
@@ -32,6 +32,11 @@ run:
 ## check-config: validate configs/handoff.yaml
 check-config:
 	$(GO) run ./cmd/handoff -config configs/handoff.yaml -check
+
+## lint: gofmt and staticcheck (pinned; fetched through the module proxy)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: fmt
+	$(GO) run $(STATICCHECK) ./...
 
 ## fmt: gofmt every file (fails listing files that need it)
 fmt:
