@@ -234,7 +234,7 @@ func (w *WebSocket) Open(ctx context.Context, info CallInfo) (Session, error) {
 	if s.callSid == "" {
 		s.callSid = info.TransferID
 	}
-	s.log = cfg.Logger.With("agent_url", redactURL(cfg.URL), "stream_sid", s.streamSid)
+	s.log = cfg.Logger.With("transfer_id", info.TransferID, "call_id", info.CallID, "agent_url", redactURL(cfg.URL), "stream_sid", s.streamSid)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	s.writerDone = make(chan struct{})
