@@ -26,7 +26,7 @@ func BenchmarkCreateGet(b *testing.B) {
 				c.log = io.Discard
 				c.cfg.RateLimit = -1
 				// Enough numbers that the pool never runs dry within a run.
-				c.pools = map[string][]string{"US": {"+15550000000-+15550009999"}}
+				c.pools = map[string][]string{"US": {"+15550000000-+15550099999"}}
 			})
 			var (
 				mu  sync.Mutex

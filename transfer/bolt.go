@@ -38,6 +38,10 @@ var (
 	bucketPools     = []byte("pools")   // country -> bucket of number -> numberRecord
 	bucketNumberIdx = []byte("numbers") // number -> country
 	bucketCounts    = []byte("counts")  // status -> uint64
+	// bucketByFree indexes each country's configured (not retired) numbers
+	// by freeAt|number, so a lease takes the longest-rested one in O(log n).
+	// It is rebuilt from bucketPools whenever the store opens.
+	bucketByFree = []byte("byfree")
 )
 
 // OpenBolt opens (or creates) the store file at path.
@@ -57,7 +61,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 				return err
 			}
 		}
-		return nil
+		return rebuildByFree(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -190,35 +194,77 @@ func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Tr
 
 // lease picks the free number of the country that has rested longest.
 func (s *BoltStore) lease(tx *bolt.Tx, t *Transfer, now time.Time) (string, error) {
-	pool := tx.Bucket(bucketPools).Bucket([]byte(t.PhoneNumber.Country))
-	if pool == nil {
+	country := []byte(t.PhoneNumber.Country)
+	pool := tx.Bucket(bucketPools).Bucket(country)
+	byFree := tx.Bucket(bucketByFree).Bucket(country)
+	if pool == nil || byFree == nil {
 		return "", ErrUnknownCountry
 	}
-	var best []byte
-	var bestFree time.Time
-	configured := false
-	c := pool.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		r := unmarshalNumber(v)
-		if !r.retired {
-			configured = true
-		}
-		if r.stateAt(now) != "free" {
-			continue
-		}
-		if best == nil || r.freeAt.Before(bestFree) {
-			best, bestFree = k, r.freeAt
-		}
+	k, _ := byFree.Cursor().First()
+	if k == nil {
+		return "", ErrUnknownCountry // every number retired
 	}
-	if !configured {
-		return "", ErrUnknownCountry
+	if int64(binary.BigEndian.Uint64(k)) > now.UnixNano() {
+		return "", ErrNoNumber // even the longest-rested one is still busy
 	}
-	if best == nil {
-		return "", ErrNoNumber
-	}
-	number := string(best)
+	number := k[8:]
+	old := unmarshalNumber(pool.Get(number))
 	r := numberRecord{heldUntil: t.ExpiresAt, freeAt: t.ExpiresAt.Add(s.quarantine), transferID: t.ID}
-	return number, pool.Put(best, r.marshal())
+	return string(number), putNumber(tx, country, number, &old, r)
+}
+
+func byFreeKey(freeAt time.Time, number []byte) []byte {
+	k := make([]byte, 8+len(number))
+	// A never-leased number has the zero time, outside UnixNano's range:
+	// every time before 1970 sorts as 0, first.
+	binary.BigEndian.PutUint64(k, uint64(max(freeAt.UnixNano(), 0)))
+	copy(k[8:], number)
+	return k
+}
+
+// putNumber writes a number's record and keeps the free index in step: old
+// is the record it replaces (nil for a new number).
+func putNumber(tx *bolt.Tx, country, number []byte, old *numberRecord, r numberRecord) error {
+	byFree, err := tx.Bucket(bucketByFree).CreateBucketIfNotExists(country)
+	if err != nil {
+		return err
+	}
+	if old != nil && !old.retired {
+		if err := byFree.Delete(byFreeKey(old.freeAt, number)); err != nil {
+			return err
+		}
+	}
+	if !r.retired {
+		if err := byFree.Put(byFreeKey(r.freeAt, number), nil); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketPools).Bucket(country).Put(number, r.marshal())
+}
+
+// rebuildByFree derives the free index from the pools.
+func rebuildByFree(tx *bolt.Tx) error {
+	if tx.Bucket(bucketByFree) != nil {
+		if err := tx.DeleteBucket(bucketByFree); err != nil {
+			return err
+		}
+	}
+	root, err := tx.CreateBucket(bucketByFree)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketPools).ForEach(func(country, _ []byte) error {
+		byFree, err := root.CreateBucket(country)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPools).Bucket(country).ForEach(func(number, v []byte) error {
+			if r := unmarshalNumber(v); !r.retired {
+				return byFree.Put(byFreeKey(r.freeAt, number), nil)
+			}
+			return nil
+		})
+	})
 }
 
 // Get implements Store.
@@ -303,19 +349,20 @@ func (s *BoltStore) release(tx *bolt.Tx, t *Transfer, now time.Time) error {
 		return nil
 	}
 	key := []byte(t.PhoneNumber.TransferNumber)
-	r := unmarshalNumber(pool.Get(key))
-	if r.transferID != t.ID {
+	old := unmarshalNumber(pool.Get(key))
+	if old.transferID != t.ID {
 		return nil
 	}
 	end := now
 	if t.ExpiresAt.Before(end) {
 		end = t.ExpiresAt
 	}
+	r := old
 	if end.Before(r.heldUntil) {
 		r.heldUntil = end
 		r.freeAt = end.Add(s.quarantine)
 	}
-	return pool.Put(key, r.marshal())
+	return putNumber(tx, []byte(t.PhoneNumber.Country), key, &old, r)
 }
 
 // SetNumbers implements Store.
@@ -339,7 +386,7 @@ func (s *BoltStore) SetNumbers(ctx context.Context, pools map[string][]string, n
 		}
 		for _, country := range countries {
 			pool := root.Bucket(country)
-			var drop [][]byte
+			var drop, retire [][]byte
 			err := pool.ForEach(func(k, v []byte) error {
 				if wanted[string(k)] == string(country) {
 					return nil
@@ -349,13 +396,27 @@ func (s *BoltStore) SetNumbers(ctx context.Context, pools map[string][]string, n
 					drop = append(drop, bytes.Clone(k))
 					return nil
 				}
-				r.retired = true
-				return pool.Put(k, r.marshal())
+				retire = append(retire, bytes.Clone(k))
+				return nil
 			})
 			if err != nil {
 				return err
 			}
+			for _, k := range retire {
+				old := unmarshalNumber(pool.Get(k))
+				r := old
+				r.retired = true
+				if err := putNumber(tx, country, k, &old, r); err != nil {
+					return err
+				}
+			}
 			for _, k := range drop {
+				old := unmarshalNumber(pool.Get(k))
+				if !old.retired {
+					if err := tx.Bucket(bucketByFree).Bucket(country).Delete(byFreeKey(old.freeAt, k)); err != nil {
+						return err
+					}
+				}
 				if err := pool.Delete(k); err != nil {
 					return err
 				}
@@ -374,16 +435,17 @@ func (s *BoltStore) SetNumbers(ctx context.Context, pools map[string][]string, n
 				return fmt.Errorf("number %s is configured for %s and %s", n, prev, country)
 			}
 			if v := pool.Get([]byte(n)); v != nil {
-				r := unmarshalNumber(v)
-				if r.retired {
+				old := unmarshalNumber(v)
+				if old.retired {
+					r := old
 					r.retired = false
-					if err := pool.Put([]byte(n), r.marshal()); err != nil {
+					if err := putNumber(tx, []byte(country), []byte(n), &old, r); err != nil {
 						return err
 					}
 				}
 				continue
 			}
-			if err := pool.Put([]byte(n), numberRecord{}.marshal()); err != nil {
+			if err := putNumber(tx, []byte(country), []byte(n), nil, numberRecord{}); err != nil {
 				return err
 			}
 			if err := idx.Put([]byte(n), []byte(country)); err != nil {
