@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"strings"
@@ -168,6 +169,7 @@ type destination struct {
 	addr    string
 	rtp     *net.UDPConn
 	auth    *authenticator
+	tlsAddr string // host:port of its TLS listener, if any
 	mode    string // "answer", "busy", "ring" or "early" (183 with SDP, then 200 on release)
 	early   chan struct{}
 	release chan struct{}
@@ -185,7 +187,18 @@ type destination struct {
 
 func newDestination(t *testing.T, mode string, users map[string]string, algorithm string) *destination {
 	t.Helper()
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("test-destination"))
+	return newDestinationTLS(t, mode, users, algorithm, nil)
+}
+
+// newDestinationTLS is a destination that also listens for SIP over TLS
+// (d.tlsAddr) when conf is set.
+func newDestinationTLS(t *testing.T, mode string, users map[string]string, algorithm string, conf *tls.Config) *destination {
+	t.Helper()
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("test-destination")}
+	if conf != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(conf))
+	}
+	ua, _ := sipgo.NewUA(uaOpts...)
 	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -205,7 +218,20 @@ func newDestination(t *testing.T, mode string, users map[string]string, algorith
 			d.auth.algorithm = algorithm
 		}
 	}
-	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "dest", Host: "127.0.0.1", Port: port}}}
+	contact := sip.Uri{Scheme: "sip", User: "dest", Host: "127.0.0.1", Port: port}
+	if conf != nil {
+		l, err := tls.Listen("tcp", "127.0.0.1:0", conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.tlsAddr = l.Addr().String()
+		go func() { _ = srv.ServeTLS(l) }()
+		t.Cleanup(func() { l.Close() })
+		// In-dialog requests (the ACK, the BYE) must come back over TLS.
+		contact.Port = l.Addr().(*net.TCPAddr).Port
+		contact.UriParams = sip.HeaderParams{{K: "transport", V: "tls"}}
+	}
+	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.invites.Add(1)
 		d.mu.Lock()
@@ -575,4 +601,42 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 		t.Fatal("the destination got no BYE")
 	}
 	eventually(t, "bridge end recorded", func() bool { return !g.get("early").Return.BridgeEndedAt.IsZero() })
+}
+
+// TestInviteReturnOverTLS: a returnUri with transport=tls gets its INVITE
+// (and later its BYE) over TLS.
+func TestInviteReturnOverTLS(t *testing.T) {
+	conf, roots := selfSigned(t)
+	conf.RootCAs = roots // both sides present and trust the same test certificate
+	g := newGateway(t, func(c *Config) {
+		c.Listen = []string{"udp://127.0.0.1:0", "tls://127.0.0.1:0"}
+		c.TLS = conf
+		c.SRTP = SRTPOff // the test destination answers plain RTP
+	})
+	dest := newDestinationTLS(t, "answer", nil, "", conf)
+	g.createReturn("inv-tls", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.tlsAddr + ";transport=tls"})
+	p := newPhone(t)
+	c := p.MustAnswer(g.srv.TransferURI("inv-tls"), p.Offer("0 101"))
+	g.waitStatus("inv-tls", transfer.StatusOngoing)
+	c.SendDTMF('#')
+	select {
+	case <-dest.answer:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the return call never reached the TLS destination: %+v", g.get("inv-tls").Return)
+	}
+	dest.mu.Lock()
+	inv := dest.lastReq
+	dest.mu.Unlock()
+	if !strings.EqualFold(inv.Transport(), "TLS") {
+		t.Fatalf("return INVITE came over %s, want TLS", inv.Transport())
+	}
+	if r := g.waitReturn("inv-tls").Return; r.Result != transfer.ReturnSucceeded {
+		t.Fatalf("returnResult %+v", r)
+	}
+	c.Hangup() // Handoff hangs up the destination, over TLS
+	select {
+	case <-dest.byes:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the TLS destination got no BYE")
+	}
 }
