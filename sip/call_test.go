@@ -53,7 +53,7 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	number := tr.PhoneNumber.TransferNumber
 	c := p.MustAnswer("sip:"+number+"@"+g.addr, p.Offer("0 8 101"))
 
-	on := g.waitStatus("pn-1", transfer.StatusOngoing)
+	on := g.WaitStatus("pn-1", transfer.StatusOngoing)
 	if on.CallReceivedAt.IsZero() {
 		t.Fatal("callReceivedAt not set")
 	}
@@ -73,7 +73,7 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), transfer.EndAgentFinished) {
 		t.Fatalf("BYE Reason %v", r)
 	}
-	done := g.waitStatus("pn-1", transfer.StatusCompleted)
+	done := g.WaitStatus("pn-1", transfer.StatusCompleted)
 	if done.EndReason != transfer.EndAgentFinished || done.CompletedAt.IsZero() {
 		t.Fatalf("end %+v", done)
 	}
@@ -90,9 +90,9 @@ func TestSIPTransferByURIAndCallerHangup(t *testing.T) {
 	if !bytes.Contains(c.Dlg.InviteResponse.Body(), []byte("PCMA/8000")) {
 		t.Fatalf("answer did not pick PCMA:\n%s", c.Dlg.InviteResponse.Body())
 	}
-	g.waitStatus("sip-1", transfer.StatusOngoing)
+	g.WaitStatus("sip-1", transfer.StatusOngoing)
 	c.Hangup()
-	done := g.waitStatus("sip-1", transfer.StatusCompleted)
+	done := g.WaitStatus("sip-1", transfer.StatusCompleted)
 	if done.EndReason != transfer.EndCallerHangup {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
@@ -112,9 +112,9 @@ func TestSIPTransferByHeaderOverTCP(t *testing.T) {
 	if err := c.Dlg.Ack(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("sip-hdr", transfer.StatusOngoing)
+	g.WaitStatus("sip-hdr", transfer.StatusOngoing)
 	c.Hangup()
-	g.waitStatus("sip-hdr", transfer.StatusCompleted)
+	g.WaitStatus("sip-hdr", transfer.StatusCompleted)
 }
 
 func TestDelayedOffer(t *testing.T) {
@@ -135,7 +135,7 @@ func TestDelayedOffer(t *testing.T) {
 	if err := c.Dlg.WriteAck(context.Background(), ack); err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("late", transfer.StatusOngoing)
+	g.WaitStatus("late", transfer.StatusOngoing)
 	// Our answer chose PCMA: echo checks bytes through A-law.
 	for i := range 5 {
 		c.SendRTP(8, i == 0, pattern(i))
@@ -143,7 +143,7 @@ func TestDelayedOffer(t *testing.T) {
 	}
 	c.ReadRTP(10*time.Second, func(p *rtp.Packet) bool { return p.PayloadType == 8 })
 	c.Hangup()
-	g.waitStatus("late", transfer.StatusCompleted)
+	g.WaitStatus("late", transfer.StatusCompleted)
 }
 
 func TestRefusals(t *testing.T) {
@@ -151,7 +151,7 @@ func TestRefusals(t *testing.T) {
 	p := newPhone(t)
 	g.createSIP("busy")
 	first := p.MustAnswer(g.srv.TransferURI("busy"), p.Offer("0"))
-	g.waitStatus("busy", transfer.StatusOngoing)
+	g.WaitStatus("busy", transfer.StatusOngoing)
 
 	cases := []struct {
 		name string
@@ -176,12 +176,12 @@ func TestRefusals(t *testing.T) {
 	}
 	// The refused attempts left "fresh" ACTIVE and unclaimed, and the
 	// first call undisturbed.
-	if st := g.get("fresh").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+	if st := g.Get("fresh").StatusAt(g.svc.Now()); st != transfer.StatusActive {
 		t.Fatalf("refused INVITE changed fresh to %s", st)
 	}
 	expectEcho(t, first, 10)
 	first.Hangup()
-	g.waitStatus("busy", transfer.StatusCompleted)
+	g.WaitStatus("busy", transfer.StatusCompleted)
 	// An expired transfer is 404 too.
 	g.createSIP("old")
 	if _, err := g.svc.Store().Update(context.Background(), "old", g.svc.Now(), func(tr *transfer.Transfer) error {
@@ -215,7 +215,7 @@ func TestNumberForms(t *testing.T) {
 	tr := g.createPhone("tel-form")
 	p := newPhone(t)
 	c := p.MustAnswer("sip:"+strings.TrimPrefix(tr.PhoneNumber.TransferNumber, "+")+"@"+g.addr, p.Offer("0"))
-	g.waitStatus("tel-form", transfer.StatusOngoing)
+	g.WaitStatus("tel-form", transfer.StatusOngoing)
 	c.Hangup()
 }
 
@@ -258,13 +258,13 @@ func TestCancelBeforeAnswerLeavesTransferActive(t *testing.T) {
 	}
 	dlg.Close()
 	eventually(t, "cancelled call released", func() bool { return g.srv.ActiveCalls() == 0 && g.ports.InUse() == 0 })
-	tr := g.get("cancel-me")
+	tr := g.Get("cancel-me")
 	if tr.StatusAt(g.svc.Now()) != transfer.StatusActive || tr.Claim != nil {
 		t.Fatalf("after CANCEL: status %s claim %+v", tr.Status, tr.Claim)
 	}
 	// The IVR may retry at once.
 	c := p.MustAnswer(g.srv.TransferURI("cancel-me"), p.Offer("0"))
-	g.waitStatus("cancel-me", transfer.StatusOngoing)
+	g.WaitStatus("cancel-me", transfer.StatusOngoing)
 	c.Hangup()
 }
 
@@ -276,7 +276,7 @@ func TestUntrustedSourceIsForbidden(t *testing.T) {
 	if statusOf(err) != 403 {
 		t.Fatalf("untrusted INVITE: %v, want 403", err)
 	}
-	if g.ports.InUse() != 0 || g.get("guarded").Claim != nil {
+	if g.ports.InUse() != 0 || g.Get("guarded").Claim != nil {
 		t.Fatal("a refused INVITE took state")
 	}
 }
@@ -303,7 +303,7 @@ func TestDigestChallenge(t *testing.T) {
 	if err := c.Dlg.Ack(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("digest", transfer.StatusOngoing)
+	g.WaitStatus("digest", transfer.StatusOngoing)
 	c.Hangup()
 }
 
@@ -329,7 +329,7 @@ func TestHoldResumeAndMediaTimeout(t *testing.T) {
 	g.createSIP("hold")
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("hold"), p.Offer("0 101"))
-	g.waitStatus("hold", transfer.StatusOngoing)
+	g.WaitStatus("hold", transfer.StatusOngoing)
 	expectEcho(t, c, 5)
 
 	res := c.Reinvite(p.Offer("0 101", "a=sendonly"))
@@ -338,7 +338,7 @@ func TestHoldResumeAndMediaTimeout(t *testing.T) {
 	}
 	// On hold the caller sends nothing for several timeouts: the call stays.
 	time.Sleep(1500 * time.Millisecond)
-	if g.get("hold").Status != transfer.StatusOngoing {
+	if g.Get("hold").Status != transfer.StatusOngoing {
 		t.Fatal("call ended while on hold")
 	}
 	res = c.Reinvite(p.Offer("0 101", "a=sendrecv"))
@@ -348,7 +348,7 @@ func TestHoldResumeAndMediaTimeout(t *testing.T) {
 	expectEcho(t, c, 5)
 	// Now silence ends the call.
 	p.WaitBye()
-	done := g.waitStatus("hold", transfer.StatusCompleted)
+	done := g.WaitStatus("hold", transfer.StatusCompleted)
 	if done.EndReason != transfer.EndMediaTimeout {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
@@ -359,7 +359,7 @@ func TestUpdateAndInfoDTMF(t *testing.T) {
 	g.createSIP("info")
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("info"), p.Offer("0"))
-	g.waitStatus("info", transfer.StatusOngoing)
+	g.WaitStatus("info", transfer.StatusOngoing)
 
 	if res := c.Request(sip.UPDATE, "application/sdp", p.Offer("0", "a=inactive")); res.StatusCode != 200 || !bytes.Contains(res.Body(), []byte("a=inactive")) {
 		t.Fatalf("UPDATE hold: %d\n%s", res.StatusCode, res.Body())
@@ -376,7 +376,7 @@ func TestUpdateAndInfoDTMF(t *testing.T) {
 		t.Fatalf("INFO dtmf: %d", res.StatusCode)
 	}
 	p.WaitBye()
-	done := g.waitStatus("info", transfer.StatusCompleted)
+	done := g.WaitStatus("info", transfer.StatusCompleted)
 	if out := done.OutputContext; out == nil || out.TransferType != agent.TransferAgent || out.TransferVariables["digits"] != "7*" {
 		t.Fatalf("outputContext %+v", done.OutputContext)
 	}
@@ -400,7 +400,7 @@ func TestSessionTimer(t *testing.T) {
 		t.Fatalf("refresh: %d", res.StatusCode)
 	}
 	p.WaitBye()
-	if done := g.waitStatus("short", transfer.StatusCompleted); done.EndReason != EndSessionExpired {
+	if done := g.WaitStatus("short", transfer.StatusCompleted); done.EndReason != EndSessionExpired {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
 }
@@ -416,7 +416,7 @@ func TestNoAckHangsUpAndKeepsTransferActive(t *testing.T) {
 	_ = c // never ACKed
 	p.WaitBye()
 	eventually(t, "unacknowledged call released", func() bool { return g.srv.ActiveCalls() == 0 })
-	if tr := g.get("no-ack"); tr.StatusAt(g.svc.Now()) != transfer.StatusActive || tr.Claim != nil {
+	if tr := g.Get("no-ack"); tr.StatusAt(g.svc.Now()) != transfer.StatusActive || tr.Claim != nil {
 		t.Fatalf("after a missing ACK: %s %+v", tr.Status, tr.Claim)
 	}
 }
@@ -450,7 +450,7 @@ func TestOptionsAndDrain(t *testing.T) {
 	// The call in progress carries on through the drain and ends normally.
 	expectEcho(t, c, 5)
 	c.Hangup()
-	if done := g.waitStatus("during-drain", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
+	if done := g.WaitStatus("during-drain", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
 }
@@ -460,14 +460,14 @@ func TestShutdownDeadlineHangsUpCalls(t *testing.T) {
 	g.createSIP("long")
 	p := newPhone(t)
 	p.MustAnswer(g.srv.TransferURI("long"), p.Offer("0"))
-	g.waitStatus("long", transfer.StatusOngoing)
+	g.WaitStatus("long", transfer.StatusOngoing)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = g.srv.Shutdown(ctx) })
 	p.WaitBye()
 	wg.Wait()
-	if done := g.get("long"); done.Status != transfer.StatusCompleted || done.EndReason != transfer.EndShutdown {
+	if done := g.Get("long"); done.Status != transfer.StatusCompleted || done.EndReason != transfer.EndShutdown {
 		t.Fatalf("after shutdown: %s %q", done.Status, done.EndReason)
 	}
 }

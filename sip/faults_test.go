@@ -53,10 +53,10 @@ func TestLostInviteAckAndByeAreRetransmitted(t *testing.T) {
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("lossy"), p.Offer("0"))
 	// The first ACK was lost: our 200 is retransmitted and the phone ACKs again.
-	g.waitStatus("lossy", transfer.StatusOngoing)
+	g.WaitStatus("lossy", transfer.StatusOngoing)
 	expectEcho(t, c, 5)
 	c.Hangup() // the first BYE is lost too; its retransmission ends the call
-	if done := g.waitStatus("lossy", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
+	if done := g.WaitStatus("lossy", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
 	if n := lossy.dropped.Load(); n != 3 {
@@ -168,7 +168,7 @@ func TestFivePercentLossAndReordering(t *testing.T) {
 	g.createSIP("netem")
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("netem"), p.Offer("0"))
-	g.waitStatus("netem", transfer.StatusOngoing)
+	g.WaitStatus("netem", transfer.StatusOngoing)
 	relay := newLossyRelay(t, c.Remote, 5, 5)
 	c.Remote = relay.addr() // the phone now talks through the relay
 
@@ -209,7 +209,7 @@ func TestFivePercentLossAndReordering(t *testing.T) {
 		t.Fatalf("the relay lost %d and reordered %d packets; the test proved nothing", relay.lost.Load(), relay.reorders.Load())
 	}
 	c.Hangup()
-	g.waitStatus("netem", transfer.StatusCompleted)
+	g.WaitStatus("netem", transfer.StatusCompleted)
 }
 
 // flakyStore fails every write while down.
@@ -235,7 +235,7 @@ func TestStoreOutageMidCallLosesNothing(t *testing.T) {
 	g.createSIP("outage")
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("outage"), p.Offer("0"))
-	g.waitStatus("outage", transfer.StatusOngoing)
+	g.WaitStatus("outage", transfer.StatusOngoing)
 
 	flaky.down.Store(true)
 	expectEcho(t, c, 10) // media does not need the store
@@ -243,7 +243,7 @@ func TestStoreOutageMidCallLosesNothing(t *testing.T) {
 	c.Hangup()
 	eventually(t, "the end was tried while the store was down", func() bool { return flaky.hits.Load() > 1 })
 	flaky.down.Store(false)
-	if done := g.waitStatus("outage", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
+	if done := g.WaitStatus("outage", transfer.StatusCompleted); done.EndReason != transfer.EndCallerHangup {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
 }

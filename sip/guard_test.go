@@ -55,7 +55,7 @@ func TestFloodLimitPerSource(t *testing.T) {
 	if statusOf(err) != 503 || !errorsAs(err, &rejected) || rejected.Res.GetHeader("Retry-After") == nil {
 		t.Fatalf("INVITE over the limit: %v, want 503 with Retry-After", err)
 	}
-	if g.ports.InUse() != 0 || g.get("flooded").Claim != nil {
+	if g.ports.InUse() != 0 || g.Get("flooded").Claim != nil {
 		t.Fatal("a rate-limited INVITE took state")
 	}
 	// Another source is not affected.
@@ -97,7 +97,7 @@ func TestChallengedInviteTakesNoResources(t *testing.T) {
 			t.Fatalf("unauthenticated INVITE: %v", err)
 		}
 	}
-	if g.ports.InUse() != 0 || g.srv.ActiveCalls() != 0 || g.get("challenged").Claim != nil {
+	if g.ports.InUse() != 0 || g.srv.ActiveCalls() != 0 || g.Get("challenged").Claim != nil {
 		t.Fatal("unauthenticated INVITEs took ports, calls or the transfer")
 	}
 }
@@ -109,7 +109,7 @@ func TestNoRTPBleed(t *testing.T) {
 	g.createSIP("bleed")
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("bleed"), p.Offer("0"))
-	g.waitStatus("bleed", transfer.StatusOngoing)
+	g.WaitStatus("bleed", transfer.StatusOngoing)
 	expectEcho(t, c, 5) // latched on the phone's socket
 
 	intruder, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -176,14 +176,14 @@ func TestCallOverTLS(t *testing.T) {
 	g.createSIP("secure")
 	p := newTLSPhone(t, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 	c := p.MustAnswer("sip:secure@"+tlsAddr+";transport=tls", p.Offer("0"))
-	g.waitStatus("secure", transfer.StatusOngoing)
+	g.WaitStatus("secure", transfer.StatusOngoing)
 	if ct := c.Dlg.InviteResponse.Contact(); ct == nil || ct.Address.UriParams == nil {
 		t.Fatalf("200 OK Contact lacks transport=tls: %v", ct)
 	} else if tp, _ := ct.Address.UriParams.Get("transport"); tp != "tls" {
 		t.Fatalf("200 OK Contact transport %q", tp)
 	}
 	c.Hangup()
-	g.waitStatus("secure", transfer.StatusCompleted)
+	g.WaitStatus("secure", transfer.StatusCompleted)
 }
 
 // newTLSPhone is a phone whose UA can dial TLS.

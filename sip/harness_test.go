@@ -3,7 +3,6 @@ package sip
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -34,12 +33,13 @@ var answerNone = sipgo.AnswerOptions{}
 
 // gateway is a Handoff SIP server on loopback with its own store.
 type gateway struct {
-	t     *testing.T
-	svc   *transfer.Service
-	srv   *Server
-	ports *media.PortPool
-	addr  string // udp host:port
-	tcp   string // tcp host:port
+	siptest.Transfers // the transfers, read as their owner "ivr"
+	t                 *testing.T
+	svc               *transfer.Service
+	srv               *Server
+	ports             *media.PortPool
+	addr              string // udp host:port
+	tcp               string // tcp host:port
 }
 
 type gatewayOption func(*Config)
@@ -87,7 +87,7 @@ func newGatewayOn(t *testing.T, wrap func(transfer.Store) transfer.Store, opts .
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, svc: svc, srv: srv, ports: ports}
+	g := &gateway{Transfers: siptest.Transfers{T: t, Svc: svc, Owner: "ivr"}, t: t, svc: svc, srv: srv, ports: ports}
 	for _, a := range srv.Addrs() {
 		network, hp, _ := strings.Cut(a, "://")
 		if network == "udp" {
@@ -131,27 +131,6 @@ func (g *gateway) createSIP(id string) *transfer.Transfer {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	return tr
-}
-
-func (g *gateway) get(id string) *transfer.Transfer {
-	g.t.Helper()
-	tr, err := g.svc.Get(context.Background(), "ivr", id)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	return tr
-}
-
-// waitStatus polls until the transfer reaches status (the call's goroutine
-// records the end after the BYE exchange).
-func (g *gateway) waitStatus(id string, want transfer.Status) *transfer.Transfer {
-	g.t.Helper()
-	var tr *transfer.Transfer
-	eventually(g.t, fmt.Sprintf("transfer %s reaches %s", id, want), func() bool {
-		tr = g.get(id)
-		return tr.StatusAt(g.svc.Now()) == want
-	})
 	return tr
 }
 

@@ -30,7 +30,7 @@ func TestAbsurdSDPIsRefusedWith488(t *testing.T) {
 	if w == nil || !strings.Contains(w.Value(), "m= lines") {
 		t.Fatalf("Warning %v", w)
 	}
-	if st := g.get("many-m").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+	if st := g.Get("many-m").StatusAt(g.svc.Now()); st != transfer.StatusActive {
 		t.Fatalf("transfer %s after the refusal", st)
 	}
 }
@@ -45,7 +45,7 @@ func TestHeadersModeBounds(t *testing.T) {
 		hdrs = append(hdrs, sip.NewHeader(fmt.Sprintf("%sv%03d", hdrVarPrefix, i), strings.Repeat("%41", 100)))
 	}
 	c := p.MustAnswer("sip:agent@"+g.tcp+";transport=tcp", p.Offer("0"), hdrs...) // too large for UDP
-	tr := g.get("bounds-1")
+	tr := g.Get("bounds-1")
 	c.Hangup()
 	in := tr.InputContext
 	if in == nil || len(in.InputVariables) != maxHeaderVars || len(in.TaskName) != maxHeaderValueLen {

@@ -41,7 +41,7 @@ func referCall(t *testing.T, g *gateway, id string, answer int) (*call, chan *si
 		refers <- req
 	})
 	c := p.MustAnswer(g.srv.TransferURI(id), p.Offer("0 101"))
-	g.waitStatus(id, transfer.StatusOngoing)
+	g.WaitStatus(id, transfer.StatusOngoing)
 	c.SendDTMF('5')
 	c.SendDTMF('#')
 	return c, refers
@@ -58,17 +58,6 @@ func waitRefer(t *testing.T, refers chan *sip.Request) *sip.Request {
 	}
 }
 
-// waitReturn polls until the transfer records its return.
-func (g *gateway) waitReturn(id string) *transfer.Transfer {
-	g.t.Helper()
-	var tr *transfer.Transfer
-	eventually(g.t, "return of "+id+" recorded", func() bool {
-		tr = g.get(id)
-		return tr.Return != nil && tr.Return.Result != ""
-	})
-	return tr
-}
-
 func TestReferReturnSucceeds(t *testing.T) {
 	g := newGateway(t)
 	c, refers := referCall(t, g, "refer-ok", 202)
@@ -83,14 +72,14 @@ func TestReferReturnSucceeds(t *testing.T) {
 		t.Error("REFER without Referred-By")
 	}
 	// The transfer is COMPLETED with the outcome as soon as the agent is done.
-	done := g.waitStatus("refer-ok", transfer.StatusCompleted)
+	done := g.WaitStatus("refer-ok", transfer.StatusCompleted)
 	if done.OutputContext == nil || done.OutputContext.TransferVariables["digits"] != "5" {
 		t.Fatalf("outputContext %+v", done.OutputContext)
 	}
 	c.Notify("SIP/2.0 100 Trying", "active;expires=60")
 	c.Notify("SIP/2.0 200 OK", "terminated;reason=noresource")
 	c.P.WaitBye()
-	r := g.waitReturn("refer-ok").Return
+	r := g.WaitReturn("refer-ok").Return
 	if r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded || r.SIPCode != 200 || r.Fallback != "" {
 		t.Fatalf("returnResult %+v", r)
 	}
@@ -101,7 +90,7 @@ func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
 	c, refers := referCall(t, g, "refer-603", 603)
 	waitRefer(t, refers)
 	c.P.WaitBye()
-	r := g.waitReturn("refer-603").Return
+	r := g.WaitReturn("refer-603").Return
 	if r.Result != transfer.ReturnFailed || r.SIPCode != 603 || r.Fallback != transfer.ReturnBye {
 		t.Fatalf("returnResult %+v", r)
 	}
@@ -129,7 +118,7 @@ func TestReferReturnFailures(t *testing.T) {
 				c.Notify(f, state)
 			}
 			c.P.WaitBye()
-			r := g.waitReturn("refer-fail").Return
+			r := g.WaitReturn("refer-fail").Return
 			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || !strings.Contains(r.Reason, tc.reason) || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
 			}
@@ -386,7 +375,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	})
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("inv"), p.Offer("0 101"))
-	g.waitStatus("inv", transfer.StatusOngoing)
+	g.WaitStatus("inv", transfer.StatusOngoing)
 	c.SendDTMF('7')
 	c.SendDTMF('#')
 
@@ -410,7 +399,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	if inv.GetHeader("P-Asserted-Identity") == nil || inv.From().Address.User != c.Dlg.InviteRequest.From().Address.User {
 		t.Fatalf("return INVITE does not present the caller: From %v", inv.From())
 	}
-	g.waitReturn("inv")
+	g.WaitReturn("inv")
 
 	// Caller -> destination: μ-law in, A-law out, same audio.
 	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
@@ -463,8 +452,8 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 		t.Fatalf("destination BYE: %v", err)
 	}
 	p.WaitBye()
-	eventually(t, "bridge end recorded", func() bool { return !g.get("inv").Return.BridgeEndedAt.IsZero() })
-	r := g.get("inv")
+	eventually(t, "bridge end recorded", func() bool { return !g.Get("inv").Return.BridgeEndedAt.IsZero() })
+	r := g.Get("inv")
 	if r.Status != transfer.StatusCompleted || r.Return.Result != transfer.ReturnSucceeded || r.Return.SIPCode != 200 || r.Return.Method != transfer.ReturnInvite {
 		t.Fatalf("transfer %s return %+v", r.Status, r.Return)
 	}
@@ -495,7 +484,7 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 			g.createReturn("inv-fail", ret)
 			p := newPhone(t)
 			c := p.MustAnswer(g.srv.TransferURI("inv-fail"), p.Offer("0 101"))
-			g.waitStatus("inv-fail", transfer.StatusOngoing)
+			g.WaitStatus("inv-fail", transfer.StatusOngoing)
 			c.SendDTMF('#')
 			if tc.mode == "ring" {
 				// While the return call rings (180), the caller hears ringback.
@@ -505,7 +494,7 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 				c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
 			}
 			p.WaitBye()
-			r := g.waitReturn("inv-fail").Return
+			r := g.WaitReturn("inv-fail").Return
 			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
 			}
@@ -528,7 +517,7 @@ func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
 		sip.NewHeader("X-Handoff-Task", "Billing"),
 		sip.NewHeader("X-Handoff-Var-account", "A%2042"),
 		sip.NewHeader("X-Handoff-Return-Uri", "<sip:ivr-back@127.0.0.1:5999>"))
-	tr := g.waitStatus("hdr-1", transfer.StatusOngoing)
+	tr := g.WaitStatus("hdr-1", transfer.StatusOngoing)
 	if tr.InputContext == nil || tr.InputContext.TaskName != "Billing" || tr.InputContext.InputVariables["account"] != "A 42" {
 		t.Fatalf("inputContext from headers %+v", tr.InputContext)
 	}
@@ -542,7 +531,7 @@ func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
 	}
 	c.Notify("SIP/2.0 200 OK", "terminated")
 	p.WaitBye()
-	if r := g.waitReturn("hdr-1").Return; r.Result != transfer.ReturnSucceeded {
+	if r := g.WaitReturn("hdr-1").Return; r.Result != transfer.ReturnSucceeded {
 		t.Fatalf("returnResult %+v", r)
 	}
 	// A static-URI INVITE with the mode off is simply unknown.
@@ -558,7 +547,7 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	g.createReturn("early", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("early"), p.Offer("0 101"))
-	g.waitStatus("early", transfer.StatusOngoing)
+	g.WaitStatus("early", transfer.StatusOngoing)
 	c.SendDTMF('#')
 	select {
 	case <-dest.early:
@@ -593,14 +582,14 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the return call was not answered")
 	}
-	g.waitReturn("early")
+	g.WaitReturn("early")
 	c.Hangup() // the caller hangs up: Handoff hangs up the destination
 	select {
 	case <-dest.byes:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the destination got no BYE")
 	}
-	eventually(t, "bridge end recorded", func() bool { return !g.get("early").Return.BridgeEndedAt.IsZero() })
+	eventually(t, "bridge end recorded", func() bool { return !g.Get("early").Return.BridgeEndedAt.IsZero() })
 }
 
 // TestInviteReturnOverTLS: a returnUri with transport=tls gets its INVITE
@@ -617,12 +606,12 @@ func TestInviteReturnOverTLS(t *testing.T) {
 	g.createReturn("inv-tls", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.tlsAddr + ";transport=tls"})
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("inv-tls"), p.Offer("0 101"))
-	g.waitStatus("inv-tls", transfer.StatusOngoing)
+	g.WaitStatus("inv-tls", transfer.StatusOngoing)
 	c.SendDTMF('#')
 	select {
 	case <-dest.answer:
 	case <-time.After(15 * time.Second):
-		t.Fatalf("the return call never reached the TLS destination: %+v", g.get("inv-tls").Return)
+		t.Fatalf("the return call never reached the TLS destination: %+v", g.Get("inv-tls").Return)
 	}
 	dest.mu.Lock()
 	inv := dest.lastReq
@@ -630,7 +619,7 @@ func TestInviteReturnOverTLS(t *testing.T) {
 	if !strings.EqualFold(inv.Transport(), "TLS") {
 		t.Fatalf("return INVITE came over %s, want TLS", inv.Transport())
 	}
-	if r := g.waitReturn("inv-tls").Return; r.Result != transfer.ReturnSucceeded {
+	if r := g.WaitReturn("inv-tls").Return; r.Result != transfer.ReturnSucceeded {
 		t.Fatalf("returnResult %+v", r)
 	}
 	c.Hangup() // Handoff hangs up the destination, over TLS

@@ -193,7 +193,7 @@ func TestSRTPCall(t *testing.T) {
 	if theirs.Suite != ours.Suite || theirs.Key == ours.Key {
 		t.Fatalf("gateway key %v", theirs)
 	}
-	g.waitStatus("srtp-1", transfer.StatusOngoing)
+	g.WaitStatus("srtp-1", transfer.StatusOngoing)
 	l := newSRTPLeg(t, p.RTP, c.Remote, ours, theirs)
 	srtpEcho(t, l, 0, 10)
 
@@ -237,7 +237,7 @@ func TestSRTPCall(t *testing.T) {
 	srtpEcho(t, l, 60, 10)
 
 	c.Hangup()
-	g.waitStatus("srtp-1", transfer.StatusCompleted)
+	g.WaitStatus("srtp-1", transfer.StatusCompleted)
 	for _, k := range []media.SRTPKey{ours, theirs, ours2, theirs2} {
 		if b64 := base64.StdEncoding.EncodeToString(k.Key[:]); strings.Contains(logs.String(), b64[:20]) {
 			t.Fatal("an SRTP key appeared in the logs")
@@ -286,7 +286,7 @@ func TestSRTPPolicy(t *testing.T) {
 				if w := warningOf(err); !strings.Contains(w, tc.warning) {
 					t.Fatalf("Warning %q, want %q", w, tc.warning)
 				}
-				if st := g.get("pol").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+				if st := g.Get("pol").StatusAt(g.svc.Now()); st != transfer.StatusActive {
 					t.Fatalf("refused INVITE left the transfer %s", st)
 				}
 				return
@@ -302,9 +302,9 @@ func TestSRTPPolicy(t *testing.T) {
 			if d.SRTP() != tc.srtp || (len(d.Crypto) == 1) != tc.srtp {
 				t.Fatalf("answer SRTP = %v, want %v:\n%s", d.SRTP(), tc.srtp, c.Dlg.InviteResponse.Body())
 			}
-			g.waitStatus("pol", transfer.StatusOngoing)
+			g.WaitStatus("pol", transfer.StatusOngoing)
 			c.Hangup()
-			g.waitStatus("pol", transfer.StatusCompleted)
+			g.WaitStatus("pol", transfer.StatusCompleted)
 		})
 	}
 	if _, err := New(Config{Listen: []string{"udp://127.0.0.1:0"}, SRTP: "mandatory", Ports: &media.PortPool{}, Pipeline: agent.Loopback{}}, nil, nil); err == nil {
@@ -332,10 +332,10 @@ func TestSRTPRequiredDelayedOffer(t *testing.T) {
 	if err := c.Dlg.WriteAck(t.Context(), ack); err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("late-srtp", transfer.StatusOngoing)
+	g.WaitStatus("late-srtp", transfer.StatusOngoing)
 	srtpEcho(t, newSRTPLeg(t, p.RTP, c.Remote, ours, theirs), 0, 10)
 	c.Hangup()
-	g.waitStatus("late-srtp", transfer.StatusCompleted)
+	g.WaitStatus("late-srtp", transfer.StatusCompleted)
 }
 
 func TestReturnOfferSRTP(t *testing.T) {
@@ -370,7 +370,7 @@ func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 	ours := media.NewSRTPKey(3, media.AESCM128HMACSHA180)
 	c := p.MustAnswer(g.srv.TransferURI("mix"), srtpOffer(p, ours, "0 101"))
 	caller := newSRTPLeg(t, p.RTP, c.Remote, ours, gatewayKey(t, c.Dlg.InviteResponse.Body(), 3))
-	g.waitStatus("mix", transfer.StatusOngoing)
+	g.WaitStatus("mix", transfer.StatusOngoing)
 	caller.sendDTMF(11) // '#': the loopback agent finishes and returns the call
 
 	select {
@@ -384,7 +384,7 @@ func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 	if offer.SRTP() {
 		t.Fatal("plain sip: destination was offered SRTP under the optional policy")
 	}
-	g.waitReturn("mix")
+	g.WaitReturn("mix")
 	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
 	bridgeAudio(t, caller.sendAudio, caller.read, destCall, nil)
 	c.Hangup()
@@ -414,7 +414,7 @@ func TestInviteReturnSRTPRequired(t *testing.T) {
 	ours := media.NewSRTPKey(1, media.AESCM128HMACSHA180)
 	c := p.MustAnswer(g.srv.TransferURI("both"), srtpOffer(p, ours, "0 101"))
 	caller := newSRTPLeg(t, p.RTP, c.Remote, ours, gatewayKey(t, c.Dlg.InviteResponse.Body(), 1))
-	g.waitStatus("both", transfer.StatusOngoing)
+	g.WaitStatus("both", transfer.StatusOngoing)
 	caller.sendDTMF(11)
 	select {
 	case <-dest.answer:
@@ -428,7 +428,7 @@ func TestInviteReturnSRTPRequired(t *testing.T) {
 	if gwKey.Suite != media.AESCM128HMACSHA180 {
 		t.Fatalf("return offer suite %s", gwKey.Suite)
 	}
-	g.waitReturn("both")
+	g.WaitReturn("both")
 	destKey.Tag = 1
 	destLeg := newSRTPLeg(t, dest.rtp, net.UDPAddrFromAddrPort(offer.Addr), destKey, gwKey)
 	bridgeAudio(t, caller.sendAudio, caller.read, nil, destLeg)

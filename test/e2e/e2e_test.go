@@ -78,7 +78,7 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("e2e-refer", transfer.StatusOngoing)
+	g.WaitStatus("e2e-refer", transfer.StatusOngoing)
 
 	// Echo: the caller's frames come back unchanged.
 	want := pattern(7)
@@ -97,7 +97,7 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 			t.Errorf("Refer-To %q lacks %q", referTo, s)
 		}
 	}
-	tr := g.waitStatus("e2e-refer", transfer.StatusCompleted)
+	tr := g.WaitStatus("e2e-refer", transfer.StatusCompleted)
 	out := tr.OutputContext
 	if out == nil || out.TransferType != "SYSTEM" || out.CurrentTaskName != "Billing" ||
 		out.TransferVariables["digits"] != "5" || out.ReferenceVariables["reason"] != "caller_pressed_hash" {
@@ -108,7 +108,7 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	}
 	c.Notify("SIP/2.0 200 OK", "terminated;reason=noresource")
 	p.WaitBye()
-	if r := g.waitReturn("e2e-refer").Return; r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded {
+	if r := g.WaitReturn("e2e-refer").Return; r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded {
 		t.Fatalf("returnResult %+v", r)
 	}
 	if n := collect(t, g.metrics, "handoff_agent_messages_total", map[string]string{"direction": "in", "type": "handoff.complete"}); n != 1 {
@@ -129,7 +129,7 @@ func TestBargeInClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("e2e-barge", transfer.StatusOngoing)
+	g.WaitStatus("e2e-barge", transfer.StatusOngoing)
 
 	// A loud frame (a 1 kHz tone at -10 dBFS) that survives the echo.
 	pcm := make([]int16, 160)
@@ -180,7 +180,7 @@ func TestBargeInClear(t *testing.T) {
 	if err := c.Dlg.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("e2e-barge", transfer.StatusCompleted)
+	g.WaitStatus("e2e-barge", transfer.StatusCompleted)
 }
 
 // An agent that cannot be reached: the INVITE gets 503 with Retry-After
@@ -203,7 +203,7 @@ func TestAgentUnreachable(t *testing.T) {
 	if h := res.GetHeader("Retry-After"); h == nil {
 		t.Error("503 without Retry-After")
 	}
-	if st := g.get("e2e-503").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+	if st := g.Get("e2e-503").StatusAt(g.svc.Now()); st != transfer.StatusActive {
 		t.Fatalf("transfer %s after 503, want ACTIVE", st)
 	}
 	if n := collect(t, g.metrics, "handoff_agent_connect_failures_total", nil); n != 1 {
@@ -260,7 +260,7 @@ func TestAgentDropsMidCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("e2e-drop", transfer.StatusOngoing)
+	g.WaitStatus("e2e-drop", transfer.StatusOngoing)
 	c.SendAudio(pattern(1))
 	close(drop)
 
@@ -268,7 +268,7 @@ func TestAgentDropsMidCall(t *testing.T) {
 	if rt := req.GetHeader("Refer-To").Value(); !strings.Contains(rt, "X-Handoff-Transfer-Type=AGENT") {
 		t.Errorf("Refer-To %q: want transfer type AGENT", rt)
 	}
-	tr := g.waitStatus("e2e-drop", transfer.StatusCompleted)
+	tr := g.WaitStatus("e2e-drop", transfer.StatusCompleted)
 	if out := tr.OutputContext; out == nil || out.TransferType != "AGENT" || out.ReferenceVariables["reason"] != agent.ReasonAgentDisconnected || out.CurrentTaskName != "Billing" {
 		t.Fatalf("outputContext %+v", tr.OutputContext)
 	}
@@ -277,7 +277,7 @@ func TestAgentDropsMidCall(t *testing.T) {
 	}
 	c.Notify("SIP/2.0 200 OK", "terminated;reason=noresource")
 	p.WaitBye()
-	g.waitReturn("e2e-drop")
+	g.WaitReturn("e2e-drop")
 }
 
 // A slow agent that reads nothing: the caller keeps hearing RTP (silence)
@@ -291,7 +291,7 @@ func TestSlowAgentRTPFlows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.waitStatus("e2e-slow", transfer.StatusOngoing)
+	g.WaitStatus("e2e-slow", transfer.StatusOngoing)
 	stop := make(chan struct{})
 	talking := talk(c, stop, func() []byte { return pattern(3) })
 	n := 0
@@ -303,7 +303,7 @@ func TestSlowAgentRTPFlows(t *testing.T) {
 	if err := c.Dlg.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if tr := g.waitStatus("e2e-slow", transfer.StatusCompleted); tr.EndReason != transfer.EndCallerHangup {
+	if tr := g.WaitStatus("e2e-slow", transfer.StatusCompleted); tr.EndReason != transfer.EndCallerHangup {
 		t.Errorf("endReason %q", tr.EndReason)
 	}
 }
@@ -332,7 +332,7 @@ func TestMalformedAgentMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WaitBye()
-	tr := g.waitStatus("e2e-bad", transfer.StatusCompleted)
+	tr := g.WaitStatus("e2e-bad", transfer.StatusCompleted)
 	if out := tr.OutputContext; out == nil || out.TransferType != "SYSTEM" || out.CurrentTaskName != "Done" {
 		t.Fatalf("outputContext %+v", out)
 	}

@@ -6,7 +6,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -60,10 +59,11 @@ func refAgent(t *testing.T, opts refagent.Options) string {
 // gateway is a Handoff SIP server on loopback with its own store, linked
 // to an agent over WebSocket.
 type gateway struct {
-	t       *testing.T
-	svc     *transfer.Service
-	srv     *hsip.Server
-	metrics *agent.Metrics
+	siptest.Transfers // the transfers, read as their owner "ivr"
+	t                 *testing.T
+	svc               *transfer.Service
+	srv               *hsip.Server
+	metrics           *agent.Metrics
 }
 
 func newGateway(t *testing.T, ws *agent.WebSocket) *gateway {
@@ -77,7 +77,7 @@ func newGateway(t *testing.T, ws *agent.WebSocket) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, svc: svc, metrics: agent.NewMetrics(nil)}
+	g := &gateway{Transfers: siptest.Transfers{T: t, Svc: svc, Owner: "ivr"}, t: t, svc: svc, metrics: agent.NewMetrics(nil)}
 	ws.Logger = quiet
 	ws.Metrics = g.metrics
 	srv, err := hsip.New(hsip.Config{
@@ -123,35 +123,6 @@ func (g *gateway) create(id string, ret transfer.ReturnType) {
 	}); err != nil {
 		g.t.Fatal(err)
 	}
-}
-
-func (g *gateway) get(id string) *transfer.Transfer {
-	g.t.Helper()
-	tr, err := g.svc.Get(context.Background(), "ivr", id)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	return tr
-}
-
-func (g *gateway) waitStatus(id string, want transfer.Status) *transfer.Transfer {
-	g.t.Helper()
-	var tr *transfer.Transfer
-	eventually(g.t, fmt.Sprintf("transfer %s reaches %s", id, want), func() bool {
-		tr = g.get(id)
-		return tr.StatusAt(g.svc.Now()) == want
-	})
-	return tr
-}
-
-func (g *gateway) waitReturn(id string) *transfer.Transfer {
-	g.t.Helper()
-	var tr *transfer.Transfer
-	eventually(g.t, "return of "+id+" recorded", func() bool {
-		tr = g.get(id)
-		return tr.Return != nil && tr.Return.Result != ""
-	})
-	return tr
 }
 
 var eventually = siptest.Eventually

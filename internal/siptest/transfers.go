@@ -1,0 +1,50 @@
+package siptest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/handoff/handoff/transfer"
+)
+
+// Transfers reads the transfers a test's calls change, as the owner that
+// created them, and waits for what the calls' goroutines record.
+type Transfers struct {
+	T     testing.TB
+	Svc   *transfer.Service
+	Owner string
+}
+
+// Get returns the transfer id, failing the test if it cannot.
+func (x Transfers) Get(id string) *transfer.Transfer {
+	x.T.Helper()
+	tr, err := x.Svc.Get(context.Background(), x.Owner, id)
+	if err != nil {
+		x.T.Fatal(err)
+	}
+	return tr
+}
+
+// WaitStatus polls until the transfer reads want (a call's end is recorded
+// after its BYE exchange).
+func (x Transfers) WaitStatus(id string, want transfer.Status) *transfer.Transfer {
+	x.T.Helper()
+	var tr *transfer.Transfer
+	Eventually(x.T, fmt.Sprintf("transfer %s reaches %s", id, want), func() bool {
+		tr = x.Get(id)
+		return tr.StatusAt(x.Svc.Now()) == want
+	})
+	return tr
+}
+
+// WaitReturn polls until the transfer records how its call was handed back.
+func (x Transfers) WaitReturn(id string) *transfer.Transfer {
+	x.T.Helper()
+	var tr *transfer.Transfer
+	Eventually(x.T, "return of "+id+" recorded", func() bool {
+		tr = x.Get(id)
+		return tr.Return != nil && tr.Return.Result != ""
+	})
+	return tr
+}
