@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -16,27 +14,7 @@ import (
 // transfers it had acknowledged are all still there.
 func TestCallKilledMidwayEndsAfterRestart(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sipPort := testenv.FreeUDPPort(t)
-	cfgPath := filepath.Join(dir, "handoff.yaml")
-	cfg := fmt.Sprintf(`
-http:
-  listen: 127.0.0.1:0
-auth:
-  credentials:
-    - {id: %s, secret: %s}
-store:
-  path: %s
-node:
-  id: node-crash
-sip:
-  listen: [udp://127.0.0.1:%d]
-media:
-  rtp_ports: 43100-43199
-`, ivr.id, ivr.secret, filepath.Join(dir, "data", "handoff.db"), sipPort)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, _ := writeCallConfig(t, "43100-43199", "node:\n  id: node-crash\n")
 	p := startHandoff(t, "", nil, "-config", cfgPath)
 	p.create(ivr, sipTransfer("waiting", nil))
 	created := p.create(ivr, sipTransfer("killed-call", nil))

@@ -200,6 +200,33 @@ func TestSIGHUPReloadsCredentialsPoolsAndLevel(t *testing.T) {
 	}
 }
 
+// writeCallConfig writes the configuration of a process that takes calls:
+// the ivr credential, a store in a temporary directory, SIP on a free
+// loopback UDP port (returned), the RTP range rtpPorts, and extra YAML.
+func writeCallConfig(t *testing.T, rtpPorts, extra string) (path string, sipPort int) {
+	t.Helper()
+	dir := t.TempDir()
+	sipPort = testenv.FreeUDPPort(t)
+	path = filepath.Join(dir, "handoff.yaml")
+	cfg := fmt.Sprintf(`
+http:
+  listen: 127.0.0.1:0
+auth:
+  credentials:
+    - {id: %s, secret: %s}
+store:
+  path: %s
+sip:
+  listen: [udp://127.0.0.1:%d]
+media:
+  rtp_ports: %s
+%s`, ivr.id, ivr.secret, filepath.Join(dir, "data", "handoff.db"), sipPort, rtpPorts, extra)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, sipPort
+}
+
 // connect places an answered call from c to the SIP transfer created, checks
 // audio comes back over that many 20 ms frames, and waits until the transfer
 // is ONGOING. It returns the dialog, where to send RTP and the RTP sequence.
@@ -377,27 +404,7 @@ func (c *caller) exchangeAudio(remote *net.UDPAddr, seq *uint16, frames int) int
 // caller's hang-up.
 func TestCallSurvivesDrain(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sipPort := testenv.FreeUDPPort(t)
-	cfgPath := filepath.Join(dir, "handoff.yaml")
-	cfg := fmt.Sprintf(`
-http:
-  listen: 127.0.0.1:0
-auth:
-  credentials:
-    - {id: %s, secret: %s}
-store:
-  path: %s
-sip:
-  listen: [udp://127.0.0.1:%d]
-media:
-  rtp_ports: 43000-43099
-drain:
-  timeout: 60s
-`, ivr.id, ivr.secret, filepath.Join(dir, "data", "handoff.db"), sipPort)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, sipPort := writeCallConfig(t, "43000-43099", "drain:\n  timeout: 60s\n")
 	p := startHandoff(t, "", nil, "-config", cfgPath)
 	c := newCaller(t)
 	if res := c.options(sipPort); res.StatusCode != 200 {
