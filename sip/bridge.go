@@ -110,7 +110,11 @@ func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResu
 		return
 	}
 	if err := r.dlg.Ack(context.Background()); err != nil {
-		c.log.Warn("ACK of the return call failed", "err", err)
+		// The destination answered but cannot be confirmed: a bridge would
+		// carry no call. Hang it up and let the fallback hand the call back.
+		r.bye()
+		fail(res, sip.StatusOK, "return call answered but the ACK could not be sent: "+err.Error())
+		return
 	}
 	r.id = r.dlg.ID
 	c.s.addDialog(r.id, r)
