@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -159,7 +160,7 @@ type destination struct {
 	rtp     *net.UDPConn
 	auth    *authenticator
 	tlsAddr string // host:port of its TLS listener, if any
-	mode    string // "answer", "busy", "ring" or "early" (183 with SDP, then 200 on release)
+	mode    string // "answer", "busy", "ring", "early" (183 with SDP, then 200 on release) or "badcontact"
 	early   chan struct{}
 	release chan struct{}
 	invites atomic.Int32
@@ -219,6 +220,11 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 		// In-dialog requests (the ACK, the BYE) must come back over TLS.
 		contact.Port = l.Addr().(*net.TCPAddr).Port
 		contact.UriParams = sip.HeaderParams{{K: "transport", V: "tls"}}
+	}
+	if mode == "badcontact" {
+		// Answers like "answer", but its Contact points at a port nobody
+		// listens on: over TLS (or TCP) the ACK cannot be sent at all.
+		contact.Port = testenv.FreePort(t, false)
 	}
 	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -627,5 +633,28 @@ func TestInviteReturnOverTLS(t *testing.T) {
 	case <-dest.byes:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the TLS destination got no BYE")
+	}
+}
+
+// TestInviteReturnUnacknowledgeable: a destination that answers with a
+// Contact no connection can reach is hung up, and the fallback applies.
+func TestInviteReturnUnacknowledgeable(t *testing.T) {
+	conf, roots := selfSigned(t)
+	conf.RootCAs = roots
+	g := newGateway(t, func(c *Config) {
+		c.Listen = []string{"udp://127.0.0.1:0", "tls://127.0.0.1:0"}
+		c.TLS = conf
+		c.SRTP = SRTPOff
+	})
+	dest := newDestinationTLS(t, "badcontact", nil, "", conf)
+	g.createReturn("inv-noack", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.tlsAddr + ";transport=tls"})
+	p := newPhone(t)
+	c := p.MustAnswer(g.srv.TransferURI("inv-noack"), p.Offer("0 101"))
+	g.WaitStatus("inv-noack", transfer.StatusOngoing)
+	c.SendDTMF('#')
+	p.WaitBye()
+	r := g.WaitReturn("inv-noack").Return
+	if r.Result != transfer.ReturnFailed || !strings.Contains(r.Reason, "ACK") || r.Fallback != transfer.ReturnBye {
+		t.Fatalf("returnResult %+v", r)
 	}
 }
