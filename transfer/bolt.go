@@ -38,6 +38,7 @@ var (
 	bucketPools     = []byte("pools")   // country -> bucket of number -> numberRecord
 	bucketNumberIdx = []byte("numbers") // number -> country
 	bucketCounts    = []byte("counts")  // status -> uint64
+	bucketEnded     = []byte("ended")   // endedAt|id of COMPLETED and EXPIRED transfers
 	// bucketByFree indexes each country's configured (not retired) numbers
 	// by freeAt|number, so a lease takes the longest-rested one in O(log n).
 	// It is rebuilt from bucketPools whenever the store opens.
@@ -56,7 +57,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	// Group commits: concurrent API writes share one fsync.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTransfers, bucketExpiry, bucketPools, bucketNumberIdx, bucketCounts} {
+		for _, b := range [][]byte{bucketTransfers, bucketExpiry, bucketPools, bucketNumberIdx, bucketCounts, bucketEnded} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -115,10 +116,13 @@ func (r numberRecord) stateAt(now time.Time) string {
 	}
 }
 
-func expiryKey(t *Transfer) []byte {
-	k := make([]byte, 8+len(t.ID))
-	binary.BigEndian.PutUint64(k, uint64(t.ExpiresAt.UnixNano()))
-	copy(k[8:], t.ID)
+func expiryKey(t *Transfer) []byte { return timeKey(t.ExpiresAt, t.ID) }
+
+// timeKey orders an index by time, then id.
+func timeKey(at time.Time, id string) []byte {
+	k := make([]byte, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
+	copy(k[8:], id)
 	return k
 }
 
@@ -321,6 +325,11 @@ func (s *BoltStore) Update(ctx context.Context, id string, now time.Time, fn fun
 				return err
 			}
 		}
+		if old.EndedAt().IsZero() && !t.EndedAt().IsZero() {
+			if err := tx.Bucket(bucketEnded).Put(timeKey(t.EndedAt(), t.ID), nil); err != nil {
+				return err
+			}
+		}
 		if old.Status == StatusActive && t.Status != StatusActive {
 			if err := tx.Bucket(bucketExpiry).Delete(expiryKey(old)); err != nil {
 				return err
@@ -495,6 +504,47 @@ func (s *BoltStore) Expired(ctx context.Context, now time.Time, limit int) ([]st
 		return nil
 	})
 	return ids, err
+}
+
+// Purge implements Store.
+func (s *BoltStore) Purge(ctx context.Context, endedBefore time.Time, limit int) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		ended := tx.Bucket(bucketEnded)
+		var done [][]byte
+		c := ended.Cursor()
+		for k, _ := c.First(); k != nil && len(done) < limit; k, _ = c.Next() {
+			if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) >= endedBefore.UnixNano() {
+				break
+			}
+			done = append(done, bytes.Clone(k))
+		}
+		for _, k := range done {
+			if err := ended.Delete(k); err != nil {
+				return err
+			}
+			t, err := getTransfer(tx, string(k[8:]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if t.EndedAt().IsZero() {
+				continue
+			}
+			if err := tx.Bucket(bucketTransfers).Delete([]byte(t.ID)); err != nil {
+				return err
+			}
+			if err := addCount(tx, t.Status, -1); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 // Counts implements Store.

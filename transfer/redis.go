@@ -44,6 +44,7 @@ type RedisOptions struct {
 //	P avail:<cc>      zset  configured (not retired) numbers by freeAt: free ones score <= now
 //	P freeat:<cc>     zset  every number of the country by freeAt
 //	P held:<cc>       zset  every number of the country by heldUntil
+//	P ended           zset  COMPLETED and EXPIRED transfer ids by end time
 //	P ongoing:<node>  set   ONGOING transfer ids answered by node
 //	P ongoing-nodes   set   nodes that may have ONGOING transfers
 //	P hb:<node>       string, expires: the node's live heartbeat
@@ -260,7 +261,8 @@ func (s *RedisStore) FindByNumber(ctx context.Context, number string, now time.T
 //
 //	7 remove from expiry (0/1), 8 new expiry score ("" = leave),
 //	9 number to release ("" = none), 10 lease end, 11 freeAt after release,
-//	12 old ongoing node ("" = none), 13 new ongoing node, 14 prefix
+//	12 old ongoing node ("" = none), 13 new ongoing node, 14 prefix,
+//	15 ended score ("" = not newly ended)
 //
 // Returns 1, or 0 when the version moved (another writer won).
 var updateScript = redis.NewScript(`
@@ -290,6 +292,7 @@ if ARGV[12] ~= ARGV[13] then
     redis.call('SADD', ARGV[14] .. 'ongoing-nodes', ARGV[13])
   end
 end
+if ARGV[15] ~= '' then redis.call('ZADD', ARGV[14] .. 'ended', ARGV[15], ARGV[6]) end
 return 1
 `)
 
@@ -345,11 +348,15 @@ func (s *RedisStore) Update(ctx context.Context, id string, now time.Time, fn fu
 		} else if t.Status == StatusActive && !t.ExpiresAt.Equal(old.ExpiresAt) {
 			expiryScore = micros(t.ExpiresAt)
 		}
+		endedScore := ""
+		if old.EndedAt().IsZero() && !t.EndedAt().IsZero() {
+			endedScore = micros(t.EndedAt())
+		}
 		ok, err := updateScript.Run(ctx, s.rdb,
 			[]string{s.key("t:", id), s.key("counts"), s.key("expiry")},
 			version, data, lastToken, string(old.Status), string(t.Status), id,
 			removeExpiry, expiryScore, release, end, freeAt,
-			ongoingNode(old), ongoingNode(t), s.p).Int()
+			ongoingNode(old), ongoingNode(t), s.p, endedScore).Int()
 		if err != nil {
 			if errors.Is(wrap(ctx, err), ErrUnavailable) && ctx.Err() == nil && attempt < 2 {
 				// The outcome is unknown: re-read; the token tells
@@ -370,6 +377,42 @@ func (s *RedisStore) Update(ctx context.Context, id string, now time.Time, fn fu
 		}
 	}
 	return nil, fmt.Errorf("%w: %s", ErrContention, id)
+}
+
+// purgeScript deletes one ended transfer, if it still is ended.
+// KEYS: t:<id>, counts, ended. ARGV: id.
+var purgeScript = redis.NewScript(`
+local d = redis.call('HGET', KEYS[1], 'd')
+local gone = 0
+if d then
+  local st = cjson.decode(d)['status']
+  if st == 'COMPLETED' or st == 'EXPIRED' then
+    redis.call('DEL', KEYS[1])
+    redis.call('HINCRBY', KEYS[2], st, -1)
+    gone = 1
+  end
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return gone
+`)
+
+// Purge implements Store.
+func (s *RedisStore) Purge(ctx context.Context, endedBefore time.Time, limit int) (int, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.key("ended"), &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + micros(endedBefore), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return 0, wrap(ctx, err)
+	}
+	n := 0
+	for _, id := range ids {
+		gone, err := purgeScript.Run(ctx, s.rdb, []string{s.key("t:", id), s.key("counts"), s.key("ended")}, id).Int()
+		if err != nil {
+			return n, wrap(ctx, err)
+		}
+		n += gone
+	}
+	return n, nil
 }
 
 func newToken() string {

@@ -24,6 +24,9 @@ type ServiceConfig struct {
 	// ClaimTTL bounds how long a ringing call holds a transfer before the
 	// claim lapses (a node that dies mid-setup must not block it forever).
 	ClaimTTL time.Duration
+	// Retention is how long a transfer is kept after it ended (COMPLETED
+	// or EXPIRED) before the sweeper deletes it; 0 keeps it forever.
+	Retention time.Duration
 	// Clock returns now; time.Now when nil.
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -257,7 +260,21 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunSweeper sweeps expired transfers every interval until ctx ends.
+// PurgeEnded deletes the transfers that ended more than the retention ago
+// (a batch per call) and returns how many; no-op without a retention.
+func (s *Service) PurgeEnded(ctx context.Context) (int, error) {
+	if s.cfg.Retention <= 0 {
+		return 0, nil
+	}
+	n, err := s.store.Purge(ctx, s.Now().Add(-s.cfg.Retention), 500)
+	if n > 0 {
+		s.log.Info("ended transfers purged", "count", n, "retention", s.cfg.Retention.String())
+	}
+	return n, err
+}
+
+// RunSweeper sweeps expired transfers, and purges those past the
+// retention, every interval until ctx ends.
 func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -268,6 +285,9 @@ func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
 		case <-tick.C:
 			if _, err := s.SweepExpired(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("expiry sweep failed", "err", err)
+			}
+			if _, err := s.PurgeEnded(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("purge of ended transfers failed", "err", err)
 			}
 		}
 	}

@@ -31,6 +31,9 @@ type Store interface {
 	PoolStats(ctx context.Context, now time.Time) (map[string]PoolStats, error)
 	// Expired lists up to limit ACTIVE transfers whose expiry is before now.
 	Expired(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// Purge deletes up to limit transfers that ended (stored COMPLETED, or
+	// EXPIRED) before endedBefore, oldest first, and returns how many.
+	Purge(ctx context.Context, endedBefore time.Time, limit int) (int, error)
 	// Counts returns the number of stored transfers by stored status.
 	Counts(ctx context.Context) (map[Status]int, error)
 	// Ping reports whether the store can serve requests.

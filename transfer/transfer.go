@@ -203,6 +203,18 @@ func (t *Transfer) Transition(to Status, now time.Time) error {
 	return nil
 }
 
+// EndedAt is when the transfer reached its final stored status: completion,
+// or expiry; zero while it is ACTIVE or ONGOING.
+func (t *Transfer) EndedAt() time.Time {
+	switch t.Status {
+	case StatusCompleted:
+		return t.CompletedAt
+	case StatusExpired:
+		return t.ExpiresAt
+	}
+	return time.Time{}
+}
+
 // ClaimedAt reports whether another call holds a live claim at now.
 func (t *Transfer) ClaimedAt(now time.Time, callID string) bool {
 	return t.Claim != nil && t.Claim.CallID != callID && now.Before(t.Claim.ExpiresAt)

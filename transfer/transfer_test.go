@@ -403,3 +403,56 @@ func TestEndOrphansAfterRestart(t *testing.T) {
 		}
 	})
 }
+
+func TestPurgeAfterRetention(t *testing.T) {
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		st := openStore(t, k, time.Minute)
+		c := &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+		svc := NewService(st, ServiceConfig{TTL: time.Minute, Retention: time.Hour, Clock: c.Now, Logger: slog.New(slog.DiscardHandler)})
+		ctx := context.Background()
+		for _, id := range []string{"done", "expired", "talking", "waiting"} {
+			if _, _, err := svc.Create(ctx, "ivr", CreateRequest{ID: id, ExternalConversationID: id, Type: TypeSIP}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range []string{"done", "talking"} {
+			if _, err := svc.Claim(ctx, id, "call-"+id, "n1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Answer(ctx, id, "call-"+id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := svc.Complete(ctx, "done", EndCallerHangup, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Add(2 * time.Minute) // "expired" and "waiting" pass their expiry
+		if _, err := svc.SweepExpired(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Within the retention nothing goes.
+		if n, err := svc.PurgeEnded(ctx); err != nil || n != 0 {
+			t.Fatalf("purge inside the retention: %d %v", n, err)
+		}
+		c.Add(time.Hour)
+		if n, err := svc.PurgeEnded(ctx); err != nil || n != 3 {
+			t.Fatalf("purge after the retention: %d %v, want 3 (done, expired, waiting)", n, err)
+		}
+		for _, id := range []string{"done", "expired", "waiting"} {
+			if _, err := svc.Get(ctx, "ivr", id); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s after the purge: %v", id, err)
+			}
+		}
+		if tr, err := svc.Get(ctx, "ivr", "talking"); err != nil || tr.Status != StatusOngoing {
+			t.Fatalf("an ONGOING transfer was purged: %v", err)
+		}
+		counts, err := st.Counts(ctx)
+		if err != nil || counts[StatusCompleted] != 0 || counts[StatusExpired] != 0 || counts[StatusOngoing] != 1 {
+			t.Fatalf("counts after the purge: %v %v", counts, err)
+		}
+		// Nothing is purged twice.
+		if n, _ := svc.PurgeEnded(ctx); n != 0 {
+			t.Fatalf("second purge removed %d", n)
+		}
+	})
+}

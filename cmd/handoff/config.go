@@ -92,9 +92,10 @@ type NumbersConfig struct {
 
 // StoreConfig is the embedded store, or Redis when RedisURL is set.
 type StoreConfig struct {
-	Path        string `yaml:"path"`
-	RedisURL    string `yaml:"redis_url"`
-	RedisPrefix string `yaml:"redis_prefix"`
+	Path        string        `yaml:"path"`
+	RedisURL    string        `yaml:"redis_url"`
+	RedisPrefix string        `yaml:"redis_prefix"`
+	Retention   time.Duration `yaml:"retention"`
 }
 
 // NodeConfig names this instance among several sharing one Redis store.
@@ -221,7 +222,7 @@ func Defaults() Config {
 			Quarantine: 5 * time.Minute,
 			Pools:      map[string][]string{"US": {"+19995550100-+19995550199"}},
 		},
-		Store: StoreConfig{Path: "data/handoff.db", RedisPrefix: transfer.DefaultRedisPrefix},
+		Store: StoreConfig{Path: "data/handoff.db", RedisPrefix: transfer.DefaultRedisPrefix, Retention: 30 * 24 * time.Hour},
 		Node:  NodeConfig{Heartbeat: transfer.DefaultHeartbeatInterval, Grace: transfer.DefaultNodeGrace},
 		SIP: SIPConfig{
 			Listen:         []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"},
@@ -750,6 +751,9 @@ func (c *Config) Validate() error {
 		bad("sip.transfer_header", "%q is not a SIP header name", c.SIP.TransferHeader)
 	}
 	positive("sip.ack_timeout", c.SIP.AckTimeout)
+	if c.Store.Retention < 0 {
+		bad("store.retention", "must not be negative (0 keeps ended transfers forever), got %s", c.Store.Retention)
+	}
 	checkTLS := func(key string, t TLSConfig) {
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			bad(key+".cert_file", "cert_file and key_file go together")

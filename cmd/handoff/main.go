@@ -136,7 +136,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	}()
 	log.Info("store opened", storeWhere...)
 
-	svc := transfer.NewService(store, transfer.ServiceConfig{TTL: cfg.Numbers.TTL, Logger: log})
+	svc := transfer.NewService(store, transfer.ServiceConfig{TTL: cfg.Numbers.TTL, Retention: cfg.Store.Retention, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := svc.SetNumbers(ctx, cfg.Numbers.Pools); err != nil {
