@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 // BenchmarkCreateGet measures a POST followed by a GET of the same transfer
@@ -28,10 +28,7 @@ func BenchmarkCreateGet(b *testing.B) {
 				// Enough numbers that the pool never runs dry within a run.
 				c.pools = map[string][]string{"US": {"+15550000000-+15550099999"}}
 			})
-			var (
-				mu  sync.Mutex
-				lat = make([]time.Duration, 0, b.N)
-			)
+			var lat testenv.Latencies
 			b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -55,22 +52,11 @@ func BenchmarkCreateGet(b *testing.B) {
 					}
 					local = append(local, time.Since(t0))
 				}
-				mu.Lock()
-				lat = append(lat, local...)
-				mu.Unlock()
+				lat.Add(local)
 			})
 			elapsed := time.Since(start)
 			b.StopTimer()
-			if len(lat) == 0 {
-				return
-			}
-			slices.Sort(lat)
-			p := func(q float64) float64 {
-				return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000
-			}
-			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "ops/s")
-			b.ReportMetric(p(0.50), "p50-ms")
-			b.ReportMetric(p(0.99), "p99-ms")
+			lat.Report(b, elapsed, true)
 		})
 	}
 }
