@@ -49,9 +49,7 @@ func TestRedisLeaseExclusiveAcrossClients(t *testing.T) {
 	ctx := context.Background()
 	round := func(r int) map[string]string {
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		got := map[string]string{}
-		refused := 0
+		var leases leaseTally
 		for i := range 160 {
 			wg.Go(func() {
 				req := phoneReq(fmt.Sprintf("r%d-c%d", r, i))
@@ -59,24 +57,13 @@ func TestRedisLeaseExclusiveAcrossClients(t *testing.T) {
 					req.Country = "CA"
 				}
 				tr, _, err := nodes[i%len(nodes)].Create(ctx, "ivr", req)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case errors.Is(err, ErrNoNumber):
-					refused++
-				case err != nil:
-					t.Error(err)
-				default:
-					if prev, dup := got[tr.PhoneNumber.TransferNumber]; dup {
-						t.Errorf("number %s leased to %s and %s", tr.PhoneNumber.TransferNumber, prev, tr.ID)
-					}
-					got[tr.PhoneNumber.TransferNumber] = tr.ID
-				}
+				leases.record(t, tr, err)
 			})
 		}
 		wg.Wait()
-		if len(got) != 40 || refused != 120 {
-			t.Fatalf("round %d: leased %d numbers, %d refused; want 40 and 120", r, len(got), refused)
+		got := leases.got
+		if len(got) != 40 || leases.refused != 120 {
+			t.Fatalf("round %d: leased %d numbers, %d refused; want 40 and 120", r, len(got), leases.refused)
 		}
 		for number, id := range got {
 			found, err := nodes[0].FindByNumber(ctx, number)

@@ -173,37 +173,48 @@ func TestCreateReplayConflictOwnership(t *testing.T) {
 	})
 }
 
+// leaseTally records concurrent creates: which transfer got each number
+// and how many were refused for want of one. A number leased twice fails t.
+type leaseTally struct {
+	mu      sync.Mutex
+	got     map[string]string // number -> transfer id
+	refused int
+}
+
+func (l *leaseTally) record(t *testing.T, tr *Transfer, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrNoNumber):
+		l.refused++
+	case err != nil:
+		t.Error(err)
+	default:
+		if l.got == nil {
+			l.got = map[string]string{}
+		}
+		if prev, dup := l.got[tr.PhoneNumber.TransferNumber]; dup {
+			t.Errorf("number %s leased to %s and %s", tr.PhoneNumber.TransferNumber, prev, tr.ID)
+		}
+		l.got[tr.PhoneNumber.TransferNumber] = tr.ID
+	}
+}
+
 func TestLeaseExclusiveUnderConcurrency(t *testing.T) {
 	forEachStore(t, func(t *testing.T, k storeKind) {
 		svc, _, st := newTestService(t, k, map[string][]string{"US": {"+19995550100-+19995550119"}}, time.Minute)
 		ctx := context.Background()
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		got := map[string]string{}
-		noNumber := 0
+		var leases leaseTally
 		for i := range 100 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				tr, _, err := svc.Create(ctx, "ivr", phoneReq(fmt.Sprintf("c%d", i)))
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case errors.Is(err, ErrNoNumber):
-					noNumber++
-				case err != nil:
-					t.Error(err)
-				default:
-					if prev, dup := got[tr.PhoneNumber.TransferNumber]; dup {
-						t.Errorf("number %s leased to %s and %s", tr.PhoneNumber.TransferNumber, prev, tr.ID)
-					}
-					got[tr.PhoneNumber.TransferNumber] = tr.ID
-				}
-			}()
+				leases.record(t, tr, err)
+			})
 		}
 		wg.Wait()
-		if len(got) != 20 || noNumber != 80 {
-			t.Fatalf("leased %d numbers, %d refused; want 20 and 80", len(got), noNumber)
+		if len(leases.got) != 20 || leases.refused != 80 {
+			t.Fatalf("leased %d numbers, %d refused; want 20 and 80", len(leases.got), leases.refused)
 		}
 		stats, err := st.PoolStats(ctx, svc.Now())
 		if err != nil || stats["US"].Leased != 20 || stats["US"].Free != 0 {
