@@ -96,17 +96,7 @@ func newGatewayOn(t *testing.T, wrap func(transfer.Store) transfer.Store, opts .
 			g.tcp = hp
 		}
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := ports.InUse(); n != 0 {
-			t.Errorf("%d RTP port pairs still in use after shutdown", n)
-		}
-		st.Close()
-	})
+	siptest.StopOnCleanup(t, srv.Shutdown, ports.InUse, st.Close)
 	return g
 }
 

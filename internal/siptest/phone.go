@@ -1,6 +1,8 @@
-// Package siptest is the caller side of Handoff's SIP tests: an in-process
-// sipgo phone with a real RTP socket on loopback that places calls, sends
-// G.711 and RFC 4733, reads what comes back, and answers BYE and REFER.
+// Package siptest serves Handoff's SIP tests. Its Phone is the caller side:
+// an in-process sipgo phone with a real RTP socket on loopback that places
+// calls, sends G.711 and RFC 4733, reads what comes back, and answers BYE
+// and REFER. On the gateway side, Transfers reads what the calls recorded
+// and StopOnCleanup shuts the server down and checks nothing leaked.
 package siptest
 
 import (

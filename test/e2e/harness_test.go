@@ -97,17 +97,7 @@ func newGateway(t *testing.T, ws *agent.WebSocket) *gateway {
 		t.Fatal(err)
 	}
 	g.srv = srv
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := ports.InUse(); n != 0 {
-			t.Errorf("%d RTP port pairs still in use after shutdown", n)
-		}
-		st.Close()
-	})
+	siptest.StopOnCleanup(t, srv.Shutdown, ports.InUse, st.Close)
 	return g
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/handoff/handoff/transfer"
 )
@@ -47,4 +48,21 @@ func (x Transfers) WaitReturn(id string) *transfer.Transfer {
 		return tr.Return != nil && tr.Return.Result != ""
 	})
 	return tr
+}
+
+// StopOnCleanup shuts a SIP server down when the test ends (up to 10 s for
+// its calls), then checks every RTP port pair went back to the pool and
+// closes the store.
+func StopOnCleanup(t testing.TB, shutdown func(context.Context) error, portsInUse func() int, closeStore func() error) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if n := portsInUse(); n != 0 {
+			t.Errorf("%d RTP port pairs still in use after shutdown", n)
+		}
+		_ = closeStore()
+	})
 }
