@@ -336,8 +336,7 @@ func (c *Call) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 // readInfo answers an INFO, handing the DTMF it carries to deliver first,
 // so key presses sent one after another arrive in order.
 func (s *Server) readInfo(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTransaction, deliver func(agent.DTMF)) {
-	if err := dlg.ReadRequest(req, tx); err != nil {
-		s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
+	if !s.inOrder(dlg, req, tx) {
 		return
 	}
 	if len(req.Body()) == 0 {
@@ -366,8 +365,7 @@ func (c *Call) onOther(req *sip.Request, tx sip.ServerTransaction) {
 		c.s.respond(req, tx, statusBadEvent, "Bad Event", sip.NewHeader("Allow-Events", "refer"))
 		return
 	}
-	if err := c.dlg.ReadRequest(req, tx); err != nil {
-		c.s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
+	if !c.s.inOrder(&c.dlg.Dialog, req, tx) {
 		return
 	}
 	// Answer first: the return step may send BYE as soon as it reads a

@@ -119,8 +119,7 @@ func (s *Server) guard(next sipgo.RequestHandler) sipgo.RequestHandler {
 				if ok, wait := s.limiter.allow(src.Addr().Unmap(), time.Now()); !ok {
 					s.metrics.dropped.WithLabelValues("rate_limited").Inc()
 					if req.IsInvite() {
-						secs := int(wait/time.Second) + 1
-						s.respond(req, tx, sip.StatusServiceUnavailable, "Rate Limited", sip.NewHeader("Retry-After", itoa(secs)))
+						s.respond(req, tx, sip.StatusServiceUnavailable, "Rate Limited", retryAfter(wait+time.Second))
 					}
 					return
 				}

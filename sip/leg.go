@@ -226,8 +226,7 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 // respondOffer runs an in-dialog offer through dlg (CSeq order) and l, and
 // answers it; extra headers (session timer) are added to a 2xx.
 func (s *Server) respondOffer(dlg *sipgo.Dialog, l *leg, req *sip.Request, tx sip.ServerTransaction, extra func() []sip.Header) bool {
-	if err := dlg.ReadRequest(req, tx); err != nil {
-		s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", sip.NewHeader("Retry-After", "1"))
+	if !s.inOrder(dlg, req, tx) {
 		return false
 	}
 	body, code, reason, hdr := l.answerOffer(req)

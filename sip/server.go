@@ -521,10 +521,23 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, r
 }
 
 func (s *Server) retryAfter() sip.Header {
-	return sip.NewHeader("Retry-After", itoa(int(s.cfg.RetryAfter/time.Second)))
+	return retryAfter(s.cfg.RetryAfter)
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+// retryAfter is a Retry-After header of d in whole seconds.
+func retryAfter(d time.Duration) sip.Header {
+	return sip.NewHeader("Retry-After", strconv.Itoa(int(d/time.Second)))
+}
+
+// inOrder checks an in-dialog request's CSeq against dlg (RFC 3261
+// §12.2.2) and answers one out of order with 500 and Retry-After.
+func (s *Server) inOrder(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTransaction) bool {
+	if err := dlg.ReadRequest(req, tx); err != nil {
+		s.respond(req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", retryAfter(time.Second))
+		return false
+	}
+	return true
+}
 
 func callID(req *sip.Request) string {
 	if h := req.CallID(); h != nil {
