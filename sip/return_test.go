@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
@@ -48,21 +49,10 @@ func referCall(t *testing.T, g *gateway, id string, answer int) (*call, chan *si
 	return c, refers
 }
 
-func waitRefer(t *testing.T, refers chan *sip.Request) *sip.Request {
-	t.Helper()
-	select {
-	case r := <-refers:
-		return r
-	case <-time.After(15 * time.Second):
-		t.Fatal("no REFER")
-		return nil
-	}
-}
-
 func TestReferReturnSucceeds(t *testing.T) {
 	g := newGateway(t)
 	c, refers := referCall(t, g, "refer-ok", 202)
-	req := waitRefer(t, refers)
+	req := siptest.Receive(t, refers, "the gateway's REFER")
 	referTo := req.GetHeader("Refer-To").Value()
 	for _, want := range []string{"sip:ivr-return@127.0.0.1:5999", "X-Handoff-Transfer-Type=SYSTEM", "X-Handoff-Var-digits=5"} {
 		if !strings.Contains(referTo, want) {
@@ -89,7 +79,7 @@ func TestReferReturnSucceeds(t *testing.T) {
 func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
 	g := newGateway(t)
 	c, refers := referCall(t, g, "refer-603", 603)
-	waitRefer(t, refers)
+	siptest.Receive(t, refers, "the gateway's REFER")
 	c.P.WaitBye()
 	r := g.WaitReturn("refer-603").Return
 	if r.Result != transfer.ReturnFailed || r.SIPCode != 603 || r.Fallback != transfer.ReturnBye {
@@ -110,7 +100,7 @@ func TestReferReturnFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGateway(t, func(c *Config) { c.Return.ReferTimeout = 700 * time.Millisecond })
 			c, refers := referCall(t, g, "refer-fail", 202)
-			waitRefer(t, refers)
+			siptest.Receive(t, refers, "the gateway's REFER")
 			for i, f := range tc.frags {
 				state := "active"
 				if i == len(tc.frags)-1 && tc.code != 202 {
@@ -385,11 +375,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	c.SendDTMF('7')
 	c.SendDTMF('#')
 
-	select {
-	case <-dest.answer:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the return call never reached the destination")
-	}
+	siptest.Receive(t, dest.answer, "the return call never reached the destination")
 	if n := dest.invites.Load(); n != 2 {
 		t.Fatalf("destination saw %d INVITEs, want 2 (challenge, then credentials)", n)
 	}
@@ -531,7 +517,7 @@ func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
 		t.Fatalf("return from headers %+v", tr.SIP)
 	}
 	c.SendDTMF('#')
-	req := waitRefer(t, refers)
+	req := siptest.Receive(t, refers, "the gateway's REFER")
 	if rt := req.GetHeader("Refer-To").Value(); !strings.Contains(rt, "sip:ivr-back@127.0.0.1:5999?") || !strings.Contains(rt, "X-Handoff-Task=Billing") {
 		t.Fatalf("Refer-To %s", rt)
 	}
@@ -555,11 +541,7 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	c := p.MustAnswer(g.srv.TransferURI("early"), p.Offer("0 101"))
 	g.WaitStatus("early", transfer.StatusOngoing)
 	c.SendDTMF('#')
-	select {
-	case <-dest.early:
-	case <-time.After(15 * time.Second):
-		t.Fatal("no 183 from the destination")
-	}
+	siptest.Receive(t, dest.early, "no 183 from the destination")
 	dest.mu.Lock()
 	offer := dest.offer
 	dest.mu.Unlock()
@@ -583,18 +565,10 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
 	<-sending
 	close(dest.release) // now the destination answers
-	select {
-	case <-dest.answer:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the return call was not answered")
-	}
+	siptest.Receive(t, dest.answer, "the return call was not answered")
 	g.WaitReturn("early")
 	c.Hangup() // the caller hangs up: Handoff hangs up the destination
-	select {
-	case <-dest.byes:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the destination got no BYE")
-	}
+	siptest.Receive(t, dest.byes, "the destination got no BYE")
 	eventually(t, "bridge end recorded", func() bool { return !g.Get("early").Return.BridgeEndedAt.IsZero() })
 }
 
@@ -629,11 +603,7 @@ func TestInviteReturnOverTLS(t *testing.T) {
 		t.Fatalf("returnResult %+v", r)
 	}
 	c.Hangup() // Handoff hangs up the destination, over TLS
-	select {
-	case <-dest.byes:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the TLS destination got no BYE")
-	}
+	siptest.Receive(t, dest.byes, "the TLS destination got no BYE")
 }
 
 // TestInviteReturnUnacknowledgeable: a destination that answers with a

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/srtp/v3"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -373,11 +374,7 @@ func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 	g.WaitStatus("mix", transfer.StatusOngoing)
 	caller.sendDTMF(11) // '#': the loopback agent finishes and returns the call
 
-	select {
-	case <-dest.answer:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the return call never reached the destination")
-	}
+	siptest.Receive(t, dest.answer, "the return call never reached the destination")
 	dest.mu.Lock()
 	offer := dest.offer
 	dest.mu.Unlock()
@@ -388,11 +385,7 @@ func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
 	bridgeAudio(t, caller.sendAudio, caller.read, destCall, nil)
 	c.Hangup()
-	select {
-	case <-dest.byes:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the destination was not hung up")
-	}
+	siptest.Receive(t, dest.byes, "the destination was not hung up")
 }
 
 // With SRTP required, the return call offers SRTP too and both legs run it.
@@ -416,11 +409,7 @@ func TestInviteReturnSRTPRequired(t *testing.T) {
 	caller := newSRTPLeg(t, p.RTP, c.Remote, ours, gatewayKey(t, c.Dlg.InviteResponse.Body(), 1))
 	g.WaitStatus("both", transfer.StatusOngoing)
 	caller.sendDTMF(11)
-	select {
-	case <-dest.answer:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the return call never reached the destination")
-	}
+	siptest.Receive(t, dest.answer, "the return call never reached the destination")
 	dest.mu.Lock()
 	offer, inv := dest.offer, dest.lastReq
 	dest.mu.Unlock()
@@ -433,11 +422,7 @@ func TestInviteReturnSRTPRequired(t *testing.T) {
 	destLeg := newSRTPLeg(t, dest.rtp, net.UDPAddrFromAddrPort(offer.Addr), destKey, gwKey)
 	bridgeAudio(t, caller.sendAudio, caller.read, nil, destLeg)
 	c.Hangup()
-	select {
-	case <-dest.byes:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the destination was not hung up")
-	}
+	siptest.Receive(t, dest.byes, "the destination was not hung up")
 }
 
 // bridgeAudio checks audio both ways across a bridged return: the caller

@@ -283,13 +283,7 @@ func (c *Call) Hangup() {
 // WaitBye waits for the gateway's BYE.
 func (p *Phone) WaitBye() *sip.Request {
 	p.T.Helper()
-	select {
-	case req := <-p.Byes:
-		return req
-	case <-time.After(15 * time.Second):
-		p.T.Fatal("no BYE from the gateway")
-		return nil
-	}
+	return Receive(p.T, p.Byes, "the gateway's BYE")
 }
 
 // Reinvite sends an in-dialog re-INVITE with body and ACKs a 2xx.
@@ -367,4 +361,18 @@ func (p *Phone) OnRefer(h func(req *sip.Request, tx sip.ServerTransaction)) {
 	p.mu.Lock()
 	p.onRefer = h
 	p.mu.Unlock()
+}
+
+// Receive waits up to 15 s for a value on ch, failing t with what it waited
+// for.
+func Receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(15 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
 }

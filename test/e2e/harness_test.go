@@ -179,11 +179,5 @@ func talk(c *siptest.Call, stop <-chan struct{}, next func() []byte) <-chan stru
 
 func (p *phone) waitRefer() *sip.Request {
 	p.T.Helper()
-	select {
-	case req := <-p.refers:
-		return req
-	case <-time.After(15 * time.Second):
-		p.T.Fatal("no REFER from the gateway")
-		return nil
-	}
+	return siptest.Receive(p.T, p.refers, "the gateway's REFER")
 }
