@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/sipgate"
 	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
@@ -217,7 +218,9 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 		contact.Port = testenv.FreePort(t, false)
 	}
 	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
-	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+	var closed atomic.Bool
+	gate := func(h sipgo.RequestHandler) sipgo.RequestHandler { return sipgate.Gate(ua, closed.Load, h) }
+	srv.OnInvite(gate(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.invites.Add(1)
 		d.mu.Lock()
 		d.lastReq = req
@@ -273,16 +276,16 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 		}
 		close(d.answer)
 		<-dlg.Context().Done()
-	})
-	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+	}))
+	srv.OnAck(gate(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.mu.Lock()
 		dlg := d.dlg
 		d.mu.Unlock()
 		if dlg != nil {
 			_ = dlg.ReadAck(req, tx)
 		}
-	})
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+	}))
+	srv.OnBye(gate(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.mu.Lock()
 		dlg := d.dlg
 		d.mu.Unlock()
@@ -290,9 +293,11 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 			_ = dlg.ReadBye(req, tx)
 		}
 		d.byes <- struct{}{}
-	})
+	}))
+	srv.OnNoRoute(gate(siptest.NotAllowed))
 	go func() { _ = srv.ServeUDP(conn) }()
 	t.Cleanup(func() {
+		closed.Store(true)
 		d.mu.Lock()
 		dlg := d.dlg
 		d.mu.Unlock()

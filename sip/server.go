@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/sipgate"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -255,16 +256,16 @@ func (s *Server) Start() error {
 	s.client = client
 	s.contacts = s.contactsByTransport()
 	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
-	s.srv.OnInvite(s.guard(s.onInvite))
-	s.srv.OnAck(s.inDialog(dialogHandler.onAck))
-	s.srv.OnBye(s.inDialog(dialogHandler.onBye))
-	s.srv.OnCancel(s.onCancel)
-	s.srv.OnOptions(s.guard(s.onOptions))
-	s.srv.OnInfo(s.inDialog(dialogHandler.onInfo))
-	s.srv.OnUpdate(s.inDialog(dialogHandler.onOffer))
-	s.srv.OnNotify(s.inDialog(dialogHandler.onOther))
-	s.srv.OnRefer(s.inDialog(dialogHandler.onOther))
-	s.srv.OnNoRoute(s.guard(s.onNoRoute))
+	s.srv.OnInvite(s.open(s.guard(s.onInvite)))
+	s.srv.OnAck(s.open(s.inDialog(dialogHandler.onAck)))
+	s.srv.OnBye(s.open(s.inDialog(dialogHandler.onBye)))
+	s.srv.OnCancel(s.open(s.onCancel))
+	s.srv.OnOptions(s.open(s.guard(s.onOptions)))
+	s.srv.OnInfo(s.open(s.inDialog(dialogHandler.onInfo)))
+	s.srv.OnUpdate(s.open(s.inDialog(dialogHandler.onOffer)))
+	s.srv.OnNotify(s.open(s.inDialog(dialogHandler.onOther)))
+	s.srv.OnRefer(s.open(s.inDialog(dialogHandler.onOther)))
+	s.srv.OnNoRoute(s.open(s.guard(s.onNoRoute)))
 	for _, fn := range serve {
 		s.wg.Go(fn)
 	}
@@ -570,6 +571,18 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 // layer answers the others and sends 487 on the INVITE).
 func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+}
+
+// open passes requests on while the server runs and drops those that
+// arrive after it closed (see internal/sipgate), so Shutdown leaks nothing.
+func (s *Server) open(next sipgo.RequestHandler) sipgo.RequestHandler {
+	return sipgate.Gate(s.ua, s.isStopped, next)
+}
+
+func (s *Server) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
 }
 
 // inDialog routes a request to its dialog's handler method, or answers 481.

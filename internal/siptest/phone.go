@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
+	"github.com/handoff/handoff/internal/sipgate"
 	"github.com/handoff/handoff/media"
 )
 
@@ -84,7 +86,9 @@ func NewPhone(t testing.TB, ip string) *Phone {
 			Address: sip.Uri{Scheme: "sip", User: "caller", Host: ip, Port: port},
 		}},
 	}
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+	var closed atomic.Bool
+	gate := func(h sipgo.RequestHandler) sipgo.RequestHandler { return sipgate.Gate(ua, closed.Load, h) }
+	srv.OnBye(gate(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.mu.Lock()
 		d := p.dialogs[req.CallID().Value()]
 		p.mu.Unlock()
@@ -94,8 +98,8 @@ func NewPhone(t testing.TB, ip string) *Phone {
 		}
 		_ = d.ReadBye(req, tx)
 		p.Byes <- req
-	})
-	srv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
+	}))
+	srv.OnRefer(gate(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.mu.Lock()
 		h := p.onRefer
 		p.mu.Unlock()
@@ -104,13 +108,23 @@ func NewPhone(t testing.TB, ip string) *Phone {
 			return
 		}
 		h(req, tx)
-	})
+	}))
+	srv.OnNoRoute(gate(NotAllowed))
 	t.Cleanup(func() {
+		closed.Store(true)
 		rtpConn.Close()
 		conn.Close()
 		ua.Close()
 	})
 	return p
+}
+
+// NotAllowed answers a request no handler takes with 405 (an ACK with
+// nothing), as sipgo's own fallback does.
+func NotAllowed(req *sip.Request, tx sip.ServerTransaction) {
+	if !req.IsAck() {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil))
+	}
 }
 
 // RTPPort is the phone's RTP port.
