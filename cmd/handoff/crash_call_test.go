@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/internal/testenv"
 )
 
@@ -18,7 +19,7 @@ func TestCallKilledMidwayEndsAfterRestart(t *testing.T) {
 	p := startHandoff(t, "", nil, "-config", cfgPath)
 	p.create(ivr, sipTransfer("waiting", nil))
 	created := p.create(ivr, sipTransfer("killed-call", nil))
-	p.connect(t, newCaller(t), created, 10)
+	p.connect(t, siptest.NewPhone(t, "127.0.0.1"), created, 10)
 
 	p.signal(syscall.SIGKILL)
 	p.wait()

@@ -4,11 +4,10 @@ package main
 // that survives the start of a SIGTERM drain.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,8 +18,10 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/handoff/handoff/internal/testenv"
 	"github.com/pion/rtp"
+
+	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 // logLines returns the process's JSON log records with this msg.
@@ -227,20 +228,13 @@ media:
 	return path, sipPort
 }
 
-// connect places an answered call from c to the SIP transfer created, checks
-// audio comes back over that many 20 ms frames, and waits until the transfer
-// is ONGOING. It returns the dialog, where to send RTP and the RTP sequence.
-func (p *proc) connect(t *testing.T, c *caller, created map[string]any, frames int) (*sipgo.DialogClientSession, *net.UDPAddr, *uint16) {
+// connect places an answered call from phone to the SIP transfer created,
+// checks audio comes back over that many 20 ms frames, and waits until the
+// transfer is ONGOING.
+func (p *proc) connect(t *testing.T, phone *siptest.Phone, created map[string]any, frames int) *siptest.Call {
 	t.Helper()
-	dlg, remote, err := c.invite(str(created, "sip.transferUri"))
-	if err != nil {
-		t.Fatalf("INVITE: %v", err)
-	}
-	if err := dlg.Ack(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	seq := new(uint16)
-	if got := c.exchangeAudio(remote, seq, frames); got == 0 {
+	call := phone.MustAnswer(str(created, "sip.transferUri"), phone.Offer("0"))
+	if got := exchangeAudio(call, frames); got == 0 {
 		t.Fatal("no RTP from handoff")
 	}
 	id := str(created, "id")
@@ -253,146 +247,31 @@ func (p *proc) connect(t *testing.T, c *caller, created map[string]any, frames i
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return dlg, remote, seq
+	return call
 }
 
-// caller is a minimal sipgo phone with an RTP socket.
-type caller struct {
-	t      *testing.T
-	client *sipgo.Client
-	dua    *sipgo.DialogUA
-	rtp    *net.UDPConn
-}
-
-func newCaller(t *testing.T) *caller {
-	t.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("drain-test-phone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := conn.LocalAddr().(*net.UDPAddr).Port
-	go func() { _ = srv.ServeUDP(conn) }()
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rtpConn.Close()
-		conn.Close()
-		ua.Close()
-	})
-	return &caller{t: t, client: client, rtp: rtpConn, dua: &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{
-		Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: port},
-	}}}
-}
-
-func (c *caller) sdp() []byte {
-	port := c.rtp.LocalAddr().(*net.UDPAddr).Port
-	return []byte(strings.Join([]string{"v=0", "o=phone 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-		fmt.Sprintf("m=audio %d RTP/AVP 0", port), "a=rtpmap:0 PCMU/8000", "a=ptime:20", ""}, "\r\n"))
-}
-
-// options sends an out-of-dialog OPTIONS to port and returns the answer.
-func (c *caller) options(port int) *sip.Response {
-	c.t.Helper()
+// options sends an out-of-dialog OPTIONS from phone to port and returns
+// the answer.
+func options(phone *siptest.Phone, port int) *sip.Response {
+	phone.T.Helper()
 	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := c.client.Do(ctx, req)
+	res, err := phone.Client.Do(ctx, req)
 	if err != nil {
-		c.t.Fatalf("OPTIONS: %v", err)
+		phone.T.Fatalf("OPTIONS: %v", err)
 	}
 	return res
 }
 
-// invite calls uri; it returns the dialog and the RTP address of the answer.
-func (c *caller) invite(uri string) (*sipgo.DialogClientSession, *net.UDPAddr, error) {
-	c.t.Helper()
-	var recipient sip.Uri
-	if err := sip.ParseUri(uri, &recipient); err != nil {
-		c.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dlg, err := c.dua.Invite(ctx, recipient, c.sdp(), sip.NewHeader("Content-Type", "application/sdp"))
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		dlg.Close()
-		return nil, nil, err
-	}
-	remote, err := sdpAudioAddr(dlg.InviteResponse.Body())
-	if err != nil {
-		c.t.Fatalf("answer SDP: %v", err)
-	}
-	return dlg, remote, nil
-}
-
-// sdpAudioAddr reads c= and m=audio of an SDP body.
-func sdpAudioAddr(body []byte) (*net.UDPAddr, error) {
-	var ip net.IP
-	port := 0
-	for _, line := range strings.Split(string(body), "\n") {
-		line = strings.TrimSpace(line)
-		if rest, ok := strings.CutPrefix(line, "c=IN IP4 "); ok {
-			ip = net.ParseIP(rest)
-		}
-		if rest, ok := strings.CutPrefix(line, "m=audio "); ok {
-			fmt.Sscan(rest, &port)
-		}
-	}
-	if ip == nil || port == 0 {
-		return nil, fmt.Errorf("no audio address in %q", body)
-	}
-	return &net.UDPAddr{IP: ip, Port: port}, nil
-}
-
-// exchangeAudio sends frames of PCMU to remote and counts RTP packets
-// received back (the loopback agent's greeting and echo).
-func (c *caller) exchangeAudio(remote *net.UDPAddr, seq *uint16, frames int) int {
-	c.t.Helper()
+// exchangeAudio sends frames of PCMU and counts the RTP packets received
+// back (the loopback agent's greeting and echo).
+func exchangeAudio(call *siptest.Call, frames int) int {
 	got := 0
-	buf := make([]byte, 1500)
-	payload := make([]byte, 160)
-	for i := range payload {
-		payload[i] = 0x55
-	}
+	payload := bytes.Repeat([]byte{0x55}, 160)
 	for range frames {
-		*seq++
-		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: *seq, Timestamp: uint32(*seq) * 160, SSRC: 0xD0A1}, Payload: payload}
-		b, err := pkt.Marshal()
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		if _, err := c.rtp.WriteToUDP(b, remote); err != nil {
-			c.t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Millisecond)
-		for {
-			_ = c.rtp.SetReadDeadline(deadline)
-			n, _, err := c.rtp.ReadFromUDP(buf)
-			if err != nil {
-				break
-			}
-			var in rtp.Packet
-			if in.Unmarshal(buf[:n]) == nil {
-				got++
-			}
-		}
+		call.SendAudio(payload)
+		call.TryReadRTP(20*time.Millisecond, func(*rtp.Packet) bool { got++; return false })
 	}
 	return got
 }
@@ -406,17 +285,17 @@ func TestCallSurvivesDrain(t *testing.T) {
 	t.Parallel()
 	cfgPath, sipPort := writeCallConfig(t, "43000-43099", "drain:\n  timeout: 60s\n")
 	p := startHandoff(t, "", nil, "-config", cfgPath)
-	c := newCaller(t)
-	if res := c.options(sipPort); res.StatusCode != 200 {
+	c := siptest.NewPhone(t, "127.0.0.1")
+	if res := options(c, sipPort); res.StatusCode != 200 {
 		t.Fatalf("OPTIONS before the drain: %d", res.StatusCode)
 	}
 
 	created := p.create(ivr, sipTransfer("drain-call", nil))
-	dlg, remote, seq := p.connect(t, c, created, 25)
+	call := p.connect(t, c, created, 25)
 
 	p.signal(syscall.SIGTERM)
 	p.waitLog("signal received: draining")
-	res := c.options(sipPort)
+	res := options(c, sipPort)
 	if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
 		t.Errorf("OPTIONS while draining: %d (Retry-After %v), want 503 with Retry-After", res.StatusCode, res.GetHeader("Retry-After"))
 	}
@@ -429,15 +308,15 @@ func TestCallSurvivesDrain(t *testing.T) {
 		t.Error("handoff_draining is not 1 while draining")
 	}
 	// A new call is refused (the transfer was created before the drain).
-	p2 := newCaller(t)
-	if _, _, err := p2.invite("sip:drain-call-2@127.0.0.1:" + fmt.Sprint(sipPort)); err == nil {
+	p2 := siptest.NewPhone(t, "127.0.0.1")
+	if _, err := p2.Invite("sip:drain-call-2@127.0.0.1:"+fmt.Sprint(sipPort), p2.Offer("0"), sipgo.AnswerOptions{}); err == nil {
 		t.Error("a new INVITE was answered while draining")
-	} else if e, ok := err.(*sipgo.ErrDialogResponse); !ok || e.Res.StatusCode != 503 {
+	} else if siptest.StatusOf(err) != 503 {
 		t.Errorf("new INVITE while draining: %v, want 503", err)
 	}
 
 	// The call in progress carries on: media both ways, still ONGOING.
-	if got := c.exchangeAudio(remote, seq, 50); got == 0 {
+	if got := exchangeAudio(call, 50); got == 0 {
 		t.Error("no RTP from handoff during the drain")
 	}
 	if _, out := p.get(ivr, "drain-call"); str(out, "status") != "ONGOING" {
@@ -450,11 +329,7 @@ func TestCallSurvivesDrain(t *testing.T) {
 	}
 
 	// The caller hangs up; the drain completes and the process exits 0.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := dlg.Bye(ctx); err != nil {
-		t.Fatalf("BYE: %v", err)
-	}
+	call.Hangup()
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit status %d, want 0:\n%s", code, p.logs)
 	}
