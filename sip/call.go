@@ -46,7 +46,7 @@ type Call struct {
 // ports, the agent session, and a dialog. On failure it returns the status
 // to answer and frees what it took.
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer.Transfer, log *slog.Logger) (*Call, int, string, []sip.Header) {
-	dlg, err := s.dialogUA.ReadInvite(req, tx)
+	dlg, err := s.dialogUAFor(req.Transport()).ReadInvite(req, tx)
 	if err != nil {
 		return nil, sip.StatusBadRequest, "Bad Request", nil
 	}

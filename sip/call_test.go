@@ -73,6 +73,10 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), transfer.EndAgentFinished) {
 		t.Fatalf("BYE Reason %v", r)
 	}
+	// Sent from the SIP port the gateway advertises, not an ephemeral one.
+	if bye.Source() != g.addr {
+		t.Errorf("BYE sent from %s, want the gateway's SIP address %s", bye.Source(), g.addr)
+	}
 	done := g.WaitStatus("pn-1", transfer.StatusCompleted)
 	if done.EndReason != transfer.EndAgentFinished || done.CompletedAt.IsZero() {
 		t.Fatalf("end %+v", done)

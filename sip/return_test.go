@@ -396,6 +396,11 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	if inv.GetHeader("P-Asserted-Identity") == nil || inv.From().Address.User != c.Dlg.InviteRequest.From().Address.User {
 		t.Fatalf("return INVITE does not present the caller: From %v", inv.From())
 	}
+	// Carriers and SBCs expect requests from the signalling port that Via
+	// and Contact advertise, not from an ephemeral one.
+	if inv.Source() != g.addr {
+		t.Errorf("return INVITE sent from %s, want the gateway's SIP address %s", inv.Source(), g.addr)
+	}
 	g.WaitReturn("inv")
 
 	// Caller -> destination: μ-law in, A-law out, same audio.
