@@ -65,7 +65,8 @@ func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResu
 	// The caller hanging up while it rings cancels the return call.
 	ringCtx, cancel := context.WithTimeout(c.dlg.Context(), c.s.cfg.Return.RingTimeout)
 	defer cancel()
-	r.dlg, err = c.s.dialogUAFor(req.Transport()).WriteInvite(ringCtx, req)
+	c.s.fromListener(req)
+	r.dlg, err = c.s.dialogUA.WriteInvite(ringCtx, req)
 	if err != nil {
 		fail(res, 0, "INVITE not sent: "+err.Error())
 		return

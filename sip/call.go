@@ -46,7 +46,7 @@ type Call struct {
 // ports, the agent session, and a dialog. On failure it returns the status
 // to answer and frees what it took.
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer.Transfer, log *slog.Logger) (*Call, int, string, []sip.Header) {
-	dlg, err := s.dialogUAFor(req.Transport()).ReadInvite(req, tx)
+	dlg, err := s.dialogUA.ReadInvite(req, tx)
 	if err != nil {
 		return nil, sip.StatusBadRequest, "Bad Request", nil
 	}
@@ -274,6 +274,16 @@ func (c *Call) release() {
 	_ = c.dlg.Close()
 }
 
+// inDialogRequest starts a request of ours inside the caller's dialog: to
+// the caller's Contact, over the call's transport, with our Contact for it.
+func (c *Call) inDialogRequest(method sip.RequestMethod) *sip.Request {
+	req := sip.NewRequest(method, c.dlg.InviteRequest.Contact().Address)
+	req.SetTransport(c.dlg.InviteRequest.Transport())
+	req.AppendHeader(c.s.contactFor(req.Transport()))
+	c.s.fromListener(req)
+	return req
+}
+
 // bye hangs up the call from our side, with a Reason header (RFC 3326).
 func (c *Call) bye(reason string) {
 	if c.hungUp.Swap(true) || c.dlg.LoadState() == sip.DialogStateEnded {
@@ -281,10 +291,8 @@ func (c *Call) bye(reason string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
-	req := sip.NewRequest(sip.BYE, c.dlg.InviteRequest.Contact().Address)
-	req.SetTransport(c.dlg.InviteRequest.Transport())
+	req := c.inDialogRequest(sip.BYE)
 	req.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+reason+`"`))
-	req.AppendHeader(c.s.contactFor(req.Transport()))
 	if err := c.dlg.WriteBye(ctx, req); err != nil {
 		c.log.Info("BYE not confirmed", "err", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +85,47 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	if out := done.OutputContext; out == nil || out.TransferType != agent.TransferSystem || out.TransferVariables["digits"] != "42" {
 		t.Fatalf("outputContext %+v", done.OutputContext)
 	}
+}
+
+// The gateway's in-dialog requests leave from its SIP port even when the
+// caller's Contact is an address the gateway has never heard from (an SBC
+// that signals from one socket and names another in Contact): sipgo would
+// send from an ephemeral port.
+func TestByeToUnheardContactLeavesFromSIPPort(t *testing.T) {
+	g := newGateway(t)
+	g.createSIP("contact-1")
+	p := newPhone(t)
+	other, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	p.DUA.ContactHDR = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: other.LocalAddr().(*net.UDPAddr).Port}}
+	c := p.MustAnswer(g.srv.TransferURI("contact-1"), p.Offer("0 101"))
+	c.SendDTMF('#') // the loopback agent finishes: BYE to the Contact
+
+	buf := make([]byte, 8192)
+	_ = other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, from, err := other.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("no BYE at the Contact: %v", err)
+	}
+	msg, err := sip.NewParser().ParseSIP(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bye, ok := msg.(*sip.Request)
+	if !ok || bye.Method != sip.BYE {
+		t.Fatalf("got %s, want a BYE", msg.String())
+	}
+	if from.String() != g.addr {
+		t.Errorf("BYE sent from %s, want the gateway's SIP address %s", from, g.addr)
+	}
+	res := sip.NewResponseFromRequest(bye, 200, "OK", nil).String()
+	if _, err := other.WriteToUDP([]byte(res), from); err != nil {
+		t.Fatal(err)
+	}
+	g.WaitStatus("contact-1", transfer.StatusCompleted)
 }
 
 func TestSIPTransferByURIAndCallerHangup(t *testing.T) {

@@ -121,11 +121,9 @@ func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResul
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Return.ReferTimeout)
 	defer cancel()
-	req := sip.NewRequest(sip.REFER, c.dlg.InviteRequest.Contact().Address)
+	req := c.inDialogRequest(sip.REFER)
 	req.AppendHeader(sip.NewHeader("Refer-To", "<"+target+">"))
-	contact := c.s.contactFor(c.dlg.InviteRequest.Transport())
-	req.AppendHeader(sip.NewHeader("Referred-By", "<"+contact.Address.String()+">"))
-	req.AppendHeader(contact)
+	req.AppendHeader(sip.NewHeader("Referred-By", "<"+req.Contact().Address.String()+">"))
 	answer, err := c.dlg.Do(ctx, req)
 	switch {
 	case err != nil:

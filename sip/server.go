@@ -129,20 +129,20 @@ func (c *Config) defaults() {
 	c.Return.defaults()
 }
 
-// Server is the SIP user agent: one UA, one server and the dialog user
-// agents sharing the listening sockets, and the table of live calls.
+// Server is the SIP user agent: one UA, one server and one dialog user
+// agent sharing the listening sockets, and the table of live calls.
 type Server struct {
-	cfg         Config
-	svc         *transfer.Service
-	log         *slog.Logger
-	ua          *sipgo.UserAgent
-	srv         *sipgo.Server
-	dialogUA    *sipgo.DialogUA // dialogs over TCP and TLS
-	udpDialogUA *sipgo.DialogUA // dialogs over UDP, sent from the UDP listener
-	media       *media.Metrics
-	metrics     *metrics
-	auth        *authenticator
-	limiter     *limiter // nil: no flood limit
+	cfg      Config
+	svc      *transfer.Service
+	log      *slog.Logger
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	dialogUA *sipgo.DialogUA
+	udpLaddr sip.Addr // the first UDP listener; zero without one
+	media    *media.Metrics
+	metrics  *metrics
+	auth     *authenticator
+	limiter  *limiter // nil: no flood limit
 
 	host     string                       // advertised host
 	port     int                          // advertised port of the first listener
@@ -255,18 +255,7 @@ func (s *Server) Start() error {
 	}
 	s.contacts = s.contactsByTransport()
 	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
-	s.udpDialogUA = s.dialogUA
-	if addr, ok := s.udpListenAddr(); ok {
-		// Over UDP, send from the listening socket: carriers and SBCs
-		// expect requests from the port Via and Contact advertise, and
-		// sipgo would otherwise open an ephemeral socket per new peer.
-		udp, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.host), sipgo.WithClientPort(s.port),
-			sipgo.WithClientNAT(), sipgo.WithClientConnectionAddr(addr))
-		if err != nil {
-			return fail(err)
-		}
-		s.udpDialogUA = &sipgo.DialogUA{Client: udp, ContactHDR: s.contacts["udp"]}
-	}
+	s.udpLaddr = s.udpListenAddr()
 	s.srv.OnInvite(s.open(s.guard(s.onInvite)))
 	s.srv.OnAck(s.open(s.inDialog(dialogHandler.onAck)))
 	s.srv.OnBye(s.open(s.inDialog(dialogHandler.onBye)))
@@ -350,22 +339,26 @@ func (s *Server) advertised() (string, int) {
 }
 
 // udpListenAddr is the local address of the first UDP listener.
-func (s *Server) udpListenAddr() (string, bool) {
+func (s *Server) udpListenAddr() sip.Addr {
 	for _, a := range s.addrs {
 		if hp, ok := strings.CutPrefix(a, "udp://"); ok {
-			return hp, true
+			host, port, _ := sip.ParseAddr(hp)
+			return sip.Addr{IP: net.ParseIP(host), Port: port, Hostname: host}
 		}
 	}
-	return "", false
+	return sip.Addr{}
 }
 
-// dialogUAFor is the dialog user agent for a dialog over transport: over
-// UDP its requests leave from the listening socket.
-func (s *Server) dialogUAFor(transport string) *sipgo.DialogUA {
-	if strings.EqualFold(transport, "udp") {
-		return s.udpDialogUA
+// fromListener makes a request we send over UDP leave from the first UDP
+// listening socket, the port Via and Contact advertise: carriers and SBCs
+// may accept only that port, and for a peer it has not heard from sipgo
+// would open an ephemeral socket instead. sipgo's dialogs never copy a
+// client's connection address onto their in-dialog requests, so it is set
+// on each request (the ACK and CANCEL of our INVITE inherit it).
+func (s *Server) fromListener(req *sip.Request) {
+	if s.udpLaddr.Port != 0 && strings.EqualFold(req.Transport(), "udp") {
+		s.udpLaddr.Copy(&req.Laddr)
 	}
-	return s.dialogUA
 }
 
 // contactsByTransport builds our Contact for each listening transport, so
