@@ -218,9 +218,8 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 		contact.Port = testenv.FreePort(t, false)
 	}
 	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
-	var closed atomic.Bool
-	gate := func(h sipgo.RequestHandler) sipgo.RequestHandler { return sipgate.Gate(ua, closed.Load, h) }
-	srv.OnInvite(gate(func(req *sip.Request, tx sip.ServerTransaction) {
+	door := sipgate.New(ua)
+	srv.OnInvite(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.invites.Add(1)
 		d.mu.Lock()
 		d.lastReq = req
@@ -277,7 +276,7 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 		close(d.answer)
 		<-dlg.Context().Done()
 	}))
-	srv.OnAck(gate(func(req *sip.Request, tx sip.ServerTransaction) {
+	srv.OnAck(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.mu.Lock()
 		dlg := d.dlg
 		d.mu.Unlock()
@@ -285,7 +284,7 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 			_ = dlg.ReadAck(req, tx)
 		}
 	}))
-	srv.OnBye(gate(func(req *sip.Request, tx sip.ServerTransaction) {
+	srv.OnBye(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.mu.Lock()
 		dlg := d.dlg
 		d.mu.Unlock()
@@ -294,10 +293,10 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 		}
 		d.byes <- struct{}{}
 	}))
-	srv.OnNoRoute(gate(siptest.NotAllowed))
+	srv.OnNoRoute(door.Wrap(siptest.NotAllowed))
 	go func() { _ = srv.ServeUDP(conn) }()
 	t.Cleanup(func() {
-		closed.Store(true)
+		door.Close()
 		d.mu.Lock()
 		dlg := d.dlg
 		d.mu.Unlock()

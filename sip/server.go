@@ -138,7 +138,8 @@ type Server struct {
 	ua       *sipgo.UserAgent
 	srv      *sipgo.Server
 	dialogUA *sipgo.DialogUA
-	udpLaddr sip.Addr // the first UDP listener; zero without one
+	udpLaddr sip.Addr      // the first UDP listener; zero without one
+	door     *sipgate.Door // every request handler passes through it
 	media    *media.Metrics
 	metrics  *metrics
 	auth     *authenticator
@@ -232,6 +233,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.ua = ua
+	s.door = sipgate.New(ua)
 	fail := func(err error) error {
 		s.closeListeners()
 		ua.Close()
@@ -256,16 +258,16 @@ func (s *Server) Start() error {
 	s.contacts = s.contactsByTransport()
 	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
 	s.udpLaddr = s.udpListenAddr()
-	s.srv.OnInvite(s.open(s.guard(s.onInvite)))
-	s.srv.OnAck(s.open(s.inDialog(dialogHandler.onAck)))
-	s.srv.OnBye(s.open(s.inDialog(dialogHandler.onBye)))
-	s.srv.OnCancel(s.open(s.onCancel))
-	s.srv.OnOptions(s.open(s.guard(s.onOptions)))
-	s.srv.OnInfo(s.open(s.inDialog(dialogHandler.onInfo)))
-	s.srv.OnUpdate(s.open(s.inDialog(dialogHandler.onOffer)))
-	s.srv.OnNotify(s.open(s.inDialog(dialogHandler.onOther)))
-	s.srv.OnRefer(s.open(s.inDialog(dialogHandler.onOther)))
-	s.srv.OnNoRoute(s.open(s.guard(s.onNoRoute)))
+	s.srv.OnInvite(s.door.Wrap(s.guard(s.onInvite)))
+	s.srv.OnAck(s.door.Wrap(s.inDialog(dialogHandler.onAck)))
+	s.srv.OnBye(s.door.Wrap(s.inDialog(dialogHandler.onBye)))
+	s.srv.OnCancel(s.door.Wrap(s.onCancel))
+	s.srv.OnOptions(s.door.Wrap(s.guard(s.onOptions)))
+	s.srv.OnInfo(s.door.Wrap(s.inDialog(dialogHandler.onInfo)))
+	s.srv.OnUpdate(s.door.Wrap(s.inDialog(dialogHandler.onOffer)))
+	s.srv.OnNotify(s.door.Wrap(s.inDialog(dialogHandler.onOther)))
+	s.srv.OnRefer(s.door.Wrap(s.inDialog(dialogHandler.onOther)))
+	s.srv.OnNoRoute(s.door.Wrap(s.guard(s.onNoRoute)))
 	for _, fn := range serve {
 		s.wg.Go(fn)
 	}
@@ -454,6 +456,9 @@ func (s *Server) close() error {
 	s.mu.Lock()
 	s.stopped = true
 	s.mu.Unlock()
+	// Requests sipgo read before the listeners closed are dropped, and the
+	// sockets it opens to answer them closed (internal/sipgate).
+	s.door.Close()
 	s.closeListeners()
 	var err error
 	if s.ua != nil {
@@ -594,18 +599,6 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 // layer answers the others and sends 487 on the INVITE).
 func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-}
-
-// open passes requests on while the server runs and drops those that
-// arrive after it closed (see internal/sipgate), so Shutdown leaks nothing.
-func (s *Server) open(next sipgo.RequestHandler) sipgo.RequestHandler {
-	return sipgate.Gate(s.ua, s.isStopped, next)
-}
-
-func (s *Server) isStopped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
 }
 
 // inDialog routes a request to its dialog's handler method, or answers 481.

@@ -13,7 +13,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,9 +85,8 @@ func NewPhone(t testing.TB, ip string) *Phone {
 			Address: sip.Uri{Scheme: "sip", User: "caller", Host: ip, Port: port},
 		}},
 	}
-	var closed atomic.Bool
-	gate := func(h sipgo.RequestHandler) sipgo.RequestHandler { return sipgate.Gate(ua, closed.Load, h) }
-	srv.OnBye(gate(func(req *sip.Request, tx sip.ServerTransaction) {
+	door := sipgate.New(ua)
+	srv.OnBye(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.mu.Lock()
 		d := p.dialogs[req.CallID().Value()]
 		p.mu.Unlock()
@@ -99,7 +97,7 @@ func NewPhone(t testing.TB, ip string) *Phone {
 		_ = d.ReadBye(req, tx)
 		p.Byes <- req
 	}))
-	srv.OnRefer(gate(func(req *sip.Request, tx sip.ServerTransaction) {
+	srv.OnRefer(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.mu.Lock()
 		h := p.onRefer
 		p.mu.Unlock()
@@ -109,9 +107,9 @@ func NewPhone(t testing.TB, ip string) *Phone {
 		}
 		h(req, tx)
 	}))
-	srv.OnNoRoute(gate(NotAllowed))
+	srv.OnNoRoute(door.Wrap(NotAllowed))
 	t.Cleanup(func() {
-		closed.Store(true)
+		door.Close()
 		rtpConn.Close()
 		conn.Close()
 		ua.Close()
