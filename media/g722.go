@@ -2,43 +2,63 @@ package media
 
 // G.722 (ITU-T Recommendation G.722, "7 kHz audio-coding within 64 kbit/s"),
 // mode 1 only: 64 kbit/s, 6 bits for the lower sub-band and 2 for the higher
-// sub-band in every octet. The code follows the Recommendation's block
-// description (Figures 4-8/G.722: QMF, SUBTL, QUANTL, INVQAL, INVQBL, LOGSCL,
-// SCALEL, the block 4 predictor UPPOL1, UPPOL2, UPZERO, FILTEP, FILTEZ, and the
-// higher sub-band's QUANTH, INVQAH, LOGSCH, SCALEH) with its tables, written
-// with 16-bit saturating arithmetic the way the ITU-T reference implementation
-// (G.191 STL, src/g722) evaluates those blocks on 16-bit samples. No code is
-// taken from any implementation; Debian's ffmpeg is used in the tests as an
-// independent cross-check (see g722_ffmpeg_test.go for how close it is).
+// sub-band in every octet. The code follows the Recommendation's description
+// of the SB-ADPCM blocks (the QMF; SUBTL, QUANTL, INVQAL, INVQBL, LOGSCL,
+// SCALEL for the lower sub-band; QUANTH, INVQAH, LOGSCH, SCALEH for the
+// higher; the block 4 predictor PARREC, RECONS, UPZERO, UPPOL2, UPPOL1,
+// FILTEZ, FILTEP, PREDIC shared by both) with its tables and names, in the
+// 16-bit saturating arithmetic of the ITU-T reference implementation (G.191
+// STL, src/g722), which it was checked against by reading; no code is copied
+// from that or any other implementation. Debian's ffmpeg is the independent
+// cross-check in the tests (g722_ffmpeg_test.go says how close it is).
 //
-// Octet layout (Recommendation §1.4.4, RFC 3551 §4.5.2): bits 7-6 are the
+// Octet layout (RFC 3551 §4.5.2 and the Recommendation): bits 7-6 are the
 // higher sub-band code IH, bits 5-0 the lower sub-band code IL. Each octet
 // carries two 16 kHz samples, so a 20 ms packet is 320 samples in 160 octets,
 // with an RTP clock of 8000 (RFC 3551's quirk, handled by the session).
 
 import "slices"
 
-// Initial scale factors after reset (Recommendation §6.2, DETL and DETH).
+// The scale factors DETL and DETH after a reset.
 const (
 	g722LowDetReset  = 32
 	g722HighDetReset = 8
 )
 
+// g722State is what an encoder and a decoder each track: the QMF delay line
+// and both sub-bands' ADPCM state.
+type g722State struct {
+	qmf       g722QMF
+	low, high g722Band
+}
+
+// reset sets the Recommendation's initial state.
+func (s *g722State) reset() {
+	*s = g722State{}
+	s.low.det = g722LowDetReset
+	s.high.det = g722HighDetReset
+}
+
+// ready resets a zero value (no scale factor is ever 0 after a reset).
+func (s *g722State) ready() {
+	if s.low.det == 0 {
+		s.reset()
+	}
+}
+
 // G722Encoder encodes 16 kHz 16-bit linear PCM to G.722 at 64 kbit/s. The
 // codec is stateful across packets: use one encoder per stream direction.
 // The zero value is ready to use (as after Reset). Not safe for concurrent use.
 type G722Encoder struct {
-	qmf       g722QMF
-	low, high g722Band
-	held      int16 // odd sample waiting for its pair across calls
-	holding   bool
+	g722State
+	held    int16 // odd sample waiting for its pair across calls
+	holding bool
 }
 
 // Reset returns the encoder to the Recommendation's initial state.
 func (e *G722Encoder) Reset() {
-	*e = G722Encoder{}
-	e.low.det = g722LowDetReset
-	e.high.det = g722HighDetReset
+	e.reset()
+	e.held, e.holding = 0, false
 }
 
 // Encode appends the G.722 encoding of pcm to dst and returns the extended
@@ -47,9 +67,7 @@ func (e *G722Encoder) Reset() {
 // stream encodes the same however it is cut. It allocates only when dst
 // lacks the capacity.
 func (e *G722Encoder) Encode(dst []byte, pcm []int16) []byte {
-	if e.low.det == 0 {
-		e.Reset()
-	}
+	e.ready()
 	n := len(pcm)
 	if e.holding {
 		n++
@@ -84,25 +102,18 @@ func (e *G722Encoder) encodePair(first, second int16) byte {
 // codec is stateful across packets: use one decoder per stream direction.
 // The zero value is ready to use (as after Reset). Not safe for concurrent use.
 type G722Decoder struct {
-	qmf       g722QMF
-	low, high g722Band
+	g722State
 }
 
 // Reset returns the decoder to the Recommendation's initial state.
-func (d *G722Decoder) Reset() {
-	*d = G722Decoder{}
-	d.low.det = g722LowDetReset
-	d.high.det = g722HighDetReset
-}
+func (d *G722Decoder) Reset() { d.reset() }
 
 // Decode appends the two samples each payload octet carries to dst and
 // returns the extended slice (160 octets -> 320 samples). Every octet value
 // is a valid code, so any payload decodes. It allocates only when dst lacks
 // the capacity.
 func (d *G722Decoder) Decode(dst []int16, payload []byte) []int16 {
-	if d.low.det == 0 {
-		d.Reset()
-	}
+	d.ready()
 	dst = slices.Grow(dst, 2*len(payload))
 	for _, c := range payload {
 		first, second := d.decodeOctet(c)

@@ -20,7 +20,15 @@ type g722Band struct {
 }
 
 // sat16 saturates to 16 bits, as the reference's add and sub do.
-func sat16(v int32) int32 { return max(-32768, min(32767, v)) }
+func sat16(v int32) int32 {
+	if int32(int16(v)) == v { // the common case, cheapest as a branch
+		return v
+	}
+	if v < 0 {
+		return -32768
+	}
+	return 32767
+}
 
 // mult is the reference's fractional multiply: (a*b) >> 15, saturated.
 func mult(a, b int32) int32 { return sat16(a * b >> 15) }
@@ -29,7 +37,7 @@ func mult(a, b int32) int32 { return sat16(a * b >> 15) }
 // are clipped to 15 bits.
 func limit(v int32) int32 { return max(-16384, min(16383, v)) }
 
-// ---- lower sub-band: 6-bit quantizer, 4-bit feedback (Tables 6, 7/G.722)
+// ---- lower sub-band: 6-bit quantizer, 4-bit feedback to the predictor
 
 // q6 holds the lower sub-band quantizer decision levels Q6(MIL), scaled by 8
 // at use through DETL.
@@ -124,7 +132,7 @@ func (b *g722Band) stepLow(il int) {
 	b.det = scale(b.nb, 8)
 }
 
-// ---- higher sub-band: 2-bit quantizer (Tables 8, 9/G.722)
+// ---- higher sub-band: 2-bit quantizer
 
 // quantH is QUANTH: the 2-bit code for the higher sub-band difference EH
 // (decision level Q2 = 564).
@@ -191,33 +199,42 @@ func scale(nb int32, shift int32) int32 {
 // ---- block 4: the adaptive predictor, identical for both sub-bands
 
 // adapt takes the quantized difference signal dq (DLT or DH) and updates the
-// predictor: PARREC, RECONS, UPZERO, UPPOL2, UPPOL1, FILTEZ, FILTEP, PREDIC.
+// predictor: PARREC, RECONS, UPZERO and FILTEZ, UPPOL2, UPPOL1, FILTEP,
+// PREDIC. (FILTEZ reads only what UPZERO writes, so it may run before the
+// pole updates.)
 func (b *g722Band) adapt(dq int32) {
 	b.d[0] = dq
 	b.p[0] = sat16(dq + b.sz)
 	b.r[0] = sat16(b.s + dq)
-	b.upzero()
+	b.sz = b.zeroSection()
 	b.uppol2()
 	b.uppol1()
-	b.sz = b.filtez()
 	b.s = sat16(b.filtep() + b.sz)
 }
 
-// upzero updates the six zero-section coefficients by sign correlation of
-// the difference signal and shifts its delay line.
-func (b *g722Band) upzero() {
-	var wd1 int32 = 128
+// zeroSection is UPZERO and FILTEZ in one pass: it updates the six
+// zero-section coefficients by sign correlation of the difference signal,
+// shifts the signal's delay line and returns the section's prediction SZ.
+// Two of the reference's saturations cannot act here and are left out: a
+// coefficient leaky-integrates steps of 128 with factor 255/256, so it stays
+// within 16 bits; and |DLT| <= 10228 (DETL <= 16384 times OQ4 <= 2557*8, >> 15;
+// DH is smaller), so 2*DLT is no 16-bit overflow and mult needs no clamp.
+func (b *g722Band) zeroSection() int32 {
+	var step int32 = 128
 	if b.d[0] == 0 {
-		wd1 = 0
+		step = 0
 	}
+	var sz int32
 	for i := 6; i > 0; i-- {
-		wd2 := -wd1
-		if (b.d[i] < 0) == (b.d[0] < 0) {
-			wd2 = wd1
+		g := step
+		if b.d[i]^b.d[0] < 0 { // signs differ (zero counts as positive)
+			g = -step
 		}
-		b.b[i] = sat16(wd2 + mult(b.b[i], 32640))
+		b.b[i] = g + b.b[i]*32640>>15
 		b.d[i] = b.d[i-1]
+		sz = sat16(sz + b.d[i]<<1*b.b[i]>>15)
 	}
+	return sz
 }
 
 // uppol2 updates the second pole coefficient A2 (from the old A1).
@@ -247,15 +264,6 @@ func (b *g722Band) uppol1() {
 	wd3 := 15360 - b.a[2]
 	b.a[1] = max(-wd3, min(wd3, apl1))
 	b.p[2], b.p[1] = b.p[1], b.p[0]
-}
-
-// filtez is the sixth-order zero section's prediction SZ.
-func (b *g722Band) filtez() int32 {
-	var sz int32
-	for i := 6; i > 0; i-- {
-		sz = sat16(sz + mult(sat16(b.d[i]<<1), b.b[i]))
-	}
-	return sz
 }
 
 // filtep shifts the reconstructed signal's delay line and returns the

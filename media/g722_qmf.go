@@ -1,8 +1,8 @@
 package media
 
-// The G.722 quadrature mirror filters (Recommendation §3.1.1 and §4.4.1,
-// Table 11/G.722): one 24-tap linear-phase filter splits 16 kHz input into
-// the two 8 kHz sub-bands and, in the decoder, interpolates them back.
+// The G.722 quadrature mirror filters (coefficients: Table 11/G.722): one
+// 24-tap linear-phase filter splits 16 kHz input into the two 8 kHz
+// sub-bands and, in the decoder, interpolates them back.
 
 // qmfCoef are the 24 QMF coefficients h0..h23 (symmetric).
 var qmfCoef = [24]int32{
