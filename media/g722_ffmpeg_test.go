@@ -20,6 +20,7 @@ package media
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,16 +84,30 @@ var g722Signals = []struct {
 }{{"test signal", g722TestSignal}, {"full scale", g722OverloadSignal}}
 
 // TestG722FFmpegEncodedDecodesAlike: ffmpeg encodes; our decoder and
-// ffmpeg's must agree, and do so exactly.
+// ffmpeg's must agree, and do so exactly. Random octets too: they hold the
+// codes no encoder emits (IL 0-3), which the decoder must still map as the
+// Recommendation says.
 func TestG722FFmpegEncodedDecodesAlike(t *testing.T) {
+	random := make([]byte, 8000)
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	type stream struct {
+		name string
+		enc  []byte
+	}
+	streams := []stream{{"random octets", random}}
 	for _, sig := range g722Signals {
-		enc := ffmpegEncode(t, sig.pcm())
-		ours, theirs := g722Decode(enc), ffmpegDecode(t, enc)
+		streams = append(streams, stream{sig.name + " (ffmpeg-encoded)", ffmpegEncode(t, sig.pcm())})
+	}
+	for _, st := range streams {
+		ours, theirs := g722Decode(st.enc), ffmpegDecode(t, st.enc)
 		t.Logf("%s: %d octets; decoded max abs diff %d, SNR ours vs ffmpeg %.1f dB",
-			sig.name, len(enc), maxAbsDiff(ours, theirs), snrDB(theirs, ours))
+			st.name, len(st.enc), maxAbsDiff(ours, theirs), snrDB(theirs, ours))
 		if !slices.Equal(ours, theirs) {
 			t.Errorf("%s: decoders differ: %d vs %d samples, max abs diff %d",
-				sig.name, len(ours), len(theirs), maxAbsDiff(ours, theirs))
+				st.name, len(ours), len(theirs), maxAbsDiff(ours, theirs))
 		}
 	}
 }
@@ -125,9 +140,12 @@ func TestG722EncoderMatchesFFmpeg(t *testing.T) {
 		ours, theirs := g722Encode(pcm), ffmpegEncode(t, pcm)
 		first := firstDiff(ours, theirs)
 		limited := firstLimitedPair(pcm)
-		snrOurs, snrTheirs := codecSNR(pcm, g722Decode(ours)), codecSNR(pcm, g722Decode(theirs))
-		t.Logf("%s: %.2f%% of %d octets equal (first difference at %d, first 15-bit limit at %d); decoded SNR ours %.1f dB, ffmpeg's %.1f dB",
-			sig.name, percentEqual(ours, theirs), len(ours), first, limited, snrOurs, snrTheirs)
+		decOurs, decTheirs := g722Decode(ours), g722Decode(theirs)
+		snrOurs, snrTheirs := codecSNR(pcm, decOurs), codecSNR(pcm, decTheirs)
+		t.Logf("%s: %.2f%% of %d octets equal (first difference at %d, first 15-bit limit at %d); "+
+			"decoded: SNR vs original ours %.1f dB, ffmpeg's %.1f dB; ours vs ffmpeg's SNR %.1f dB, max abs diff %d",
+			sig.name, percentEqual(ours, theirs), len(ours), first, limited, snrOurs, snrTheirs,
+			snrDB(decTheirs, decOurs), maxAbsDiff(decOurs, decTheirs))
 		switch {
 		case len(ours) != len(theirs):
 			t.Errorf("%s: %d octets, ffmpeg %d", sig.name, len(ours), len(theirs))
