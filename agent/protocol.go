@@ -40,8 +40,9 @@ func wireTrack(t Track) string {
 	return wireInbound
 }
 
-// accountSid fills Twilio's accountSid fields.
-const accountSid = "handoff"
+// defaultAccountSid fills Twilio's accountSid fields when no Twilio API
+// account is configured.
+const defaultAccountSid = "handoff"
 
 type connectedMsg struct {
 	Event    string `json:"event"`
