@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -120,7 +121,13 @@ func (cfg WebSocket) dial(ctx context.Context, raw *rawConn) (*websocket.Conn, e
 			err = fmt.Errorf("no handshake within %s", cfg.ConnectTimeout)
 		}
 		cfg.Metrics.connectFailures.WithLabelValues(reason).Inc()
-		return nil, fmt.Errorf("agent %s: %w", redactURL(cfg.URL), err)
+		// net/http's error names the URL with its query: keep only its
+		// cause, the redacted URL prefixes it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("agent %s: %w", RedactURL(cfg.URL), err)
 	}
 	// Handoff enforces its own limit so that an oversized message is
 	// skipped rather than fatal to the connection.
@@ -148,20 +155,10 @@ func newWSSession(cfg WebSocket, conn *websocket.Conn, raw *rawConn, info CallIn
 		s.callSid = info.TransferID
 	}
 	s.log = cfg.Logger.With("transfer_id", info.TransferID, "call_id", info.CallID,
-		"agent_url", redactURL(cfg.URL), "stream_sid", s.streamSid)
+		"agent_url", RedactURL(cfg.URL), "stream_sid", s.streamSid)
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	return s
-}
-
-// redactURL is the URL as logs may show it: no user info, no query.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }
 
 func randomHex(n int) string {
