@@ -83,6 +83,8 @@ type startHandoff struct {
 	To                     string                `json:"to,omitempty"`
 	InputContext           transfer.InputContext `json:"inputContext"`
 	Headers                map[string]string     `json:"headers,omitempty"`
+	UUI                    string                `json:"uui,omitempty"`
+	UUIText                string                `json:"uuiText,omitempty"`
 }
 
 type dtmfMsg struct {

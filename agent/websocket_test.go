@@ -307,6 +307,8 @@ func TestWebSocketStartMessage(t *testing.T) {
 		"callId":                 "call-1@host",
 		"from":                   "sip:alice@example.com",
 		"to":                     "sip:tr-1@handoff",
+		"from_number":            "alice",
+		"to_number":              "tr-1",
 		"taskName":               "Billing",
 		"inputVariables":         `{"account":"42","lang":"en"}`,
 		"X-Customer-Tier":        "gold",
