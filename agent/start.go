@@ -15,7 +15,7 @@ func (s *wsSession) startMessage(seq string) startMsg {
 		SequenceNumber: seq,
 		StreamSid:      s.streamSid,
 		Start: startBody{
-			AccountSid:       defaultAccountSid,
+			AccountSid:       s.cfg.accountSid(),
 			StreamSid:        s.streamSid,
 			CallSid:          s.callSid,
 			Tracks:           []string{wireInbound},
@@ -117,4 +117,40 @@ func isTelephoneNumber(s string) bool {
 		}
 	}
 	return digits > 0
+}
+
+// callSidFor is the start event's callSid: the SIP Call-ID (the transfer
+// id when there is none) when every character of it may stand in a URL
+// path as it is, since agents put the callSid unescaped into the Twilio
+// hang-up URL (Pipecat does); otherwise a fresh Twilio-style one.
+func callSidFor(info CallInfo) string {
+	sid := info.CallID
+	if sid == "" {
+		sid = info.TransferID
+	}
+	if !pathSafe(sid) {
+		return newCallSid()
+	}
+	return sid
+}
+
+// newCallSid is a Twilio-style call SID: "CA" and 32 hex digits.
+func newCallSid() string { return "CA" + randomHex(16) }
+
+// pathSafe reports whether s is not empty and made only of characters that
+// HTTP clients leave alone in a path segment: RFC 3986's unreserved ones
+// and "!*'()+:@". A "/", "?", "#" or "%" would change what the URL says.
+func pathSafe(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-._~!*'()+:@", r):
+		default:
+			return false
+		}
+	}
+	return true
 }

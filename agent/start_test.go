@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +24,24 @@ func TestPhoneNumber(t *testing.T) {
 	} {
 		if got := phoneNumber(in); got != want {
 			t.Errorf("phoneNumber(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCallSidFor(t *testing.T) {
+	for _, id := range []string{"a84b4c76e66710@10.0.0.5", "9f1c-44e2_x.y~z!*'()+:@h", "tr-1"} {
+		if got := callSidFor(CallInfo{CallID: id}); got != id {
+			t.Errorf("callSidFor(%q) = %q, want it unchanged", id, got)
+		}
+	}
+	if got := callSidFor(CallInfo{TransferID: "tr-9"}); got != "tr-9" {
+		t.Errorf("no Call-ID: callSid %q, want the transfer id", got)
+	}
+	// What would change the hang-up URL's meaning gets a Twilio-style SID.
+	for _, id := range []string{"a/b@h", "a?b@h", "a#b", "50%25@h", "<x>@h", `"q"@h`, "a b"} {
+		got := callSidFor(CallInfo{CallID: id, TransferID: "tr-9"})
+		if len(got) != 34 || !strings.HasPrefix(got, "CA") || !pathSafe(got) {
+			t.Errorf("callSidFor(%q) = %q, want CA and 32 hex digits", id, got)
 		}
 	}
 }

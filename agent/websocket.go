@@ -82,6 +82,9 @@ func (w *WebSocket) Open(ctx context.Context, info CallInfo) (Session, error) {
 		return nil, err
 	}
 	s := newWSSession(cfg, conn, raw, info)
+	if cfg.TwilioAPI != nil {
+		cfg.TwilioAPI.add(s) // before start announces the callSid
+	}
 	cfg.Metrics.active.Inc()
 	go s.writer()
 	s.wg.Add(1)
@@ -93,7 +96,7 @@ func (w *WebSocket) Open(ctx context.Context, info CallInfo) (Session, error) {
 	if cfg.MaxDuration > 0 {
 		s.startMaxTimer()
 	}
-	s.log.Debug("agent connected", "format", cfg.Format.String())
+	s.log.Debug("agent connected", "format", cfg.Format.String(), "call_sid", s.callSid)
 	return s, nil
 }
 
@@ -143,16 +146,13 @@ func newWSSession(cfg WebSocket, conn *websocket.Conn, raw *rawConn, info CallIn
 		raw:        raw,
 		info:       info,
 		streamSid:  "MZ" + randomHex(16),
-		callSid:    info.CallID,
+		callSid:    callSidFor(info),
 		started:    time.Now(),
 		audio:      make(chan audioFrame, cfg.SendQueue),
 		ctrl:       make(chan ctrlMsg, controlQueue),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		play:       newPlayout(int(cfg.PlayoutBuffer / (20 * time.Millisecond) * FrameSamples)),
-	}
-	if s.callSid == "" {
-		s.callSid = info.TransferID
 	}
 	s.log = cfg.Logger.With("transfer_id", info.TransferID, "call_id", info.CallID,
 		"agent_url", RedactURL(cfg.URL), "stream_sid", s.streamSid)
@@ -362,6 +362,10 @@ func (s *wsSession) ListenOnly() {
 // handshake it may take a few seconds.
 func (s *wsSession) Close() {
 	s.closeOnce.Do(func() {
+		// The hang-up endpoint no longer finds the call.
+		if s.cfg.TwilioAPI != nil {
+			s.cfg.TwilioAPI.remove(s.callSid, s)
+		}
 		// Enter closing (closed if the link is already gone): pushes are
 		// ignored, the timers stop, a conversation still running counts
 		// as call_ended, and stopCtx tells the writer to say goodbye.

@@ -44,6 +44,10 @@ type WebSocket struct {
 	// MaxMessageBytes is the largest agent message accepted (256 KiB);
 	// larger ones are skipped and counted as malformed.
 	MaxMessageBytes int64
+	// TwilioAPI, if set, is the Twilio-compatible hang-up endpoint
+	// (NewTwilioAPI): each session is listed there under its callSid for
+	// its lifetime, and start.accountSid announces its account SID.
+	TwilioAPI *TwilioAPI
 	// HTTPClient dials the handshake; the default has no proxy and no
 	// connection reuse.
 	HTTPClient *http.Client
@@ -98,4 +102,12 @@ func (w WebSocket) withDefaults() WebSocket {
 		w.Metrics = defaultMetrics()
 	}
 	return w
+}
+
+// accountSid is the start and stop messages' accountSid.
+func (w WebSocket) accountSid() string {
+	if w.TwilioAPI != nil {
+		return w.TwilioAPI.opts.AccountSID
+	}
+	return defaultAccountSid
 }

@@ -88,7 +88,7 @@ func (s *wsSession) goodbye(seq string) {
 		return
 	}
 	b, _ := json.Marshal(stopMsg{Event: evStop, StreamSid: s.streamSid, SequenceNumber: seq,
-		Stop: stopBody{AccountSid: defaultAccountSid, CallSid: s.callSid}})
+		Stop: stopBody{AccountSid: s.cfg.accountSid(), CallSid: s.callSid}})
 	ctx, cancel := context.WithTimeout(s.abortCtx, stopTimeout)
 	err := s.conn.Write(ctx, websocket.MessageText, b)
 	cancel()
