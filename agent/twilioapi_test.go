@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/handoff/handoff/transfer"
@@ -21,38 +20,21 @@ const (
 	testAuthToken  = "tok-9c1f0e7d2b4a"
 )
 
-// syncBuffer is a log sink written by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // twilioFixture is Handoff's side: the hang-up endpoint on the HTTP API's
 // mux, served on loopback, and a WebSocket pipeline whose sessions it ends.
 type twilioFixture struct {
 	agent *testAgent
 	ws    *WebSocket
 	m     *Metrics
+	srv   *httptest.Server
 	// baseURL is what a Pipecat user sets as the serializer's base_url.
 	baseURL string
-	logs    *syncBuffer
+	logs    *bytes.Buffer
 }
 
 func newTwilioFixture(t *testing.T, transferType string) *twilioFixture {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	api, err := NewTwilioAPI(TwilioAPIOptions{AccountSID: testAccountSID, AuthToken: testAuthToken, TransferType: transferType, Logger: log})
 	if err != nil {
@@ -67,7 +49,17 @@ func newTwilioFixture(t *testing.T, transferType string) *twilioFixture {
 	ws := a.pipeline(m)
 	ws.TwilioAPI = api
 	ws.Logger = log
-	return &twilioFixture{agent: a, ws: ws, m: m, baseURL: srv.URL, logs: logs}
+	return &twilioFixture{agent: a, ws: ws, m: m, srv: srv, baseURL: srv.URL, logs: logs}
+}
+
+// logsAfter closes the HTTP server (waiting for its handlers) and the
+// sessions (waiting for their goroutines), then returns what they logged.
+func (f *twilioFixture) logsAfter(sessions ...Session) string {
+	f.srv.Close()
+	for _, s := range sessions {
+		s.Close()
+	}
+	return f.logs.String()
 }
 
 // pipecatHangUp sends the request Pipecat's TwilioFrameSerializer sends on
@@ -155,8 +147,8 @@ func TestTwilioAPIPipecatHangUp(t *testing.T) {
 	if code != http.StatusNotFound || body["code"] != float64(20404) || body["status"] != float64(404) || body["more_info"] == nil {
 		t.Fatalf("hang-up after the call answered %d %v", code, body)
 	}
-	if strings.Contains(f.logs.String(), testAuthToken) {
-		t.Fatalf("the auth token is in the logs:\n%s", f.logs)
+	if logs := f.logsAfter(); strings.Contains(logs, testAuthToken) || !strings.Contains(logs, "hung up through the Twilio API") {
+		t.Fatalf("the auth token is in the logs, or the hang-up is not:\n%s", logs)
 	}
 }
 
@@ -218,11 +210,12 @@ func TestTwilioAPIRefusals(t *testing.T) {
 		t.Fatal("a refused or canceled request ended the call")
 	default:
 	}
-	if strings.Contains(f.logs.String(), testAuthToken) || strings.Contains(f.logs.String(), "tok-guess") {
-		t.Fatalf("a token is in the logs:\n%s", f.logs)
+	logs := f.logsAfter(s)
+	if strings.Contains(logs, testAuthToken) || strings.Contains(logs, "tok-guess") {
+		t.Fatalf("a token is in the logs:\n%s", logs)
 	}
-	if !strings.Contains(f.logs.String(), "authentication failed") {
-		t.Errorf("refused requests not logged:\n%s", f.logs)
+	if !strings.Contains(logs, "authentication failed") {
+		t.Errorf("refused requests not logged:\n%s", logs)
 	}
 }
 
