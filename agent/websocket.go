@@ -68,9 +68,6 @@ func (r *rawConn) close() {
 // Open implements Pipeline: it connects to the agent (bounded by
 // ConnectTimeout and ctx) and starts the session's reader, writer and
 // pinger. An error means the agent is unreachable; the call is rejected.
-// Open implements Pipeline: it connects to the agent (bounded by
-// ConnectTimeout and ctx) and starts the session's reader, writer and
-// pinger. An error means the agent is unreachable; the call is rejected.
 func (w *WebSocket) Open(ctx context.Context, info CallInfo) (Session, error) {
 	cfg := w.withDefaults()
 	if !cfg.Format.valid() {
@@ -138,6 +135,8 @@ func (cfg WebSocket) dial(ctx context.Context, raw *rawConn) (*websocket.Conn, e
 	return conn, nil
 }
 
+// newWSSession is a session on conn in its first state, talking; Open
+// starts its goroutines.
 func newWSSession(cfg WebSocket, conn *websocket.Conn, raw *rawConn, info CallInfo) *wsSession {
 	s := &wsSession{
 		cfg:        cfg,
