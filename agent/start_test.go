@@ -56,7 +56,7 @@ func TestWebSocketStartNumbersAndUUI(t *testing.T) {
 	info := testInfo
 	info.From = "tel:+1-555-123-4567"
 	info.To = "sip:+15557654321;npdi@handoff.example;user=phone"
-	info.UUI = "00FA080019001A2B3C4D;encoding=hex"
+	info.UUI = "6F72646572203432;encoding=hex"
 	info.UUIText = "order 42"
 	s, err := w.Open(context.Background(), info)
 	if err != nil {
@@ -70,7 +70,7 @@ func TestWebSocketStartNumbersAndUUI(t *testing.T) {
 		"from":        "tel:+1-555-123-4567",
 		"from_number": "+15551234567",
 		"to_number":   "+15557654321",
-		"uui":         "00FA080019001A2B3C4D;encoding=hex",
+		"uui":         "6F72646572203432;encoding=hex",
 		"uui_text":    "order 42",
 	} {
 		if cp[k] != want {
