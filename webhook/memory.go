@@ -66,17 +66,7 @@ func (m *MemoryOutbox) Claim(ctx context.Context, node string, now time.Time, le
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var due []*memQueue
-	for _, q := range m.queues {
-		if q.claimable(now) {
-			due = append(due, q)
-		}
-	}
-	slices.SortFunc(due, func(a, b *memQueue) int {
-		ha, hb := a.entries[0], b.entries[0]
-		return cmp.Or(ha.next.Compare(hb.next), cmp.Compare(ha.seq, hb.seq))
-	})
-	due = due[:min(max(limit, 0), len(due))]
+	due := m.earliestDue(now, limit)
 	out := make([]Delivery, 0, len(due))
 	for _, q := range due {
 		m.tokens++
@@ -86,6 +76,34 @@ func (m *MemoryOutbox) Claim(ctx context.Context, node string, now time.Time, le
 		out = append(out, h.delivery(q.lease))
 	}
 	return out, nil
+}
+
+// earliestDue picks up to limit claimable transfers, earliest due head
+// first: one pass keeping the best limit in order (limit is small, the
+// number of free workers).
+func (m *MemoryOutbox) earliestDue(now time.Time, limit int) []*memQueue {
+	if limit <= 0 {
+		return nil
+	}
+	due := make([]*memQueue, 0, limit)
+	for _, q := range m.queues {
+		if !q.claimable(now) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(due, q, dueOrder)
+		if i < limit {
+			if len(due) == limit {
+				due = due[:limit-1]
+			}
+			due = slices.Insert(due, i, q)
+		}
+	}
+	return due
+}
+
+func dueOrder(a, b *memQueue) int {
+	ha, hb := a.entries[0], b.entries[0]
+	return cmp.Or(ha.next.Compare(hb.next), cmp.Compare(ha.seq, hb.seq))
 }
 
 // claimable: the head is due and no live lease holds the transfer.
