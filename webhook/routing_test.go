@@ -3,7 +3,9 @@ package webhook_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,5 +165,50 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	<-done
 	if s, _ := ob.Stats(t.Context()); s.Depth != 0 {
 		t.Errorf("after shutdown %d events remain; the in-flight one should be recorded delivered", s.Depth)
+	}
+}
+
+// An https endpoint is posted to over TLS (the receiver's certificate is
+// trusted through Config.Transport).
+func TestHTTPSEndpoint(t *testing.T) {
+	rcv := newUnstartedReceiver(t, secretA)
+	rcv.srv.StartTLS()
+	ep := rcv.endpoint(t, secretA)
+	cfg := fastConfig()
+	cfg.Transport = rcv.srv.Client().Transport
+	h := start(t, cfg, webhook.NewMemoryOutbox(), func(webhook.Event) *webhook.Endpoint { return ep })
+	h.enqueue(t, newEvent(t, webhook.TransferCreated, "tr", "ivr", time.Now(), 0))
+	h.drained(t)
+	if got := rcv.requests(); len(got) != 1 || got[0].verifyErr != nil {
+		t.Fatalf("requests %d, want 1 verified over TLS", len(got))
+	}
+}
+
+// An attempt that outlives its lease cannot record its outcome: the node
+// that claimed the event since owns it, and the event is not counted.
+func TestLateOutcomeAfterLeaseLost(t *testing.T) {
+	clk := newFakeClock()
+	rcv := newReceiver(t, secretA)
+	rcv.strictTime = false
+	ob := webhook.NewMemoryOutbox()
+	rcv.setRespond(func(_ int, _ *http.Request, w http.ResponseWriter) {
+		clk.Set(t0.Add(time.Hour)) // the lease runs out while the endpoint thinks
+		if ds, err := ob.Claim(t.Context(), "other-node", clk.Now(), time.Minute, 10); err != nil || len(ds) != 1 {
+			t.Errorf("the other node's claim: %v, %v", ds, err)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	ep := rcv.endpoint(t, secretA)
+	var logs syncBuffer
+	cfg := fastConfig()
+	cfg.Clock, cfg.Logger = clk.Now, slog.New(slog.NewTextHandler(&logs, nil))
+	h := start(t, cfg, ob, func(webhook.Event) *webhook.Endpoint { return ep })
+	h.enqueue(t, newEvent(t, webhook.TransferCreated, "tr", "ivr", t0, 0))
+	eventually(t, "the lost lease to be logged", func() bool { return strings.Contains(logs.String(), "lease lost") })
+	if p := ob.Pending("tr"); len(p) != 1 || p[0].Lease.Node != "other-node" {
+		t.Errorf("pending %+v, want the event leased by other-node", p)
+	}
+	if got := h.deliveries(t, webhook.TransferCreated, webhook.ResultDelivered); got != 0 {
+		t.Errorf("delivered %v, want 0: the lease was lost", got)
 	}
 }
