@@ -17,7 +17,7 @@ import (
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/control"
 	"github.com/handoff/handoff/transfer"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole process configuration. It is loaded from built-in
