@@ -19,7 +19,7 @@ type receiver struct {
 	srtp     srtpState
 	srtpHdr  rtp.Header
 	jb       *jitterBuffer
-	dtmf     dtmfReceiver
+	events   eventStream
 	pcm      [maxPayload + FrameSamples]int16
 	pcmN     int
 	lastTick time.Duration
@@ -99,7 +99,7 @@ func (s *Session) readLoop() {
 // behind a gap, reporting a DTMF event whose end was lost, the RTP timeout.
 func (s *Session) tick(now time.Duration) {
 	s.playout(now)
-	s.recv.dtmf.flush(now, s.recv.onDTMF)
+	s.recv.events.flush(now, s.recv.onDTMF)
 	if s.cfg.RTPTimeout <= 0 {
 		return
 	}
@@ -142,7 +142,7 @@ func (s *Session) handleRTP(b []byte, src netip.AddrPort, now time.Duration) {
 	case routeAudio:
 		s.buffer(p, slotAudio, in.format, now)
 	case routeEvent:
-		s.handleEvent(p, now)
+		s.handleEvent(p, in.inAudio, now)
 	}
 	s.playout(now)
 }
@@ -171,11 +171,14 @@ type admission struct {
 	route   route
 	format  audioFormat // of an audio payload
 	restart bool        // the audio stream (re)started: flush the jitter buffer
+	inAudio bool        // an event in the audio's SSRC and sequence space
 }
 
 // admitLocked checks a packet against the latched source and the
 // negotiated payload types, latches to its source if nothing is latched
-// yet, and applies the audio SSRC rules.
+// yet, and applies the audio SSRC rules to the audio stream.
+// Telephone-events on an SSRC other than the audio's are a stream of their
+// own (see eventStream), not a rival audio stream.
 func (s *Session) admitLocked(h *rtp.Header, src netip.AddrPort, now time.Duration) admission {
 	if s.latched && src != s.remote {
 		return admission{refused: true, reason: dropWrongSource} // RTP bleed or a stale stream
@@ -184,15 +187,17 @@ func (s *Session) admitLocked(h *rtp.Header, src netip.AddrPort, now time.Durati
 	if in.route == routeNone {
 		return admission{refused: true, reason: dropPayloadType}
 	}
-	restart, ok := s.followAudioLocked(h, in.route == routeAudio, now)
-	if !ok {
-		return admission{refused: true, reason: dropWrongSSRC}
+	if in.route != routeEvent || s.audioPinned && h.SSRC == s.latchSSRC {
+		restart, ok := s.followAudioLocked(h, in.route == routeAudio, now)
+		if !ok {
+			return admission{refused: true, reason: dropWrongSSRC}
+		}
+		in.restart, in.inAudio = restart, in.route == routeEvent
 	}
 	if !s.latched {
 		s.latched, s.remote = true, src
 		s.log.Debug("rtp latched", "source", src, "ssrc", h.SSRC)
 	}
-	in.restart = restart
 	return in
 }
 
@@ -228,13 +233,15 @@ func (s *Session) followAudioLocked(h *rtp.Header, timing bool, now time.Duratio
 }
 
 // handleEvent is the telephone-event handler: the packet goes to the
-// RFC 4733 receiver, and holds its place in the jitter buffer so the
-// audio's sequence stays contiguous.
-func (s *Session) handleEvent(p *rtp.Packet, now time.Duration) {
-	if err := s.recv.dtmf.packet(p.Payload, p.Timestamp, now, s.recv.onDTMF); err != nil {
+// event stream; one in the audio's sequence space also holds its place in
+// the jitter buffer, so it is not taken for loss.
+func (s *Session) handleEvent(p *rtp.Packet, inAudio bool, now time.Duration) {
+	if err := s.recv.events.packet(&p.Header, p.Payload, now, s.recv.onDTMF); err != nil {
 		s.drop(dropMalformed)
 	}
-	s.buffer(p, slotSkip, 0, now)
+	if inAudio {
+		s.buffer(p, slotSkip, 0, now)
+	}
 }
 
 // buffer puts a packet of the audio stream into the jitter buffer.
