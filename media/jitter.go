@@ -15,6 +15,8 @@ const (
 	// slotSkip holds a sequence number used by a non-audio packet
 	// (telephone-event) so it is not mistaken for loss.
 	slotSkip
+	// slotCN is comfort noise (RFC 3389): silence starts there.
+	slotCN
 )
 
 type jbSlot struct {

@@ -1,7 +1,9 @@
 package media
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -13,15 +15,16 @@ import (
 
 // receiver is the reader goroutine's private state.
 type receiver struct {
-	buf      []byte
-	plain    []byte // decrypted packet
-	pkt      rtp.Packet
-	srtp     srtpState
-	srtpHdr  rtp.Header
-	jb       *jitterBuffer
-	events   eventStream
-	pcm      [maxPayload + FrameSamples]int16
-	pcmN     int
+	buf     []byte
+	plain   []byte // decrypted packet
+	pkt     rtp.Packet
+	srtp    srtpState
+	srtpHdr rtp.Header
+	jb      *jitterBuffer
+	events  eventStream
+	pcm     [maxPayload + FrameSamples]int16
+	pcmN    int
+	comfortNoise
 	lastTick time.Duration
 	// Bound once so the per-packet path does not allocate closures.
 	onDTMF    func(DTMFEvent)
@@ -43,6 +46,7 @@ const (
 	routeNone  route = iota // not negotiated: dropped
 	routeAudio              // the negotiated codec
 	routeEvent              // RFC 4733 telephone-event
+	routeCN                 // RFC 3389 comfort noise
 )
 
 // payloadMux routes received packets by payload type to their handler, in
@@ -53,10 +57,13 @@ type payloadMux struct {
 	audio  audioFormat // decoder of routeAudio payloads
 }
 
-func newPayloadMux(codec Codec, dtmfPT uint8) payloadMux {
+func newPayloadMux(codec Codec, dtmfPT, cnPT uint8) payloadMux {
 	m := payloadMux{audio: codec.format()}
 	if dtmfPT != 0 {
 		m.routes[dtmfPT&0x7F] = routeEvent
+	}
+	if cnPT != 0 {
+		m.routes[cnPT&0x7F] = routeCN
 	}
 	m.routes[codec.PayloadType&0x7F] = routeAudio
 	return m
@@ -96,7 +103,8 @@ func (s *Session) readLoop() {
 }
 
 // tick handles what must happen without traffic: releasing frames stuck
-// behind a gap, reporting a DTMF event whose end was lost, the RTP timeout.
+// behind a gap, silence frames during comfort noise, reporting a DTMF
+// event whose end was lost, the RTP timeout.
 func (s *Session) tick(now time.Duration) {
 	s.playout(now)
 	s.recv.events.flush(now, s.recv.onDTMF)
@@ -141,6 +149,8 @@ func (s *Session) handleRTP(b []byte, src netip.AddrPort, now time.Duration) {
 	switch in.route {
 	case routeAudio:
 		s.buffer(p, slotAudio, in.format, now)
+	case routeCN:
+		s.buffer(p, slotCN, in.format, now) // in order with the audio
 	case routeEvent:
 		s.handleEvent(p, in.inAudio, now)
 	}
@@ -313,15 +323,25 @@ func (s *Session) playout(now time.Duration) {
 	if jb.skipped != before {
 		s.skipped.Add(jb.skipped - before)
 	}
+	s.recv.fillSilence(now, s.cfg.OnAudio)
 }
 
-// deliver decodes a payload and hands it to OnAudio in 20 ms frames,
-// whatever the peer's ptime.
+// deliver hands a buffered packet, in order, to OnAudio: audio decoded in
+// 20 ms frames whatever the peer's ptime, comfort noise as the start of
+// silence.
 func (s *Session) deliver(slot *jbSlot) {
-	if slot.kind != slotAudio || s.cfg.OnAudio == nil {
+	if s.cfg.OnAudio == nil {
 		return
 	}
 	r := &s.recv
+	switch slot.kind {
+	case slotCN:
+		r.startSilence(slot.arrived, s.cfg.OnAudio)
+		return
+	case slotSkip:
+		return
+	}
+	r.silent = false
 	decodeFrame(slot.format, r.pcm[r.pcmN:], slot.payload[:slot.n])
 	r.pcmN += slot.n
 	off := 0
@@ -336,7 +356,9 @@ func (s *Session) deliver(slot *jbSlot) {
 
 func (s *Session) reportDTMF(ev DTMFEvent) {
 	s.dtmfEvents.Add(1)
-	s.log.Debug("dtmf", "digit", string(ev.Digit), "duration", ev.Duration)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) { // the arguments would allocate
+		s.log.Debug("dtmf", "digit", string(ev.Digit), "duration", ev.Duration)
+	}
 	if s.cfg.OnDTMF != nil {
 		s.cfg.OnDTMF(ev)
 	}

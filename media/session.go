@@ -49,6 +49,10 @@ type SessionConfig struct {
 	Remote          netip.AddrPort // from SDP; replaced by latching on the first valid packet
 	Codec           Codec
 	DTMFPayloadType uint8
+	// CNPayloadType is the negotiated comfort noise (RFC 3389) payload
+	// type, 0 if none: CN packets then count as the caller's media, and
+	// OnAudio receives silence until the voice resumes.
+	CNPayloadType uint8
 	// RemoteDirection is the peer's SDP direction; empty means sendrecv.
 	RemoteDirection Direction
 	// LocalKey and RemoteKey make the session SRTP (RFC 3711, SDES keys
@@ -124,6 +128,7 @@ type Session struct {
 	rx          rxStats
 	codec       Codec
 	dtmfPT      uint8
+	cnPT        uint8
 	mux         payloadMux // received payload type -> handler, from the fields above
 	remoteDir   Direction
 	rtcpRemote  netip.AddrPort // source of the peer's RTCP (symmetric RTCP)
@@ -192,7 +197,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		done:      make(chan struct{}),
 		dtmfQ:     make(chan DTMFEvent, dtmfQueueLen),
 	}
-	s.negotiatedLocked(cfg.Codec, cfg.DTMFPayloadType, cfg.RemoteDirection)
+	s.negotiatedLocked(cfg.Codec, cfg.DTMFPayloadType, cfg.CNPayloadType, cfg.RemoteDirection)
 	if s.cname == "" {
 		s.cname = fmt.Sprintf("%08x@handoff", rand.Uint32())
 	}
@@ -312,7 +317,7 @@ func (s *Session) Update(n Negotiated) {
 	if n.Codec.isG711() {
 		codec = n.Codec
 	}
-	s.negotiatedLocked(codec, n.DTMFPayloadType, n.RemoteDirection)
+	s.negotiatedLocked(codec, n.DTMFPayloadType, n.CNPayloadType, n.RemoteDirection)
 	if wasHold && !s.holdLocked() {
 		s.lastRx.Store(int64(s.since())) // the timeout restarts when the hold ends
 	}
@@ -326,13 +331,13 @@ func (s *Session) Update(n Negotiated) {
 
 // negotiatedLocked takes the payload types and direction of a negotiation
 // and rebuilds the receive routing from them.
-func (s *Session) negotiatedLocked(codec Codec, dtmfPT uint8, dir Direction) {
-	s.codec, s.dtmfPT = codec, dtmfPT
+func (s *Session) negotiatedLocked(codec Codec, dtmfPT, cnPT uint8, dir Direction) {
+	s.codec, s.dtmfPT, s.cnPT = codec, dtmfPT, cnPT
 	s.remoteDir = dir
 	if s.remoteDir == "" {
 		s.remoteDir = SendRecv
 	}
-	s.mux = newPayloadMux(codec, dtmfPT)
+	s.mux = newPayloadMux(codec, dtmfPT, cnPT)
 }
 
 // holdLocked: the peer is not expected to send us RTP, so silence is no

@@ -86,7 +86,6 @@ func TestSessionSSRCRules(t *testing.T) {
 	before := frames
 	v.packet(0, 500, 0, otherSSRC, false, v.voice)
 	v.audio(audioSSRC, seq)
-	seq++
 	if st := s.Stats(); st.PacketsDropped != 1 || s.drops[dropWrongSSRC].Load() != 1 || st.RemoteSSRC != audioSSRC || frames != before+1 {
 		t.Fatalf("second live audio SSRC: %+v, %d frames", st, frames-before)
 	}
@@ -100,6 +99,137 @@ func TestSessionSSRCRules(t *testing.T) {
 	}
 }
 
+// A caller behind voice-activity detection sends comfort noise (RFC 3389)
+// for longer than the RTP timeout: the call stays up, and the agent hears
+// silence frames at the frame rate until the voice comes back. When the
+// caller falls silent for good (no CN either), the timeout ends the call.
+func TestSessionComfortNoise(t *testing.T) {
+	var voiceFrames, silentFrames int
+	s := unstartedSession(t, SessionConfig{CNPayloadType: 13, RTPTimeout: time.Second, OnAudio: func(pcm []int16) {
+		if len(pcm) != FrameSamples {
+			t.Fatalf("frame of %d samples", len(pcm))
+		}
+		if slicesAllZero(pcm) {
+			silentFrames++
+		} else {
+			voiceFrames++
+		}
+	}})
+	v := newVirtualPeer(t, s)
+	const ssrc = 0xC0FFEE
+	seq := uint16(0)
+	for range 10 {
+		v.audio(ssrc, seq)
+		seq++
+	}
+	// Five seconds of silence, CN every 800 ms (first with the marker).
+	start := v.now
+	for i := range 7 {
+		v.packet(13, seq, uint32(seq)*FrameSamples, ssrc, i == 0, []byte{60})
+		seq++
+		v.wait(800 * time.Millisecond)
+	}
+	cnTicks := int((v.now - start) / frameDuration)
+	if s.stopping() {
+		t.Fatalf("the RTP timeout ended a call sending comfort noise: %v", s.Err())
+	}
+	if voiceFrames != 10 || silentFrames < cnTicks-1 || silentFrames > cnTicks+1 {
+		t.Fatalf("%d voice and %d silence frames over %d frame times of CN", voiceFrames, silentFrames, cnTicks)
+	}
+	if st := s.Stats(); st.PacketsIn != 17 || st.PacketsDropped != 0 || st.PacketsLost != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// The voice comes back: no more silence frames, then nothing at all.
+	v.audio(ssrc, seq)
+	silent := silentFrames
+	v.wait(time.Second + 2*frameDuration)
+	if voiceFrames != 11 || silentFrames != silent {
+		t.Fatalf("after the voice resumed: %d voice, %d more silence frames", voiceFrames, silentFrames-silent)
+	}
+	if !s.stopping() || s.Err() != ErrRTPTimeout {
+		t.Fatalf("no RTP timeout once the caller stopped sending: %v", s.Err())
+	}
+}
+
+func slicesAllZero(pcm []int16) bool {
+	for _, v := range pcm {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// The receive path stays allocation-free for telephone-events on their own
+// SSRC (plain and SRTP) and for comfort noise with its silence frames.
+func TestEventAndComfortNoisePathsDoNotAllocate(t *testing.T) {
+	for _, srtp := range []bool{false, true} {
+		ours, theirs := NewSRTPKey(1, AESCM128HMACSHA180), NewSRTPKey(1, AESCM128HMACSHA180)
+		frames, events := 0, 0
+		cfg := SessionConfig{DTMFPayloadType: 101, CNPayloadType: 13, Metrics: NewMetrics(nil),
+			OnAudio: func([]int16) { frames++ }, OnDTMF: func(DTMFEvent) { events++ }}
+		if srtp {
+			cfg.LocalKey, cfg.RemoteKey = &ours, &theirs
+		}
+		s := unstartedSession(t, cfg)
+		v := newVirtualPeer(t, s)
+		p := &srtpPeer{peer: &peer{t: t}}
+		p.tx, _ = theirs.context(false)
+		// One round: five frames of voice, a key press on another SSRC, a
+		// CN packet and three frame times of silence.
+		const rounds = 300
+		var pkts [][]byte
+		seq, evSeq := uint16(0), uint16(40000)
+		for r := range rounds + 20 {
+			for range 5 {
+				pkts = append(pkts, rtpBytes(0, seq, uint32(seq)*FrameSamples, 1, false, v.voice))
+				seq++
+			}
+			ts := uint32(r) * 4000
+			pkts = append(pkts, rtpBytes(101, evSeq, ts, 2, true, dtmfPayload(byte(r%16), false, 160)),
+				rtpBytes(101, evSeq+1, ts, 2, false, dtmfPayload(byte(r%16), true, 320)),
+				rtpBytes(13, seq, uint32(seq)*FrameSamples, 1, false, []byte{50}))
+			seq++
+			evSeq += 2
+		}
+		if srtp {
+			for i, b := range pkts {
+				pkts[i], _ = p.tx.EncryptRTP(nil, b, nil)
+			}
+		}
+		i := 0
+		step := func() { // one packet, and the silence after a round's CN
+			v.s.handleRTP(pkts[i], v.src, v.now)
+			v.now += frameDuration / 4
+			v.s.tick(v.now)
+			if i++; i%8 == 0 {
+				v.wait(3 * frameDuration)
+			}
+		}
+		round := func() {
+			for range 8 {
+				step()
+			}
+		}
+		for range 20 {
+			round()
+		}
+		// Counted per round, so an allocation per key press shows; under
+		// SRTP per packet, as in TestSRTPPathsDoNotAllocate, because pion's
+		// sync.Pool allocates now and then under the race detector.
+		if srtp {
+			if n := testing.AllocsPerRun(rounds*8-1, step); n != 0 {
+				t.Fatalf("SRTP event/CN receive path allocs/packet = %v", n)
+			}
+		} else if n := testing.AllocsPerRun(rounds-1, round); n != 0 {
+			t.Fatalf("event/CN receive path allocs per round of 8 packets = %v", n)
+		}
+		if st := s.Stats(); st.PacketsDropped != 0 || st.PacketsLate != 0 || events < rounds || frames == 0 {
+			t.Fatalf("srtp=%v: stats %+v, %d events, %d frames", srtp, st, events, frames)
+		}
+	}
+}
 
 // Under SRTP the events' SSRC has a cryptographic context of its own (pion
 // keeps the rollover counter and the replay window per SSRC): it
