@@ -397,7 +397,7 @@ func (s *Session) Stats() Stats {
 	defer s.mu.Unlock()
 	st.Latched = s.latched
 	st.Remote = s.remote
-	if s.latched {
+	if s.audioPinned { // latched, and the audio has an SSRC
 		st.RemoteSSRC = s.latchSSRC
 		st.PacketsLost = s.rx.lost()
 		st.Jitter = s.rx.jitterDuration(s.codec.ClockRate)
