@@ -176,6 +176,7 @@ func (l *leg) startMedia(cfg media.SessionConfig) error {
 	n := l.negotiated
 	cfg.Ports, cfg.Remote, cfg.Codec, cfg.DTMFPayloadType, cfg.RemoteDirection = l.ports, n.Remote, n.Codec, n.DTMFPayloadType, n.RemoteDirection
 	cfg.LocalKey, cfg.RemoteKey = n.LocalKey, n.RemoteKey
+	cfg.CNPayloadType = n.CNPayloadType
 	sess, err := media.NewSession(cfg)
 	if err != nil {
 		return err
