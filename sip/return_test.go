@@ -17,7 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/agent"
-	"github.com/handoff/handoff/internal/sipgate"
+	"github.com/handoff/handoff/internal/lateguard"
 	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
@@ -218,7 +218,7 @@ func newDestinationTLS(t *testing.T, mode string, users map[string]string, algor
 		contact.Port = testenv.FreePort(t, false)
 	}
 	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
-	door := sipgate.New(ua)
+	door := lateguard.New(ua)
 	srv.OnInvite(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.invites.Add(1)
 		d.mu.Lock()

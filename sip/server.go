@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff/handoff/agent"
-	"github.com/handoff/handoff/internal/sipgate"
+	"github.com/handoff/handoff/internal/lateguard"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -139,7 +139,7 @@ type Server struct {
 	srv      *sipgo.Server
 	dialogUA *sipgo.DialogUA
 	udpLaddr sip.Addr      // the first UDP listener; zero without one
-	door     *sipgate.Door // every request handler passes through it
+	door     *lateguard.Door // every request handler passes through it
 	media    *media.Metrics
 	metrics  *metrics
 	auth     *authenticator
@@ -233,7 +233,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.ua = ua
-	s.door = sipgate.New(ua)
+	s.door = lateguard.New(ua)
 	fail := func(err error) error {
 		s.closeListeners()
 		ua.Close()
@@ -457,7 +457,7 @@ func (s *Server) close() error {
 	s.stopped = true
 	s.mu.Unlock()
 	// Requests sipgo read before the listeners closed are dropped, and the
-	// sockets it opens to answer them closed (internal/sipgate).
+	// sockets it opens to answer them closed (internal/lateguard).
 	s.door.Close()
 	s.closeListeners()
 	var err error

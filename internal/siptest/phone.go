@@ -20,7 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
-	"github.com/handoff/handoff/internal/sipgate"
+	"github.com/handoff/handoff/internal/lateguard"
 	"github.com/handoff/handoff/media"
 )
 
@@ -85,7 +85,7 @@ func NewPhone(t testing.TB, ip string) *Phone {
 			Address: sip.Uri{Scheme: "sip", User: "caller", Host: ip, Port: port},
 		}},
 	}
-	door := sipgate.New(ua)
+	door := lateguard.New(ua)
 	srv.OnBye(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.mu.Lock()
 		d := p.dialogs[req.CallID().Value()]
