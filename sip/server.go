@@ -138,7 +138,7 @@ type Server struct {
 	ua       *sipgo.UserAgent
 	srv      *sipgo.Server
 	dialogUA *sipgo.DialogUA
-	udpLaddr sip.Addr      // the first UDP listener; zero without one
+	udpLaddr sip.Addr        // the first UDP listener; zero without one
 	door     *lateguard.Door // every request handler passes through it
 	media    *media.Metrics
 	metrics  *metrics

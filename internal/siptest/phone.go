@@ -24,18 +24,6 @@ import (
 	"github.com/handoff/handoff/media"
 )
 
-// Eventually polls cond until it holds, failing t after 15 s.
-func Eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Phone is an in-process sipgo user agent with an RTP socket: the caller.
 type Phone struct {
 	T      testing.TB
