@@ -27,7 +27,7 @@ type bridge struct {
 }
 
 func (b *bridge) sendDestinationDTMF(ev media.DTMFEvent) {
-	if m := b.dest.session(); m != nil {
+	if m := b.dest.rtpSession(); m != nil {
 		_ = m.SendDTMF(ev) // not negotiated: the destination gets no DTMF
 	}
 }
@@ -241,13 +241,13 @@ func (c *Call) startBridge(r *returnLeg) error {
 			c.agent.PushAudio(agent.TrackDestination, pcm)
 		},
 		OnDTMF: func(ev media.DTMFEvent) {
-			if m := c.session(); m != nil {
+			if m := c.rtpSession(); m != nil {
 				_ = m.SendDTMF(ev)
 			}
 		},
 		Source:     b.toDestination.Pop,
 		RTPTimeout: c.s.cfg.RTPTimeout,
-		Metrics:    c.s.media,
+		Metrics:    c.s.mediaMetrics,
 		Logger:     c.log.With("leg", "return"),
 	})
 	if err != nil {
@@ -263,8 +263,8 @@ func (c *Call) runBridge(r *returnLeg) {
 	select {
 	case <-c.dlg.Context().Done():
 	case <-r.dlg.Context().Done():
-	case <-c.media.Done():
-	case <-r.media.Done():
+	case <-c.rtp.Done():
+	case <-r.rtp.Done():
 	case <-c.s.closing:
 	}
 	c.hangupBoth(r)
@@ -292,7 +292,7 @@ func (r *returnLeg) close() {
 	if r.id != "" {
 		r.call.s.removeDialog(r.id)
 	}
-	if m := r.session(); m != nil {
+	if m := r.rtpSession(); m != nil {
 		m.Close()
 	}
 	r.call.s.cfg.Ports.Release(r.ports)
@@ -315,7 +315,7 @@ func (r *returnLeg) onOffer(req *sip.Request, tx sip.ServerTransaction) {
 
 func (r *returnLeg) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	r.call.s.readInfo(&r.dlg.Dialog, req, tx, func(d agent.DTMF) {
-		if m := r.call.session(); m != nil {
+		if m := r.call.rtpSession(); m != nil {
 			_ = m.SendDTMF(media.DTMFEvent{Digit: d.Digit, Duration: d.Duration})
 		}
 	})

@@ -95,7 +95,7 @@ func (c *Call) run(offer *media.Description, negotiated media.Negotiated, receiv
 	if reason == transfer.EndAgentFinished {
 		c.handBack(*out)
 	}
-	st := c.media.Stats()
+	st := c.rtp.Stats()
 	c.log.Info("call ended", "end_reason", reason, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
 }
 
@@ -133,7 +133,7 @@ func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, rec
 			c.log.Warn("no ACK for 200 OK", "err", err)
 			code = sip.StatusOK
 			c.ackTimedOut.Store(true)
-			c.bye("ack_timeout")
+			c.bye(transfer.EndAckTimeout)
 		}
 		c.s.metrics.invites.WithLabelValues(statusLabel(code)).Inc()
 		c.s.unclaim(c.transfer.ID, c.callID, c.log)
@@ -165,7 +165,7 @@ func (c *Call) startMedia() bool {
 		OnDTMF:     c.callerDTMF,
 		Source:     c.callerSource,
 		RTPTimeout: c.s.cfg.RTPTimeout,
-		Metrics:    c.s.media,
+		Metrics:    c.s.mediaMetrics,
 		Logger:     c.log,
 	})
 	if err != nil {
@@ -207,7 +207,7 @@ func (c *Call) callerSource() ([]int16, bool) {
 
 // converse waits for whatever ends the call and returns why, with the
 // agent's outcome when it finished.
-func (c *Call) converse() (reason string, out *transfer.OutputContext) {
+func (c *Call) converse() (reason transfer.EndReason, out *transfer.OutputContext) {
 	expiry := c.timer.newTimer()
 	defer expiry.Stop()
 	for {
@@ -215,7 +215,7 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 		case <-c.agent.Done():
 			result := c.agent.Result()
 			return transfer.EndAgentFinished, &result
-		case <-c.media.Done():
+		case <-c.rtp.Done():
 			c.bye(transfer.EndMediaTimeout)
 			return transfer.EndMediaTimeout, nil
 		case <-c.dlg.Context().Done():
@@ -223,8 +223,8 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 		case <-c.refreshed:
 			c.timer.reset(expiry)
 		case <-expiry.C:
-			c.bye(EndSessionExpired)
-			return EndSessionExpired, nil
+			c.bye(transfer.EndSessionExpired)
+			return transfer.EndSessionExpired, nil
 		case <-c.s.closing:
 			c.bye(transfer.EndShutdown)
 			return transfer.EndShutdown, nil
@@ -232,15 +232,11 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 	}
 }
 
-// EndSessionExpired is the end reason when the caller stopped refreshing
-// its session timer (RFC 4028).
-const EndSessionExpired = "session_expired"
-
 // complete records the call's end on its transfer (COMPLETED). A store
 // that is briefly away is retried for storeRetryFor, so the outcome of a
 // call that was answered is not lost to a blip.
-func (c *Call) complete(reason string, out *transfer.OutputContext) {
-	c.s.metrics.ended.WithLabelValues(reason).Inc()
+func (c *Call) complete(reason transfer.EndReason, out *transfer.OutputContext) {
+	c.s.metrics.ended.WithLabelValues(string(reason)).Inc()
 	deadline := time.Now().Add(storeRetryFor)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -266,7 +262,7 @@ var storeRetryFor = 30 * time.Second
 
 // release frees the call's media ports and agent session.
 func (c *Call) release() {
-	if m := c.session(); m != nil {
+	if m := c.rtpSession(); m != nil {
 		m.Close()
 	}
 	c.agent.Close()
@@ -285,14 +281,14 @@ func (c *Call) inDialogRequest(method sip.RequestMethod) *sip.Request {
 }
 
 // bye hangs up the call from our side, with a Reason header (RFC 3326).
-func (c *Call) bye(reason string) {
+func (c *Call) bye(reason transfer.EndReason) {
 	if c.hungUp.Swap(true) || c.dlg.LoadState() == sip.DialogStateEnded {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
 	req := c.inDialogRequest(sip.BYE)
-	req.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+reason+`"`))
+	req.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+string(reason)+`"`))
 	if err := c.dlg.WriteBye(ctx, req); err != nil {
 		c.log.Info("BYE not confirmed", "err", err)
 	}
@@ -357,7 +353,7 @@ func (s *Server) readInfo(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTran
 			sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 		return
 	}
-	s.media.DTMFInfo()
+	s.mediaMetrics.DTMFInfo()
 	deliver(d)
 	s.respond(req, tx, sip.StatusOK, "OK")
 }

@@ -71,7 +71,7 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	c.SendDTMF('2')
 	c.SendDTMF('#')
 	bye := p.WaitBye()
-	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), transfer.EndAgentFinished) {
+	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), string(transfer.EndAgentFinished)) {
 		t.Fatalf("BYE Reason %v", r)
 	}
 	// Sent from the SIP port the gateway advertises, not an ephemeral one.
@@ -446,7 +446,7 @@ func TestSessionTimer(t *testing.T) {
 		t.Fatalf("refresh: %d", res.StatusCode)
 	}
 	p.WaitBye()
-	if done := g.WaitStatus("short", transfer.StatusCompleted); done.EndReason != EndSessionExpired {
+	if done := g.WaitStatus("short", transfer.StatusCompleted); done.EndReason != transfer.EndSessionExpired {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
 }

@@ -11,14 +11,14 @@ import (
 )
 
 // leg is the media side of one dialog: our SDP, the negotiated remote
-// description and the RTP session. The inbound call and the outbound leg of
+// description and the RTP session (rtp). The inbound call and the outbound leg of
 // an INVITE return are both legs, so offer/answer lives here once.
 type leg struct {
 	mu             sync.Mutex
 	local          *media.LocalSDP
 	ports          *media.Ports
 	srtp           string           // SRTP policy for offers we receive
-	media          *media.Session   // nil until the dialog is confirmed
+	rtp            *media.Session   // the RTP session, nil until the dialog is confirmed
 	negotiated     media.Negotiated // current remote description
 	awaitingAnswer bool             // our offer waits for the answer in an ACK
 	answerErr      error            // the ACK's answer was unusable
@@ -125,8 +125,8 @@ func (l *leg) takeAnswer(body []byte) error {
 	}
 	l.negotiated = n
 	l.awaitingAnswer = false
-	if l.media != nil {
-		l.media.Update(n)
+	if l.rtp != nil {
+		l.rtp.Update(n)
 	}
 	return nil
 }
@@ -168,16 +168,16 @@ func (l *leg) startMedia(cfg media.SessionConfig) error {
 	if err != nil {
 		return err
 	}
-	l.media = sess
+	l.rtp = sess
 	sess.Start()
 	return nil
 }
 
-// session is the RTP session, nil before startMedia.
-func (l *leg) session() *media.Session {
+// rtpSession is the RTP session, nil before startMedia.
+func (l *leg) rtpSession() *media.Session {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.media
+	return l.rtp
 }
 
 // answerOffer handles an in-dialog offer (re-INVITE or UPDATE): hold,
@@ -206,8 +206,8 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 		body := l.local.Answer(n, n.RemoteDirection.Reverse())
 		n.LocalKey = l.local.Key()
 		l.negotiated = n
-		if l.media != nil { // else startMedia picks it up
-			l.media.Update(n)
+		if l.rtp != nil { // else startMedia picks it up
+			l.rtp.Update(n)
 		}
 		return body, 0, "", nil
 	case req.IsInvite():

@@ -132,18 +132,18 @@ func (c *Config) defaults() {
 // Server is the SIP user agent: one UA, one server and one dialog user
 // agent sharing the listening sockets, and the table of live calls.
 type Server struct {
-	cfg      Config
-	svc      *transfer.Service
-	log      *slog.Logger
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	dialogUA *sipgo.DialogUA
-	udpLaddr sip.Addr        // the first UDP listener; zero without one
-	door     *lateguard.Door // every request handler passes through it
-	media    *media.Metrics
-	metrics  *metrics
-	auth     *authenticator
-	limiter  *limiter // nil: no flood limit
+	cfg          Config
+	svc          *transfer.Service
+	log          *slog.Logger
+	ua           *sipgo.UserAgent
+	srv          *sipgo.Server
+	dialogUA     *sipgo.DialogUA
+	udpLaddr     sip.Addr        // the first UDP listener; zero without one
+	door         *lateguard.Door // every request handler passes through it
+	mediaMetrics *media.Metrics  // the process-wide RTP and DTMF counters
+	metrics      *metrics
+	auth         *authenticator
+	limiter      *limiter // nil: no flood limit
 
 	host     string                       // advertised host
 	port     int                          // advertised port of the first listener
@@ -179,19 +179,19 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 		return nil, errors.New("sip: no listen address")
 	}
 	s := &Server{
-		cfg:     cfg,
-		svc:     svc,
-		log:     cfg.Logger,
-		dialogs: map[string]dialogHandler{},
-		closing: make(chan struct{}),
-		metrics: newMetrics(),
-		media:   media.NewMetrics(nil),
+		cfg:          cfg,
+		svc:          svc,
+		log:          cfg.Logger,
+		dialogs:      map[string]dialogHandler{},
+		closing:      make(chan struct{}),
+		metrics:      newMetrics(),
+		mediaMetrics: media.NewMetrics(nil),
 	}
 	if reg != nil {
 		if err := s.metrics.register(reg); err != nil {
 			return nil, err
 		}
-		s.media = media.NewMetrics(reg)
+		s.mediaMetrics = media.NewMetrics(reg)
 	}
 	s.auth = newAuthenticator(cfg.TrustedCIDRs, cfg.DigestRealm, cfg.DigestUsers)
 	s.limiter = newLimiter(cfg.Flood)
