@@ -42,52 +42,59 @@ type Call struct {
 	ringback    atomic.Pointer[media.Tone] // set while the return call rings
 }
 
-// newCall takes the resources a call needs before it is answered: RTP
-// ports, the agent session, and a dialog. On failure it returns the status
-// to answer and frees what it took.
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer.Transfer, log *slog.Logger) (*Call, int, string, []sip.Header) {
-	dlg, err := s.dialogUA.ReadInvite(req, tx)
+// newCall takes the resources an admitted call needs before it is
+// answered: a dialog, RTP ports and the agent session. While that takes
+// long, the caller hears ringing (Config.RingingAfter). On failure it
+// frees what it took and says how to refuse the INVITE.
+func (s *Server) newCall(tx sip.ServerTransaction, a *admission) (*Call, *rejection) {
+	dlg, err := s.dialogUA.ReadInvite(a.req, tx)
 	if err != nil {
-		return nil, sip.StatusBadRequest, "Bad Request", nil
+		return nil, reject(sip.StatusBadRequest, "Bad Request")
 	}
+	defer s.ringWhileSlow(dlg, tx, a.log)()
 	ports, err := s.cfg.Ports.Allocate()
 	if err != nil {
-		log.Warn("no RTP ports", "err", err)
-		return nil, sip.StatusServiceUnavailable, "No Media Ports", []sip.Header{s.retryAfter()}
+		a.log.Warn("no RTP ports", "err", err)
+		return nil, s.unavailable("No Media Ports")
 	}
-	sess, err := s.cfg.Pipeline.Open(dlg.Context(), callInfo(req, t))
+	sess, err := s.cfg.Pipeline.Open(dlg.Context(), callInfo(a.req, a.transfer))
 	if err != nil {
 		s.cfg.Ports.Release(ports)
-		log.Warn("agent unavailable", "err", err)
-		return nil, sip.StatusServiceUnavailable, "Agent Unavailable", []sip.Header{s.retryAfter()}
+		if errors.Is(context.Cause(dlg.Context()), sip.ErrTransactionCanceled) {
+			a.log.Info("call cancelled while the agent connected")
+			return nil, reject(sip.StatusRequestTerminated, "Request Terminated")
+		}
+		a.log.Warn("agent unavailable", "err", err)
+		return nil, s.unavailable("Agent Unavailable")
 	}
 	c := &Call{
 		leg:       newLeg(s, ports),
 		s:         s,
-		log:       log,
+		log:       a.log,
 		dlg:       dlg,
 		tx:        tx,
 		dialogID:  dlg.ID,
-		callID:    callID(req),
-		transfer:  t,
+		callID:    callID(a.req),
+		transfer:  a.transfer,
 		agent:     sess,
 		refreshed: make(chan struct{}, 1),
 		notifies:  make(chan *sip.Request, 8),
 		timer:     &sessionTimer{},
 	}
+	c.timer.refresh(a.interval)
 	if !s.addCall(c) {
 		c.release()
-		return nil, sip.StatusServiceUnavailable, "Shutting Down", []sip.Header{s.retryAfter()}
+		return nil, s.unavailable("Shutting Down")
 	}
-	return c, 0, "", nil
+	return c, nil
 }
 
 // run answers the call, then lives it until it ends, then cleans up.
-func (c *Call) run(offer *media.Description, negotiated media.Negotiated, received time.Time) {
+func (c *Call) run(a *admission) {
 	defer c.s.removeCall(c)
 	defer c.release()
 
-	if !c.answer(offer, negotiated, received) {
+	if !c.answer(a.offer, a.negotiated, a.received) {
 		return
 	}
 	reason, out := c.converse()

@@ -183,11 +183,11 @@ func (l *leg) rtpSession() *media.Session {
 // answerOffer handles an in-dialog offer (re-INVITE or UPDATE): hold,
 // resume, a new address or codec, or a refresh without SDP. It returns the
 // body to answer with (nil for an UPDATE without SDP) or a refusal.
-func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason string, hdr sip.Header) {
+func (l *leg) answerOffer(req *sip.Request) ([]byte, *rejection) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.awaitingAnswer {
-		return nil, sip.StatusRequestPending, "Request Pending", nil
+		return nil, reject(sip.StatusRequestPending, "Request Pending")
 	}
 	switch {
 	case len(req.Body()) > 0:
@@ -200,7 +200,7 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 			err = errSRTPDowngrade
 		}
 		if err != nil {
-			return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here", warning(err)
+			return nil, reject(sip.StatusNotAcceptableHere, "Not Acceptable Here", warning(err))
 		}
 		// Our key stays unless the peer changed its own (RFC 4568 §7.1.4).
 		body := l.local.Answer(n, n.RemoteDirection.Reverse())
@@ -209,7 +209,7 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 		if l.rtp != nil { // else startMedia picks it up
 			l.rtp.Update(n)
 		}
-		return body, 0, "", nil
+		return body, nil
 	case req.IsInvite():
 		// A re-INVITE without SDP asks for our offer; the answer is in its
 		// ACK. A dialog running SRTP offers SRTP again (same key).
@@ -218,9 +218,9 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 		if l.negotiated.SRTP() {
 			opts = []media.OfferOption{media.OfferSRTP()}
 		}
-		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, opts...), 0, "", nil
+		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, opts...), nil
 	}
-	return nil, 0, "", nil
+	return nil, nil
 }
 
 // respondOffer runs an in-dialog offer through dlg (CSeq order) and l, and
@@ -229,13 +229,9 @@ func (s *Server) respondOffer(dlg *sipgo.Dialog, l *leg, req *sip.Request, tx si
 	if !s.inOrder(dlg, req, tx) {
 		return false
 	}
-	body, code, reason, hdr := l.answerOffer(req)
-	if code != 0 {
-		if hdr != nil {
-			s.respond(req, tx, code, reason, hdr)
-		} else {
-			s.respond(req, tx, code, reason)
-		}
+	body, rej := l.answerOffer(req)
+	if rej != nil {
+		s.refuse(req, tx, rej)
 		return false
 	}
 	var res *sip.Response

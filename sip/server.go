@@ -76,6 +76,10 @@ type Config struct {
 	TransferHeader string
 	// AckTimeout bounds the wait for the ACK of our 200 OK.
 	AckTimeout time.Duration
+	// RingingAfter is how long an INVITE waits for its answer (the agent
+	// connecting) before the caller gets 180 Ringing, repeated every
+	// minute until the answer. 0 means 500 ms; negative never rings.
+	RingingAfter time.Duration
 	// RTPTimeout ends a call whose caller sends no RTP for this long.
 	RTPTimeout time.Duration
 	// MinSE is the smallest session-timer interval we accept (RFC 4028).
@@ -113,6 +117,9 @@ func (c *Config) defaults() {
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 32 * time.Second
+	}
+	if c.RingingAfter == 0 {
+		c.RingingAfter = defaultRingingAfter
 	}
 	if c.MinSE <= 0 {
 		c.MinSE = 90 * time.Second
