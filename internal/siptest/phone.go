@@ -1,8 +1,11 @@
 // Package siptest serves Handoff's SIP tests. Its Phone is the caller side:
 // an in-process sipgo phone with a real RTP socket on loopback that places
 // calls, sends G.711 and RFC 4733, reads what comes back, and answers BYE
-// and REFER. On the gateway side, Transfers reads what the calls recorded
-// and StopOnCleanup shuts the server down and checks nothing leaked.
+// and REFER. Its Destination is the far end of an INVITE return: it
+// answers, rings, refuses or plays early media, and checks digest
+// credentials leniently or the strict way. On the gateway side, Transfers
+// reads what the calls recorded and StopOnCleanup shuts the server down and
+// checks nothing leaked.
 package siptest
 
 import (
