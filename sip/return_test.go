@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -28,26 +29,33 @@ func (g *gateway) createReturn(id string, ret transfer.SIPReturn) {
 	}
 }
 
-// referCall sets up a caller for a REFER return and returns it with the
-// channel its REFERs arrive on; answer decides the REFER's status.
-func referCall(t *testing.T, g *gateway, id string, answer int) (*call, chan *sip.Request) {
+// referCall sets up a caller for a REFER return, presses keys then #, and
+// returns it with the channel its REFERs arrive on; answer decides the
+// REFER's status (0: no answer at all).
+func referCall(t *testing.T, g *gateway, id string, answer int, keys string) (*call, chan *sip.Request) {
 	g.createReturn(id, transfer.SIPReturn{ReturnTransferType: transfer.ReturnRefer, ReturnURI: "sip:ivr-return@127.0.0.1:5999;transport=udp"})
 	p := newPhone(t)
 	refers := make(chan *sip.Request, 1)
 	p.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, answer, "Answer", nil))
-		refers <- req
+		if answer != 0 {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, answer, "Answer", nil))
+		}
+		select {
+		case refers <- req:
+		default: // a retransmission of an unanswered REFER
+		}
 	})
 	c := p.MustAnswer(g.srv.TransferURI(id), p.Offer("0 101"))
 	g.WaitStatus(id, transfer.StatusOngoing)
-	c.SendDTMF('5')
-	c.SendDTMF('#')
+	for _, k := range keys + "#" {
+		c.SendDTMF(k)
+	}
 	return c, refers
 }
 
 func TestReferReturnSucceeds(t *testing.T) {
 	g := newGateway(t)
-	c, refers := referCall(t, g, "refer-ok", 202)
+	c, refers := referCall(t, g, "refer-ok", 202, "5")
 	req := siptest.Receive(t, refers, "the gateway's REFER")
 	referTo := req.GetHeader("Refer-To").Value()
 	for _, want := range []string{"sip:ivr-return@127.0.0.1:5999", "X-Handoff-Transfer-Type=SYSTEM", "X-Handoff-Var-digits=5"} {
@@ -74,7 +82,7 @@ func TestReferReturnSucceeds(t *testing.T) {
 
 func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
 	g := newGateway(t)
-	c, refers := referCall(t, g, "refer-603", 603)
+	c, refers := referCall(t, g, "refer-603", 603, "5")
 	siptest.Receive(t, refers, "the gateway's REFER")
 	c.P.WaitBye()
 	r := g.WaitReturn("refer-603").Return
@@ -86,16 +94,19 @@ func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
 func TestReferReturnFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
+		answer int // the REFER's, 0 for none
 		frags  []string
 		code   int
 		reason string
 	}{
-		{"target busy", []string{"SIP/2.0 100 Trying", "SIP/2.0 486 Busy Here"}, 486, "transfer failed"},
-		{"no final NOTIFY", []string{"SIP/2.0 100 Trying"}, 202, "no final NOTIFY"},
+		{"target busy", 202, []string{"SIP/2.0 100 Trying", "SIP/2.0 486 Busy Here"}, 486, "transfer failed at the target"},
+		{"no final NOTIFY", 202, []string{"SIP/2.0 100 Trying"}, 202, "no final NOTIFY within 0.7 s"},
+		// Ours, not Go's: not "no answer to REFER: context deadline exceeded".
+		{"no answer to the REFER", 0, nil, 0, "no answer to REFER within 0.7 s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGateway(t, func(c *Config) { c.Return.ReferTimeout = 700 * time.Millisecond })
-			c, refers := referCall(t, g, "refer-fail", 202)
+			c, refers := referCall(t, g, "refer-fail", tc.answer, "5")
 			siptest.Receive(t, refers, "the gateway's REFER")
 			for i, f := range tc.frags {
 				state := "active"
@@ -106,7 +117,7 @@ func TestReferReturnFailures(t *testing.T) {
 			}
 			c.P.WaitBye()
 			r := g.WaitReturn("refer-fail").Return
-			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || !strings.Contains(r.Reason, tc.reason) || r.Fallback != transfer.ReturnBye {
+			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Reason != tc.reason || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
 			}
 		})
@@ -135,6 +146,14 @@ func TestReferContextEncoding(t *testing.T) {
 	got, _ = withContext("sip:ivr@10.0.0.1", out, ReturnConfig{ContextEncoding: "headers", MaxContextBytes: 60})
 	if !strings.HasSuffix(got, "&X-Handoff-Truncated=true") || strings.Contains(got, "Var-b") {
 		t.Fatalf("truncation: %s", got)
+	}
+	// Empty values are left off, in both encodings.
+	sparse := transfer.OutputContext{TransferType: "AGENT", TransferVariables: map[string]string{"digits": "", "a": "1"}}
+	for _, enc := range []string{"headers", "params"} {
+		got, _ = withContext("sip:ivr@10.0.0.1", sparse, ReturnConfig{ContextEncoding: enc, MaxContextBytes: 1024})
+		if strings.Contains(strings.ToLower(got), "digits") || !strings.Contains(strings.ToLower(got), "x-handoff-var-a=1") {
+			t.Errorf("%s encoding of an empty variable: %s", enc, got)
+		}
 	}
 }
 
@@ -286,15 +305,19 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 }
 
 func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
+	strict := siptest.StrictDigestURI()
 	for _, tc := range []struct {
 		name     string
 		dest     siptest.DestinationOption
 		password string
 		code     int
+		reason   string
 	}{
-		{"busy", siptest.Busy(), "", 486},
-		{"wrong credentials", siptest.RequireDigest("ret", "right"), "wrong", 403},
-		{"no answer", siptest.RingsForever(), "", 487},
+		{"busy", siptest.Busy(), "", 486, "return call rejected"},
+		{"wrong credentials", siptest.RequireDigest("ret", "right"), "wrong", 403, "return call rejected"},
+		{"wrong credentials, challenged again", siptest.RequireDigest("ret", "right", strict), "wrong", 401, "credentials rejected"},
+		{"wrong proxy credentials, challenged again", siptest.RequireDigest("ret", "right", strict, siptest.ProxyChallenge()), "wrong", 407, "credentials rejected"},
+		{"no answer", siptest.RingsForever(), "", 487, "no answer within 0.5 s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGateway(t, func(c *Config) { c.Return.RingTimeout = 500 * time.Millisecond })
@@ -317,11 +340,49 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 			}
 			p.WaitBye()
 			r := g.WaitReturn("inv-fail").Return
-			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Fallback != transfer.ReturnBye {
+			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Reason != tc.reason || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
 			}
 		})
 	}
+}
+
+// A destination that never answers at all (no 100, nothing): the reason
+// says so in our words, not as the transaction layer's error.
+func TestInviteReturnToASilentDestination(t *testing.T) {
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	g := newGateway(t)
+	g.createReturn("inv-silent", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + silent.LocalAddr().String()})
+	p := newPhone(t)
+	c := p.MustAnswer(g.srv.TransferURI("inv-silent"), p.Offer("0 101"))
+	g.WaitStatus("inv-silent", transfer.StatusOngoing)
+	c.SendDTMF('#')
+	p.WaitBye()
+	r := g.WaitReturn("inv-silent").Return
+	if r.Result != transfer.ReturnFailed || r.Reason != "no response from the return destination" || r.Fallback != transfer.ReturnBye {
+		t.Fatalf("returnResult %+v", r)
+	}
+}
+
+// A variable the agent left empty is left off the Refer-To, not sent as
+// X-Handoff-Var-digits=.
+func TestReferReturnLeavesEmptyVariablesOff(t *testing.T) {
+	g := newGateway(t)
+	c, refers := referCall(t, g, "refer-empty", 202, "") // # alone: digits is ""
+	req := siptest.Receive(t, refers, "the gateway's REFER")
+	referTo := req.GetHeader("Refer-To").Value()
+	if strings.Contains(referTo, "X-Handoff-Var-digits") || !strings.Contains(referTo, "X-Handoff-Transfer-Type=SYSTEM") {
+		t.Fatalf("Refer-To %s: want the transfer type and no empty digits", referTo)
+	}
+	if done := g.WaitStatus("refer-empty", transfer.StatusCompleted); done.OutputContext.TransferVariables["digits"] != "" {
+		t.Fatalf("outputContext %+v", done.OutputContext)
+	}
+	c.Notify("SIP/2.0 200 OK", "terminated")
+	c.P.WaitBye()
 }
 
 func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
