@@ -110,38 +110,7 @@ func (c *Call) run(a *admission) {
 // is confirmed and its transfer ONGOING; if not, the transfer is left
 // ACTIVE for a retry.
 func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, received time.Time) bool {
-	body := c.offerOrAnswer(offer, negotiated)
-	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, body)
-	res.AppendHeader(c.s.contactFor(c.dlg.InviteRequest.Transport()))
-	res.AppendHeader(allowHeader)
-	res.AppendHeader(sip.NewHeader("Supported", "timer"))
-	for _, h := range c.timer.headers() {
-		res.AppendHeader(h)
-	}
-	// WriteResponse retransmits the 200 until the ACK (or 64*T1); the
-	// configured ACK timeout ends the transaction sooner.
-	ackTimer := time.AfterFunc(c.s.cfg.AckTimeout, func() {
-		c.ackTimedOut.Store(true)
-		c.tx.Terminate()
-	})
-	c.s.metrics.answerLatency.Observe(time.Since(received).Seconds())
-	err := c.dlg.WriteResponse(res)
-	ackTimer.Stop()
-
-	if c.dlg.LoadState() != sip.DialogStateConfirmed || err != nil {
-		code := sip.StatusRequestTerminated
-		switch {
-		case errors.Is(context.Cause(c.dlg.Context()), sip.ErrTransactionCanceled):
-			c.log.Info("call cancelled before answer")
-		case c.hungUp.Load():
-			c.log.Info("caller hung up before ACK")
-			code = sip.StatusOK
-		default:
-			c.log.Warn("no ACK for 200 OK", "err", err)
-			code = sip.StatusOK
-			c.ackTimedOut.Store(true)
-			c.bye(transfer.EndAckTimeout)
-		}
+	if code, confirmed := c.sendOK(offer, negotiated, received); !confirmed {
 		c.s.metrics.invites.WithLabelValues(statusLabel(code)).Inc()
 		c.s.unclaim(c.transfer.ID, c.callID, c.log)
 		return false
@@ -164,6 +133,42 @@ func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, rec
 		return false
 	}
 	return c.startMedia()
+}
+
+// sendOK sends the 200 OK (our SDP answer, or our offer) until its ACK. It
+// reports whether the ACK came, and if not, the final status the caller
+// ended up with: 487 for a CANCEL that won the race, else the 200.
+func (c *Call) sendOK(offer *media.Description, negotiated media.Negotiated, received time.Time) (code int, confirmed bool) {
+	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, c.offerOrAnswer(offer, negotiated))
+	res.AppendHeader(c.s.contactFor(c.dlg.InviteRequest.Transport()))
+	res.AppendHeader(allowHeader)
+	res.AppendHeader(sip.NewHeader("Supported", "timer"))
+	for _, h := range c.timer.headers() {
+		res.AppendHeader(h)
+	}
+	// WriteResponse retransmits the 200 until the ACK (or 64*T1); the
+	// configured ACK timeout ends the transaction sooner.
+	ackTimer := time.AfterFunc(c.s.cfg.AckTimeout, func() {
+		c.ackTimedOut.Store(true)
+		c.tx.Terminate()
+	})
+	c.s.metrics.answerLatency.Observe(time.Since(received).Seconds())
+	err := c.dlg.WriteResponse(res)
+	ackTimer.Stop()
+	switch {
+	case c.dlg.LoadState() == sip.DialogStateConfirmed && err == nil:
+		return sip.StatusOK, true
+	case errors.Is(context.Cause(c.dlg.Context()), sip.ErrTransactionCanceled):
+		c.log.Info("call cancelled before answer")
+		return sip.StatusRequestTerminated, false
+	case c.hungUp.Load():
+		c.log.Info("caller hung up before ACK")
+	default:
+		c.log.Warn("no ACK for 200 OK", "err", err)
+		c.ackTimedOut.Store(true)
+		c.bye(transfer.EndAckTimeout)
+	}
+	return sip.StatusOK, false
 }
 
 func (c *Call) startMedia() bool {

@@ -142,6 +142,12 @@ func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResul
 		return
 	}
 	res.SIPCode = answer.StatusCode
+	c.awaitReferOutcome(ctx, res)
+}
+
+// awaitReferOutcome reads the REFER subscription's NOTIFYs until one is
+// final (RFC 3515), the leg ends, or ctx does.
+func (c *Call) awaitReferOutcome(ctx context.Context, res *transfer.ReturnResult) {
 	for {
 		select {
 		case n := <-c.notifies:
@@ -152,7 +158,6 @@ func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResul
 			case code >= 200 && code < 300:
 				res.Result, res.SIPCode = transfer.ReturnSucceeded, code
 				c.bye(transfer.EndAgentFinished)
-				return
 			case code >= 300:
 				fail(res, code, "transfer failed at the target")
 			default:

@@ -35,9 +35,7 @@ func TestInviteReturnDigestURIIsTheRequestURI(t *testing.T) {
 				Auth: &transfer.Credentials{Username: "ret", Password: "pw-strict"},
 			})
 			p := newPhone(t)
-			c := p.MustAnswer(g.srv.TransferURI("strict"), p.Offer("0 101"))
-			g.WaitStatus("strict", transfer.StatusOngoing)
-			c.SendDTMF('#')
+			c := g.finishCall(p, "strict", "")
 			r := g.WaitReturn("strict").Return
 			invites := dest.Invites()
 			var uris []string

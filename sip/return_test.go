@@ -45,12 +45,19 @@ func referCall(t *testing.T, g *gateway, id string, answer int, keys string) (*c
 		default: // a retransmission of an unanswered REFER
 		}
 	})
+	return g.finishCall(p, id, keys), refers
+}
+
+// finishCall places p's call to transfer id, waits until it is ONGOING and
+// presses keys then #: the loopback agent finishes and the call goes back.
+func (g *gateway) finishCall(p *phone, id, keys string) *call {
+	g.t.Helper()
 	c := p.MustAnswer(g.srv.TransferURI(id), p.Offer("0 101"))
 	g.WaitStatus(id, transfer.StatusOngoing)
 	for _, k := range keys + "#" {
 		c.SendDTMF(k)
 	}
-	return c, refers
+	return c
 }
 
 func TestReferReturnSucceeds(t *testing.T) {
@@ -219,10 +226,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 		Auth: &transfer.Credentials{Username: "ret", Password: password},
 	})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("inv"), p.Offer("0 101"))
-	g.WaitStatus("inv", transfer.StatusOngoing)
-	c.SendDTMF('7')
-	c.SendDTMF('#')
+	c := g.finishCall(p, "inv", "7")
 
 	siptest.Receive(t, dest.Answered, "the return call never reached the destination")
 	if n := len(dest.Invites()); n != 2 {
@@ -328,9 +332,7 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 			}
 			g.createReturn("inv-fail", ret)
 			p := newPhone(t)
-			c := p.MustAnswer(g.srv.TransferURI("inv-fail"), p.Offer("0 101"))
-			g.WaitStatus("inv-fail", transfer.StatusOngoing)
-			c.SendDTMF('#')
+			c := g.finishCall(p, "inv-fail", "")
 			if tc.name == "no answer" {
 				// While the return call rings (180), the caller hears ringback.
 				first, _ := media.NewRingback().Next()
@@ -358,9 +360,7 @@ func TestInviteReturnToASilentDestination(t *testing.T) {
 	g := newGateway(t)
 	g.createReturn("inv-silent", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + silent.LocalAddr().String()})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("inv-silent"), p.Offer("0 101"))
-	g.WaitStatus("inv-silent", transfer.StatusOngoing)
-	c.SendDTMF('#')
+	g.finishCall(p, "inv-silent", "")
 	p.WaitBye()
 	r := g.WaitReturn("inv-silent").Return
 	if r.Result != transfer.ReturnFailed || r.Reason != "no response from the return destination" || r.Fallback != transfer.ReturnBye {
@@ -429,9 +429,7 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	dest := siptest.NewDestination(t, siptest.EarlyMediaUntilRelease())
 	g.createReturn("early", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.URI()})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("early"), p.Offer("0 101"))
-	g.WaitStatus("early", transfer.StatusOngoing)
-	c.SendDTMF('#')
+	c := g.finishCall(p, "early", "")
 	siptest.Receive(t, dest.EarlyMediaSent, "no 183 from the destination")
 	// The destination's early media (an announcement, in A-law) reaches the
 	// caller before the return call is answered.
@@ -473,9 +471,7 @@ func TestInviteReturnOverTLS(t *testing.T) {
 	dest := siptest.NewDestination(t, siptest.OverTLS(conf))
 	g.createReturn("inv-tls", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.TLSAddr + ";transport=tls"})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("inv-tls"), p.Offer("0 101"))
-	g.WaitStatus("inv-tls", transfer.StatusOngoing)
-	c.SendDTMF('#')
+	c := g.finishCall(p, "inv-tls", "")
 	select {
 	case <-dest.Answered:
 	case <-time.After(15 * time.Second):
@@ -505,9 +501,7 @@ func TestInviteReturnUnacknowledgeable(t *testing.T) {
 	dest := siptest.NewDestination(t, siptest.OverTLS(conf), siptest.UnreachableContact())
 	g.createReturn("inv-noack", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.TLSAddr + ";transport=tls"})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("inv-noack"), p.Offer("0 101"))
-	g.WaitStatus("inv-noack", transfer.StatusOngoing)
-	c.SendDTMF('#')
+	g.finishCall(p, "inv-noack", "")
 	p.WaitBye()
 	r := g.WaitReturn("inv-noack").Return
 	if r.Result != transfer.ReturnFailed || !strings.Contains(r.Reason, "ACK") || r.Fallback != transfer.ReturnBye {

@@ -210,32 +210,7 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 // Sockets are bound first and served last, so no request meets a
 // half-built server.
 func (s *Server) Start() error {
-	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("Handoff")}
-	if s.cfg.TLS != nil {
-		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(s.cfg.TLS))
-	}
-	// sipgo logs the raw bytes of messages it cannot parse: keep client
-	// data (personal data, floods) out of our logs, and close idle TCP/TLS
-	// connections so a silent peer cannot hold sockets forever. (The read
-	// filter must come first: the transports copy it when they are set.)
-	var tpOpts []sip.TransportLayerOption
-	if drop := s.cfg.dropInbound; drop != nil {
-		tpOpts = append(tpOpts, sip.WithTransportLayerReadFilter(
-			func(_ sip.TransportReadProps, data []byte) ([]byte, error) {
-				if drop(data) {
-					return nil, nil
-				}
-				return data, nil
-			}))
-	}
-	tpOpts = append(tpOpts,
-		sip.WithTransportLayerLogger(slog.New(withoutRawData{s.log.Handler()})),
-		sip.WithTransportLayerTransports(sip.TransportsConfig{
-			TCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout},
-			TLS: &sip.TransportTLS{TransportTCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout}},
-		}))
-	uaOpts = append(uaOpts, sipgo.WithUserAgentTransportLayerOptions(tpOpts...))
-	ua, err := sipgo.NewUA(uaOpts...)
+	ua, err := s.newUA()
 	if err != nil {
 		return err
 	}
@@ -265,6 +240,46 @@ func (s *Server) Start() error {
 	s.contacts = s.contactsByTransport()
 	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
 	s.udpLaddr = s.udpListenAddr()
+	s.route()
+	for _, fn := range serve {
+		s.wg.Go(fn)
+	}
+	return nil
+}
+
+// newUA is the user agent our server and client share. sipgo logs the raw
+// bytes of messages it cannot parse: keep client data (personal data,
+// floods) out of our logs, and close idle TCP/TLS connections so a silent
+// peer cannot hold sockets forever. (The read filter must come first: the
+// transports copy it when they are set.)
+func (s *Server) newUA() (*sipgo.UserAgent, error) {
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("Handoff")}
+	if s.cfg.TLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(s.cfg.TLS))
+	}
+	var tpOpts []sip.TransportLayerOption
+	if drop := s.cfg.dropInbound; drop != nil {
+		tpOpts = append(tpOpts, sip.WithTransportLayerReadFilter(
+			func(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+				if drop(data) {
+					return nil, nil
+				}
+				return data, nil
+			}))
+	}
+	tpOpts = append(tpOpts,
+		sip.WithTransportLayerLogger(slog.New(withoutRawData{s.log.Handler()})),
+		sip.WithTransportLayerTransports(sip.TransportsConfig{
+			TCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout},
+			TLS: &sip.TransportTLS{TransportTCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout}},
+		}))
+	uaOpts = append(uaOpts, sipgo.WithUserAgentTransportLayerOptions(tpOpts...))
+	return sipgo.NewUA(uaOpts...)
+}
+
+// route registers every request handler, each behind the door that drops
+// requests reaching a closed user agent.
+func (s *Server) route() {
 	s.srv.OnInvite(s.door.Wrap(s.guard(s.onInvite)))
 	s.srv.OnAck(s.door.Wrap(s.inDialog(dialogHandler.onAck)))
 	s.srv.OnBye(s.door.Wrap(s.inDialog(dialogHandler.onBye)))
@@ -275,10 +290,6 @@ func (s *Server) Start() error {
 	s.srv.OnNotify(s.door.Wrap(s.inDialog(dialogHandler.onOther)))
 	s.srv.OnRefer(s.door.Wrap(s.inDialog(dialogHandler.onOther)))
 	s.srv.OnNoRoute(s.door.Wrap(s.guard(s.onNoRoute)))
-	for _, fn := range serve {
-		s.wg.Go(fn)
-	}
-	return nil
 }
 
 // bind opens one listen address and returns the function that serves it.

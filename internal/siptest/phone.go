@@ -76,6 +76,12 @@ func NewPhone(t testing.TB, ip string) *Phone {
 			Address: sip.Uri{Scheme: "sip", User: "caller", Host: ip, Port: port},
 		}},
 	}
+	p.serve(srv, ua, conn)
+	return p
+}
+
+// serve answers the gateway's BYEs and REFERs; t.Cleanup closes the phone.
+func (p *Phone) serve(srv *sipgo.Server, ua *sipgo.UserAgent, conn net.PacketConn) {
 	door := lateguard.New(ua)
 	srv.OnBye(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.mu.Lock()
@@ -99,13 +105,12 @@ func NewPhone(t testing.TB, ip string) *Phone {
 		h(req, tx)
 	}))
 	srv.OnNoRoute(door.Wrap(NotAllowed))
-	t.Cleanup(func() {
+	p.T.Cleanup(func() {
 		door.Close()
-		rtpConn.Close()
+		p.RTP.Close()
 		conn.Close()
 		ua.Close()
 	})
-	return p
 }
 
 // NotAllowed answers a request no handler takes with 405 (an ACK with
