@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -236,16 +235,7 @@ func (p *peer) sendMark(name string) {
 	p.send(map[string]any{"event": "mark", "streamSid": "x", "mark": map[string]string{"name": name}})
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+var eventually = testenv.Eventually
 
 // waitQueued waits until the playout queue holds n samples.
 func waitQueued(t *testing.T, s *wsSession, n int) {
@@ -890,22 +880,7 @@ func TestWebSocketWideband(t *testing.T) {
 	}
 }
 
-// value reads a counter or gauge, or a histogram's sample count.
-func value(c prometheus.Metric) float64 {
-	var d dto.Metric
-	if err := c.Write(&d); err != nil {
-		panic(err)
-	}
-	switch {
-	case d.Counter != nil:
-		return d.Counter.GetValue()
-	case d.Gauge != nil:
-		return d.Gauge.GetValue()
-	case d.Histogram != nil:
-		return float64(d.Histogram.GetSampleCount())
-	}
-	return 0
-}
+var value = testenv.Value
 
 func TestWebSocketMaxDuration(t *testing.T) {
 	a := newTestAgent(t, true)

@@ -15,7 +15,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
 	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/transfer"
 )
 
 // loadDoc parses and validates the embedded OpenAPI document, with its
@@ -141,5 +143,25 @@ func TestOpenAPIDocumentValidates(t *testing.T) {
 	if doc.Components.SecuritySchemes["API-ID"].Value.Name != "asapp-api-id" ||
 		doc.Components.SecuritySchemes["API-Secret"].Value.Name != "asapp-api-secret" {
 		t.Error("security schemes do not name the reference headers")
+	}
+}
+
+// The document's endReason enum is the transfer package's list, in order.
+func TestOpenAPIEndReasonsAreTheTransferList(t *testing.T) {
+	doc := loadDoc(t, "")
+	prop := doc.Components.Schemas["GetCallTransferResponse"].Value.Properties["endReason"]
+	if prop == nil {
+		t.Fatal("GetCallTransferResponse has no endReason")
+	}
+	var got []string
+	for _, v := range prop.Value.Enum {
+		got = append(got, v.(string))
+	}
+	var want []string
+	for _, r := range transfer.EndReasons() {
+		want = append(want, string(r))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("openapi.yaml endReason enum %v, transfer.EndReasons %v", got, want)
 	}
 }

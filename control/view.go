@@ -123,7 +123,7 @@ func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 	v.CreatedAt = timestamp(t.CreatedAt)
 	v.CallReceivedAt = timestamp(t.CallReceivedAt)
 	v.CompletedAt = timestamp(t.CompletedAt)
-	v.EndReason = t.EndReason
+	v.EndReason = string(t.EndReason)
 	if r := t.Return; r != nil {
 		v.ReturnResult = &returnResultView{
 			Method: r.Method, Result: r.Result, SIPCode: r.SIPCode, Reason: r.Reason, Fallback: r.Fallback,

@@ -14,6 +14,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 const waitLong = 5 * time.Second
@@ -54,16 +56,7 @@ func startSession(t testing.TB, cfg SessionConfig) *Session {
 }
 
 // eventually polls cond generously; machines running -race are slow.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var eventually = testenv.Eventually
 
 // frames collects OnAudio output.
 type frames struct {
@@ -250,7 +243,7 @@ func TestSessionReorderLossLate(t *testing.T) {
 	if got.len() != len(want) {
 		t.Fatalf("late/duplicate packets were played: %d frames", got.len())
 	}
-	if v := metricValue(t, reg, "handoff_rtp_dropped_packets_total", "late"); v != 2 {
+	if v := testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=late"); v != 2 {
 		t.Fatalf("late metric = %v", v)
 	}
 }
@@ -322,13 +315,13 @@ func TestSessionLatching(t *testing.T) {
 			t.Fatalf("frame %d from code %#x: RTP bleed", i, c)
 		}
 	}
-	if v := metricValue(t, reg, "handoff_rtp_dropped_packets_total", "wrong_source"); v != 1 {
+	if v := testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=wrong_source"); v != 1 {
 		t.Fatalf("wrong_source = %v", v)
 	}
-	if v := metricValue(t, reg, "handoff_rtp_dropped_packets_total", "wrong_ssrc"); v != 1 {
+	if v := testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=wrong_ssrc"); v != 1 {
 		t.Fatalf("wrong_ssrc = %v", v)
 	}
-	if v := metricValue(t, reg, "handoff_rtp_dropped_packets_total", "malformed") + metricValue(t, reg, "handoff_rtp_dropped_packets_total", "payload_type"); v != 2 {
+	if v := testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=malformed") + testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=payload_type"); v != 2 {
 		t.Fatalf("malformed+payload_type = %v", v)
 	}
 
@@ -423,7 +416,7 @@ func TestSessionReceiveDTMF(t *testing.T) {
 	if st.DTMFEvents != 4 || st.PacketsSkipped != 0 || st.PacketsLost != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if v := metricValue(t, reg, "handoff_dtmf_events_total", "rfc4733"); v != 4 {
+	if v := testenv.MetricValue(t, reg, "handoff_dtmf_events_total", "source=rfc4733"); v != 4 {
 		t.Fatalf("dtmf metric = %v", v)
 	}
 }
@@ -651,8 +644,8 @@ func TestSessionRTCPReports(t *testing.T) {
 			t.Fatalf("stats %+v", st)
 		}
 	}
-	eventually(t, "jitter observed", func() bool { return metricValue(t, reg, "handoff_rtp_jitter_seconds", "") > 0 })
-	if v := metricValue(t, reg, "handoff_rtp_packets_total", "in"); v == 0 {
+	eventually(t, "jitter observed", func() bool { return testenv.MetricValue(t, reg, "handoff_rtp_jitter_seconds") > 0 })
+	if v := testenv.MetricValue(t, reg, "handoff_rtp_packets_total", "direction=in"); v == 0 {
 		t.Fatal("no packets_total{direction=in}")
 	}
 }
@@ -809,29 +802,4 @@ func TestSessionPortsReleasedUnderneath(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("session kept running on closed sockets")
 	}
-}
-
-// metricValue reads a counter (or a histogram's sample count) from reg; label
-// is the value of the series' only label, "" for unlabelled metrics.
-func metricValue(t testing.TB, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label != "" && (len(m.GetLabel()) != 1 || m.GetLabel()[0].GetValue() != label) {
-				continue
-			}
-			if h := m.GetHistogram(); h != nil {
-				return float64(h.GetSampleCount())
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }

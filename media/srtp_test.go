@@ -16,6 +16,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 // testKey is 30 recognisable bytes: key 0x01..0x10, salt 0x11..0x1e.
@@ -328,7 +330,7 @@ func TestSRTPSessionsExchangeAudio(t *testing.T) {
 	// SRTCP works both ways too: each side decrypts the other's reports.
 	eventually(t, "SRTCP reports both ways", func() bool { return a.Stats().RemoteReport && b.Stats().RemoteReport })
 	sa := a.Stats()
-	if sa.PacketsDropped != 0 || b.Stats().PacketsDropped != 0 || metricValue(t, reg, "handoff_rtp_dropped_packets_total", "srtp_auth") != 0 {
+	if sa.PacketsDropped != 0 || b.Stats().PacketsDropped != 0 || testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=srtp_auth") != 0 {
 		t.Fatalf("drops: %+v", sa)
 	}
 	if sa.BytesIn != sa.PacketsIn*(rtpHeaderLen+FrameSamples+10) {
@@ -368,7 +370,9 @@ func TestSRTPSessionRawPeer(t *testing.T) {
 	bad[rtpHeaderLen+5] ^= 0x01
 	p.write(bad)
 	p.send(0, 2, 2*FrameSamples, false, bytes.Repeat([]byte{0x82}, FrameSamples))
-	eventually(t, "srtp_auth drops", func() bool { return metricValue(t, reg, "handoff_rtp_dropped_packets_total", "srtp_auth") == 2 })
+	eventually(t, "srtp_auth drops", func() bool {
+		return testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=srtp_auth") == 2
+	})
 	if st := s.Stats(); st.Latched || st.PacketsIn != 0 || st.PacketsDropped != 2 {
 		t.Fatalf("after forged packets: %+v", st)
 	}
@@ -416,7 +420,9 @@ func TestSRTPSessionRawPeer(t *testing.T) {
 	if _, err := p.rtcpConn.WriteToUDPAddrPort(rr, addrOf(ports.RTCP)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "plain RTCP refused", func() bool { return metricValue(t, reg, "handoff_rtp_dropped_packets_total", "srtp_auth") == 3 })
+	eventually(t, "plain RTCP refused", func() bool {
+		return testenv.MetricValue(t, reg, "handoff_rtp_dropped_packets_total", "reason=srtp_auth") == 3
+	})
 	if s.Stats().RemoteReport {
 		t.Fatal("a plain RTCP report was taken")
 	}

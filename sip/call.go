@@ -42,52 +42,59 @@ type Call struct {
 	ringback    atomic.Pointer[media.Tone] // set while the return call rings
 }
 
-// newCall takes the resources a call needs before it is answered: RTP
-// ports, the agent session, and a dialog. On failure it returns the status
-// to answer and frees what it took.
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer.Transfer, log *slog.Logger) (*Call, int, string, []sip.Header) {
-	dlg, err := s.dialogUA.ReadInvite(req, tx)
+// newCall takes the resources an admitted call needs before it is
+// answered: a dialog, RTP ports and the agent session. While that takes
+// long, the caller hears ringing (Config.RingingAfter). On failure it
+// frees what it took and says how to refuse the INVITE.
+func (s *Server) newCall(tx sip.ServerTransaction, a *admission) (*Call, *rejection) {
+	dlg, err := s.dialogUA.ReadInvite(a.req, tx)
 	if err != nil {
-		return nil, sip.StatusBadRequest, "Bad Request", nil
+		return nil, reject(sip.StatusBadRequest, "Bad Request")
 	}
+	defer s.ringWhileSlow(dlg, tx, a.log)()
 	ports, err := s.cfg.Ports.Allocate()
 	if err != nil {
-		log.Warn("no RTP ports", "err", err)
-		return nil, sip.StatusServiceUnavailable, "No Media Ports", []sip.Header{s.retryAfter()}
+		a.log.Warn("no RTP ports", "err", err)
+		return nil, s.unavailable("No Media Ports")
 	}
-	sess, err := s.cfg.Pipeline.Open(dlg.Context(), callInfo(req, t))
+	sess, err := s.cfg.Pipeline.Open(dlg.Context(), callInfo(a.req, a.transfer))
 	if err != nil {
 		s.cfg.Ports.Release(ports)
-		log.Warn("agent unavailable", "err", err)
-		return nil, sip.StatusServiceUnavailable, "Agent Unavailable", []sip.Header{s.retryAfter()}
+		if errors.Is(context.Cause(dlg.Context()), sip.ErrTransactionCanceled) {
+			a.log.Info("call cancelled while the agent connected")
+			return nil, reject(sip.StatusRequestTerminated, "Request Terminated")
+		}
+		a.log.Warn("agent unavailable", "err", err)
+		return nil, s.unavailable("Agent Unavailable")
 	}
 	c := &Call{
 		leg:       newLeg(s, ports),
 		s:         s,
-		log:       log,
+		log:       a.log,
 		dlg:       dlg,
 		tx:        tx,
 		dialogID:  dlg.ID,
-		callID:    callID(req),
-		transfer:  t,
+		callID:    callID(a.req),
+		transfer:  a.transfer,
 		agent:     sess,
 		refreshed: make(chan struct{}, 1),
 		notifies:  make(chan *sip.Request, 8),
 		timer:     &sessionTimer{},
 	}
+	c.timer.refresh(a.interval)
 	if !s.addCall(c) {
 		c.release()
-		return nil, sip.StatusServiceUnavailable, "Shutting Down", []sip.Header{s.retryAfter()}
+		return nil, s.unavailable("Shutting Down")
 	}
-	return c, 0, "", nil
+	return c, nil
 }
 
 // run answers the call, then lives it until it ends, then cleans up.
-func (c *Call) run(offer *media.Description, negotiated media.Negotiated, received time.Time) {
+func (c *Call) run(a *admission) {
 	defer c.s.removeCall(c)
 	defer c.release()
 
-	if !c.answer(offer, negotiated, received) {
+	if !c.answer(a.offer, a.negotiated, a.received) {
 		return
 	}
 	reason, out := c.converse()
@@ -95,7 +102,7 @@ func (c *Call) run(offer *media.Description, negotiated media.Negotiated, receiv
 	if reason == transfer.EndAgentFinished {
 		c.handBack(*out)
 	}
-	st := c.media.Stats()
+	st := c.rtp.Stats()
 	c.log.Info("call ended", "end_reason", reason, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
 }
 
@@ -103,38 +110,7 @@ func (c *Call) run(offer *media.Description, negotiated media.Negotiated, receiv
 // is confirmed and its transfer ONGOING; if not, the transfer is left
 // ACTIVE for a retry.
 func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, received time.Time) bool {
-	body := c.offerOrAnswer(offer, negotiated)
-	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, body)
-	res.AppendHeader(c.s.contactFor(c.dlg.InviteRequest.Transport()))
-	res.AppendHeader(allowHeader)
-	res.AppendHeader(sip.NewHeader("Supported", "timer"))
-	for _, h := range c.timer.headers() {
-		res.AppendHeader(h)
-	}
-	// WriteResponse retransmits the 200 until the ACK (or 64*T1); the
-	// configured ACK timeout ends the transaction sooner.
-	ackTimer := time.AfterFunc(c.s.cfg.AckTimeout, func() {
-		c.ackTimedOut.Store(true)
-		c.tx.Terminate()
-	})
-	c.s.metrics.answerLatency.Observe(time.Since(received).Seconds())
-	err := c.dlg.WriteResponse(res)
-	ackTimer.Stop()
-
-	if c.dlg.LoadState() != sip.DialogStateConfirmed || err != nil {
-		code := sip.StatusRequestTerminated
-		switch {
-		case errors.Is(context.Cause(c.dlg.Context()), sip.ErrTransactionCanceled):
-			c.log.Info("call cancelled before answer")
-		case c.hungUp.Load():
-			c.log.Info("caller hung up before ACK")
-			code = sip.StatusOK
-		default:
-			c.log.Warn("no ACK for 200 OK", "err", err)
-			code = sip.StatusOK
-			c.ackTimedOut.Store(true)
-			c.bye("ack_timeout")
-		}
+	if code, confirmed := c.sendOK(offer, negotiated, received); !confirmed {
 		c.s.metrics.invites.WithLabelValues(statusLabel(code)).Inc()
 		c.s.unclaim(c.transfer.ID, c.callID, c.log)
 		return false
@@ -159,13 +135,49 @@ func (c *Call) answer(offer *media.Description, negotiated media.Negotiated, rec
 	return c.startMedia()
 }
 
+// sendOK sends the 200 OK (our SDP answer, or our offer) until its ACK. It
+// reports whether the ACK came, and if not, the final status the caller
+// ended up with: 487 for a CANCEL that won the race, else the 200.
+func (c *Call) sendOK(offer *media.Description, negotiated media.Negotiated, received time.Time) (code int, confirmed bool) {
+	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, c.offerOrAnswer(offer, negotiated))
+	res.AppendHeader(c.s.contactFor(c.dlg.InviteRequest.Transport()))
+	res.AppendHeader(allowHeader)
+	res.AppendHeader(sip.NewHeader("Supported", "timer"))
+	for _, h := range c.timer.headers() {
+		res.AppendHeader(h)
+	}
+	// WriteResponse retransmits the 200 until the ACK (or 64*T1); the
+	// configured ACK timeout ends the transaction sooner.
+	ackTimer := time.AfterFunc(c.s.cfg.AckTimeout, func() {
+		c.ackTimedOut.Store(true)
+		c.tx.Terminate()
+	})
+	c.s.metrics.answerLatency.Observe(time.Since(received).Seconds())
+	err := c.dlg.WriteResponse(res)
+	ackTimer.Stop()
+	switch {
+	case c.dlg.LoadState() == sip.DialogStateConfirmed && err == nil:
+		return sip.StatusOK, true
+	case errors.Is(context.Cause(c.dlg.Context()), sip.ErrTransactionCanceled):
+		c.log.Info("call cancelled before answer")
+		return sip.StatusRequestTerminated, false
+	case c.hungUp.Load():
+		c.log.Info("caller hung up before ACK")
+	default:
+		c.log.Warn("no ACK for 200 OK", "err", err)
+		c.ackTimedOut.Store(true)
+		c.bye(transfer.EndAckTimeout)
+	}
+	return sip.StatusOK, false
+}
+
 func (c *Call) startMedia() bool {
 	err := c.leg.startMedia(media.SessionConfig{
 		OnAudio:    c.callerAudio,
 		OnDTMF:     c.callerDTMF,
 		Source:     c.callerSource,
 		RTPTimeout: c.s.cfg.RTPTimeout,
-		Metrics:    c.s.media,
+		Metrics:    c.s.mediaMetrics,
 		Logger:     c.log,
 	})
 	if err != nil {
@@ -207,7 +219,7 @@ func (c *Call) callerSource() ([]int16, bool) {
 
 // converse waits for whatever ends the call and returns why, with the
 // agent's outcome when it finished.
-func (c *Call) converse() (reason string, out *transfer.OutputContext) {
+func (c *Call) converse() (reason transfer.EndReason, out *transfer.OutputContext) {
 	expiry := c.timer.newTimer()
 	defer expiry.Stop()
 	for {
@@ -215,7 +227,7 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 		case <-c.agent.Done():
 			result := c.agent.Result()
 			return transfer.EndAgentFinished, &result
-		case <-c.media.Done():
+		case <-c.rtp.Done():
 			c.bye(transfer.EndMediaTimeout)
 			return transfer.EndMediaTimeout, nil
 		case <-c.dlg.Context().Done():
@@ -223,8 +235,8 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 		case <-c.refreshed:
 			c.timer.reset(expiry)
 		case <-expiry.C:
-			c.bye(EndSessionExpired)
-			return EndSessionExpired, nil
+			c.bye(transfer.EndSessionExpired)
+			return transfer.EndSessionExpired, nil
 		case <-c.s.closing:
 			c.bye(transfer.EndShutdown)
 			return transfer.EndShutdown, nil
@@ -232,15 +244,11 @@ func (c *Call) converse() (reason string, out *transfer.OutputContext) {
 	}
 }
 
-// EndSessionExpired is the end reason when the caller stopped refreshing
-// its session timer (RFC 4028).
-const EndSessionExpired = "session_expired"
-
 // complete records the call's end on its transfer (COMPLETED). A store
 // that is briefly away is retried for storeRetryFor, so the outcome of a
 // call that was answered is not lost to a blip.
-func (c *Call) complete(reason string, out *transfer.OutputContext) {
-	c.s.metrics.ended.WithLabelValues(reason).Inc()
+func (c *Call) complete(reason transfer.EndReason, out *transfer.OutputContext) {
+	c.s.metrics.ended.WithLabelValues(string(reason)).Inc()
 	deadline := time.Now().Add(storeRetryFor)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -266,7 +274,7 @@ var storeRetryFor = 30 * time.Second
 
 // release frees the call's media ports and agent session.
 func (c *Call) release() {
-	if m := c.session(); m != nil {
+	if m := c.rtpSession(); m != nil {
 		m.Close()
 	}
 	c.agent.Close()
@@ -285,14 +293,14 @@ func (c *Call) inDialogRequest(method sip.RequestMethod) *sip.Request {
 }
 
 // bye hangs up the call from our side, with a Reason header (RFC 3326).
-func (c *Call) bye(reason string) {
+func (c *Call) bye(reason transfer.EndReason) {
 	if c.hungUp.Swap(true) || c.dlg.LoadState() == sip.DialogStateEnded {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
 	req := c.inDialogRequest(sip.BYE)
-	req.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+reason+`"`))
+	req.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+string(reason)+`"`))
 	if err := c.dlg.WriteBye(ctx, req); err != nil {
 		c.log.Info("BYE not confirmed", "err", err)
 	}
@@ -357,7 +365,7 @@ func (s *Server) readInfo(dlg *sipgo.Dialog, req *sip.Request, tx sip.ServerTran
 			sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 		return
 	}
-	s.media.DTMFInfo()
+	s.mediaMetrics.DTMFInfo()
 	deliver(d)
 	s.respond(req, tx, sip.StatusOK, "OK")
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -71,7 +72,7 @@ func TestPhoneNumberCallEchoesAndFinishesOnHash(t *testing.T) {
 	c.SendDTMF('2')
 	c.SendDTMF('#')
 	bye := p.WaitBye()
-	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), transfer.EndAgentFinished) {
+	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), string(transfer.EndAgentFinished)) {
 		t.Fatalf("BYE Reason %v", r)
 	}
 	// Sent from the SIP port the gateway advertises, not an ephemeral one.
@@ -265,7 +266,8 @@ func TestNumberForms(t *testing.T) {
 	c.Hangup()
 }
 
-// gatedPipeline holds Open until released, so a test can CANCEL a ringing call.
+// gatedPipeline holds Open until released (or the call is cancelled), so a
+// test can CANCEL a ringing call or watch a slow agent connect.
 type gatedPipeline struct {
 	agent.Pipeline
 	opened chan struct{}
@@ -277,7 +279,11 @@ func (g *gatedPipeline) Open(ctx context.Context, info agent.CallInfo) (agent.Se
 	case g.opened <- struct{}{}:
 	default:
 	}
-	<-g.gate // closed: later calls pass straight through
+	select {
+	case <-g.gate: // closed: later calls pass straight through
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 	return g.Pipeline.Open(ctx, info)
 }
 
@@ -303,7 +309,15 @@ func TestCancelBeforeAnswerLeavesTransferActive(t *testing.T) {
 		t.Fatalf("cancelled INVITE ended with %v", err)
 	}
 	dlg.Close()
-	eventually(t, "cancelled call released", func() bool { return g.srv.ActiveCalls() == 0 && g.ports.InUse() == 0 })
+	// Released, and counted as what the caller got (the transaction layer's
+	// 487), not as an agent failure.
+	invites := func(code string) float64 { return testenv.Value(g.srv.metrics.invites.WithLabelValues(code)) }
+	eventually(t, "cancelled call released", func() bool {
+		return g.srv.ActiveCalls() == 0 && g.ports.InUse() == 0 && g.Get("cancel-me").Claim == nil && invites("487") == 1
+	})
+	if n := invites("503"); n != 0 {
+		t.Errorf("invites{code=503} = %v, want 0", n)
+	}
 	tr := g.Get("cancel-me")
 	if tr.StatusAt(g.svc.Now()) != transfer.StatusActive || tr.Claim != nil {
 		t.Fatalf("after CANCEL: status %s claim %+v", tr.Status, tr.Claim)
@@ -446,7 +460,7 @@ func TestSessionTimer(t *testing.T) {
 		t.Fatalf("refresh: %d", res.StatusCode)
 	}
 	p.WaitBye()
-	if done := g.WaitStatus("short", transfer.StatusCompleted); done.EndReason != EndSessionExpired {
+	if done := g.WaitStatus("short", transfer.StatusCompleted); done.EndReason != transfer.EndSessionExpired {
 		t.Fatalf("end reason %q", done.EndReason)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -133,7 +134,7 @@ type (
 func newPhone(t *testing.T) *phone { return siptest.NewPhone(t, "127.0.0.1") }
 
 var (
-	eventually = siptest.Eventually
+	eventually = testenv.Eventually
 	sdpBody    = siptest.SDP
 	statusOf   = siptest.StatusOf
 	pattern    = siptest.Pattern

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -24,38 +25,44 @@ const offerDTMFPayloadType = 101
 // storeTimeout bounds one store call made while a SIP transaction waits.
 const storeTimeout = 5 * time.Second
 
-// onInvite admits a new call (or routes a re-INVITE to its call). The
-// handler goroutine owns the call until it ends: sipgo ends the INVITE
-// transaction when the handler returns.
+// onInvite admits a new call (or routes a re-INVITE to its call), then
+// runs it. The handler goroutine owns the call until it ends: sipgo ends
+// the INVITE transaction when the handler returns.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if req.To() != nil && req.To().Params.Has("tag") {
 		s.inDialog(dialogHandler.onOffer)(req, tx)
 		return
 	}
-	received := time.Now()
-	code, reason, hdrs := s.admit(req, tx, received)
-	if code != 0 {
-		s.respond(req, tx, code, reason, hdrs...)
-		s.metrics.invites.WithLabelValues(statusLabel(code)).Inc()
+	a, rej := s.admit(req, tx, time.Now())
+	if rej == nil {
+		var c *Call
+		if c, rej = s.newCall(tx, a); rej == nil {
+			c.run(a) // until the call ends
+			return
+		}
+		s.unclaim(a.transfer.ID, callID(req), a.log)
 	}
+	s.refuse(req, tx, rej)
+	s.metrics.invites.WithLabelValues(statusLabel(rej.status)).Inc()
 }
 
-// admit runs the checks an INVITE must pass and, when it passes, the call.
-// A non-zero code is the final answer for a call that never started.
-func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time.Time) (int, string, []sip.Header) {
+// admission is what an admitted INVITE brings to its call.
+type admission struct {
+	req        *sip.Request
+	received   time.Time
+	log        *slog.Logger
+	transfer   *transfer.Transfer // claimed for this call
+	offer      *media.Description // nil: the INVITE carried no SDP
+	negotiated media.Negotiated
+	interval   time.Duration // the session timer's; 0 for none
+}
+
+// admit runs the checks an INVITE must pass to become a call, and claims
+// its transfer for it.
+func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time.Time) (*admission, *rejection) {
 	log := s.log.With("call_id", callID(req))
-	if s.draining.Load() {
-		return sip.StatusServiceUnavailable, "Draining", []sip.Header{s.retryAfter()}
-	}
-	switch v, h := s.auth.check(req, received); v {
-	case challenge:
-		return sip.StatusUnauthorized, "Unauthorized", []sip.Header{h}
-	case forbidden:
-		log.Info("INVITE refused", "source", req.Source())
-		return sip.StatusForbidden, "Forbidden", nil
-	}
-	if req.Contact() == nil || req.CSeq() == nil || req.From() == nil || !req.From().Params.Has("tag") {
-		return sip.StatusBadRequest, "Missing Contact, CSeq or From tag", nil
+	if rej := s.screen(req, received, log); rej != nil {
+		return nil, rej
 	}
 	// 100 Trying at once: correlation and the claim touch the store (an
 	// fsync, or a Redis round trip), and under load that must not make the
@@ -65,52 +72,88 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
+	t, rej := s.findTransfer(ctx, req, log)
+	if rej != nil {
+		return nil, rej
+	}
+	a := &admission{req: req, received: received, log: log.With("transfer_id", t.ID), transfer: t}
+	if rej := a.readOffer(s.cfg.SRTP); rej != nil {
+		return nil, rej
+	}
+	var minSE sip.Header
+	if a.interval, minSE = negotiateSessionTimer(req, s.cfg.MinSE); minSE != nil {
+		return nil, reject(statusIntervalTooSmall, "Session Interval Too Small", minSE)
+	}
+	if rej := s.claim(ctx, a); rej != nil {
+		return nil, rej
+	}
+	return a, nil
+}
+
+// screen refuses what must not touch the store: INVITEs while draining,
+// from sources not allowed, or without the headers a dialog needs.
+func (s *Server) screen(req *sip.Request, received time.Time, log *slog.Logger) *rejection {
+	if s.draining.Load() {
+		return s.unavailable("Draining")
+	}
+	switch v, h := s.auth.check(req, received); v {
+	case challenge:
+		return reject(sip.StatusUnauthorized, "Unauthorized", h)
+	case forbidden:
+		log.Info("INVITE refused", "source", req.Source())
+		return reject(sip.StatusForbidden, "Forbidden")
+	}
+	if req.Contact() == nil || req.CSeq() == nil || req.From() == nil || !req.From().Params.Has("tag") {
+		return reject(sip.StatusBadRequest, "Missing Contact, CSeq or From tag")
+	}
+	return nil
+}
+
+// findTransfer correlates an INVITE with its ACTIVE transfer.
+func (s *Server) findTransfer(ctx context.Context, req *sip.Request, log *slog.Logger) (*transfer.Transfer, *rejection) {
 	t, err := s.correlate(ctx, req)
-	if err != nil {
-		if errors.Is(err, transfer.ErrNotFound) {
-			log.Info("INVITE for no active transfer", "request_uri", req.Recipient.String())
-			return sip.StatusNotFound, "Not Found", nil
-		}
-		log.Error("correlation failed", "err", err)
-		return sip.StatusServiceUnavailable, "Store Unavailable", []sip.Header{s.retryAfter()}
-	}
-	log = log.With("transfer_id", t.ID)
-
-	var offer *media.Description
-	var negotiated media.Negotiated
-	if len(req.Body()) > 0 {
-		if offer, err = media.ParseSDP(req.Body()); err == nil {
-			negotiated, err = negotiateOffer(offer, s.cfg.SRTP)
-		}
-		if err != nil {
-			log.Info("SDP offer refused", "err", err)
-			return sip.StatusNotAcceptableHere, "Not Acceptable Here", []sip.Header{warning(err)}
-		}
-	}
-	timer, reject := negotiateSessionTimer(req, s.cfg.MinSE)
-	if reject != nil {
-		return statusIntervalTooSmall, "Session Interval Too Small", []sip.Header{reject}
-	}
-
-	switch _, err := s.svc.Claim(ctx, t.ID, callID(req), s.cfg.NodeID); {
-	case errors.Is(err, transfer.ErrClaimed):
-		log.Info("transfer already claimed by another call")
-		return sip.StatusBusyHere, "Busy Here", nil
-	case errors.Is(err, transfer.ErrNotActive), errors.Is(err, transfer.ErrNotFound):
-		return sip.StatusNotFound, "Not Found", nil
+	switch {
+	case errors.Is(err, transfer.ErrNotFound):
+		log.Info("INVITE for no active transfer", "request_uri", req.Recipient.String())
+		return nil, reject(sip.StatusNotFound, "Not Found")
 	case err != nil:
-		log.Error("claim failed", "err", err)
-		return sip.StatusServiceUnavailable, "Store Unavailable", []sip.Header{s.retryAfter()}
+		log.Error("correlation failed", "err", err)
+		return nil, s.unavailable("Store Unavailable")
 	}
+	return t, nil
+}
 
-	c, code, reason, hdrs := s.newCall(req, tx, t, log)
-	if c == nil {
-		s.unclaim(t.ID, callID(req), log)
-		return code, reason, hdrs
+// readOffer negotiates the INVITE's SDP offer, if it has one.
+func (a *admission) readOffer(srtp SRTPPolicy) *rejection {
+	if len(a.req.Body()) == 0 {
+		return nil
 	}
-	c.timer.refresh(timer)
-	c.run(offer, negotiated, received)
-	return 0, "", nil
+	offer, err := media.ParseSDP(a.req.Body())
+	if err == nil {
+		a.negotiated, err = negotiateOffer(offer, srtp)
+	}
+	if err != nil {
+		a.log.Info("SDP offer refused", "err", err)
+		return reject(sip.StatusNotAcceptableHere, "Not Acceptable Here", warning(err))
+	}
+	a.offer = offer
+	return nil
+}
+
+// claim holds the transfer for this call while it is set up, so a second
+// INVITE for it is busy.
+func (s *Server) claim(ctx context.Context, a *admission) *rejection {
+	switch _, err := s.svc.Claim(ctx, a.transfer.ID, callID(a.req), s.cfg.NodeID); {
+	case errors.Is(err, transfer.ErrClaimed):
+		a.log.Info("transfer already claimed by another call")
+		return reject(sip.StatusBusyHere, "Busy Here")
+	case errors.Is(err, transfer.ErrNotActive), errors.Is(err, transfer.ErrNotFound):
+		return reject(sip.StatusNotFound, "Not Found")
+	case err != nil:
+		a.log.Error("claim failed", "err", err)
+		return s.unavailable("Store Unavailable")
+	}
+	return nil
 }
 
 // correlate finds the ACTIVE transfer an INVITE is for: by the transfer

@@ -12,14 +12,14 @@ import (
 )
 
 // leg is the media side of one dialog: our SDP, the negotiated remote
-// description and the RTP session. The inbound call and the outbound leg of
+// description and the RTP session (rtp). The inbound call and the outbound leg of
 // an INVITE return are both legs, so offer/answer lives here once.
 type leg struct {
 	mu             sync.Mutex
 	local          *media.LocalSDP
 	ports          *media.Ports
 	srtp           SRTPPolicy       // for offers we receive
-	media          *media.Session   // nil until the dialog is confirmed
+	rtp            *media.Session   // the RTP session, nil until the dialog is confirmed
 	negotiated     media.Negotiated // current remote description
 	awaitingAnswer bool             // our offer waits for the answer in an ACK
 	answerErr      error            // the ACK's answer was unusable
@@ -137,8 +137,8 @@ func (l *leg) takeAnswer(body []byte) error {
 	}
 	l.negotiated = n
 	l.awaitingAnswer = false
-	if l.media != nil {
-		l.media.Update(n)
+	if l.rtp != nil {
+		l.rtp.Update(n)
 	}
 	return nil
 }
@@ -181,26 +181,26 @@ func (l *leg) startMedia(cfg media.SessionConfig) error {
 	if err != nil {
 		return err
 	}
-	l.media = sess
+	l.rtp = sess
 	sess.Start()
 	return nil
 }
 
-// session is the RTP session, nil before startMedia.
-func (l *leg) session() *media.Session {
+// rtpSession is the RTP session, nil before startMedia.
+func (l *leg) rtpSession() *media.Session {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.media
+	return l.rtp
 }
 
 // answerOffer handles an in-dialog offer (re-INVITE or UPDATE): hold,
 // resume, a new address or codec, or a refresh without SDP. It returns the
 // body to answer with (nil for an UPDATE without SDP) or a refusal.
-func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason string, hdr sip.Header) {
+func (l *leg) answerOffer(req *sip.Request) ([]byte, *rejection) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.awaitingAnswer {
-		return nil, sip.StatusRequestPending, "Request Pending", nil
+		return nil, reject(sip.StatusRequestPending, "Request Pending")
 	}
 	switch {
 	case len(req.Body()) > 0:
@@ -213,16 +213,16 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 			err = errSRTPDowngrade
 		}
 		if err != nil {
-			return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here", warning(err)
+			return nil, reject(sip.StatusNotAcceptableHere, "Not Acceptable Here", warning(err))
 		}
 		// Our key stays unless the peer changed its own (RFC 4568 §7.1.4).
 		body := l.local.Answer(n, n.RemoteDirection.Reverse())
 		n.LocalKey = l.local.Key()
 		l.negotiated = n
-		if l.media != nil { // else startMedia picks it up
-			l.media.Update(n)
+		if l.rtp != nil { // else startMedia picks it up
+			l.rtp.Update(n)
 		}
-		return body, 0, "", nil
+		return body, nil
 	case req.IsInvite():
 		// A re-INVITE without SDP asks for our offer; the answer is in its
 		// ACK. A dialog running SRTP offers SRTP again (same key).
@@ -231,9 +231,9 @@ func (l *leg) answerOffer(req *sip.Request) (body []byte, code int, reason strin
 		if l.negotiated.SRTP() {
 			opts = []media.OfferOption{media.OfferSRTP()}
 		}
-		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, opts...), 0, "", nil
+		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, opts...), nil
 	}
-	return nil, 0, "", nil
+	return nil, nil
 }
 
 // respondOffer runs an in-dialog offer through dlg (CSeq order) and l, and
@@ -242,13 +242,9 @@ func (s *Server) respondOffer(dlg *sipgo.Dialog, l *leg, req *sip.Request, tx si
 	if !s.inOrder(dlg, req, tx) {
 		return false
 	}
-	body, code, reason, hdr := l.answerOffer(req)
-	if code != 0 {
-		if hdr != nil {
-			s.respond(req, tx, code, reason, hdr)
-		} else {
-			s.respond(req, tx, code, reason)
-		}
+	body, rej := l.answerOffer(req)
+	if rej != nil {
+		s.refuse(req, tx, rej)
 		return false
 	}
 	var res *sip.Response

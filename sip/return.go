@@ -133,17 +133,24 @@ func (c *Call) recordReturn(res *transfer.ReturnResult) {
 	}
 }
 
+// fail records a failed return. reason is ours, for the IVR to read in
+// returnResult.reason: never a Go error's text (log that instead).
 func fail(res *transfer.ReturnResult, code int, reason string) {
 	res.Result, res.SIPCode, res.Reason = transfer.ReturnFailed, code, reason
+}
+
+// seconds writes a timeout the way a reason shows it: "30 s", "0.7 s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
 
 // returnRefer is the blind return: an in-dialog REFER to returnUri, then
 // the implicit subscription's NOTIFYs tell how the transfer went (RFC 3515).
 func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResult) {
 	res.Method = transfer.ReturnRefer
-	target, err := c.referTarget(out)
-	if err != nil {
-		fail(res, 0, err.Error())
+	target, reason := c.referTarget(out)
+	if reason != "" {
+		fail(res, 0, reason)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Return.ReferTimeout)
@@ -154,13 +161,20 @@ func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResul
 	answer, err := c.dlg.Do(ctx, req)
 	switch {
 	case err != nil:
-		fail(res, 0, "no answer to REFER: "+err.Error())
+		c.log.Info("REFER got no answer", "err", err)
+		fail(res, 0, c.referUnanswered(ctx, err))
 		return
 	case answer.StatusCode >= 300:
 		fail(res, answer.StatusCode, "REFER rejected")
 		return
 	}
 	res.SIPCode = answer.StatusCode
+	c.awaitReferOutcome(ctx, res)
+}
+
+// awaitReferOutcome reads the REFER subscription's NOTIFYs until one is
+// final (RFC 3515), the leg ends, or ctx does.
+func (c *Call) awaitReferOutcome(ctx context.Context, res *transfer.ReturnResult) {
 	for {
 		select {
 		case n := <-c.notifies:
@@ -171,7 +185,6 @@ func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResul
 			case code >= 200 && code < 300:
 				res.Result, res.SIPCode = transfer.ReturnSucceeded, code
 				c.bye(transfer.EndAgentFinished)
-				return
 			case code >= 300:
 				fail(res, code, "transfer failed at the target")
 			default:
@@ -184,7 +197,7 @@ func (c *Call) returnRefer(out transfer.OutputContext, res *transfer.ReturnResul
 			res.Result, res.Reason = transfer.ReturnSucceeded, "caller leg ended after REFER accepted"
 			return
 		case <-ctx.Done():
-			fail(res, res.SIPCode, "no final NOTIFY in time")
+			fail(res, res.SIPCode, "no final NOTIFY within "+seconds(c.s.cfg.Return.ReferTimeout))
 			return
 		}
 	}
@@ -218,16 +231,37 @@ func sipfragStatus(req *sip.Request) (code int, terminated bool) {
 	return code, terminated
 }
 
-// referTarget is returnUri with the agent's outcome attached.
-func (c *Call) referTarget(out transfer.OutputContext) (string, error) {
-	if c.transfer.SIP == nil || c.transfer.SIP.ReturnURI == "" {
-		return "", errors.New("no returnUri")
+// referUnanswered says, in our words, why a REFER got no final answer.
+func (c *Call) referUnanswered(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return "no answer to REFER within " + seconds(c.s.cfg.Return.ReferTimeout)
+	case errors.Is(err, sip.ErrTransactionTimeout): // before the REFER timeout
+		return "no answer to REFER within " + seconds(sip.Timer_F)
+	case c.dlg.Context().Err() != nil:
+		return "caller hung up before answering the REFER"
 	}
-	return withContext(c.transfer.SIP.ReturnURI, out, c.s.cfg.Return)
+	return "REFER could not be sent"
+}
+
+// referTarget is returnUri with the agent's outcome attached, or why there
+// is none.
+func (c *Call) referTarget(out transfer.OutputContext) (target, reason string) {
+	if c.transfer.SIP == nil || c.transfer.SIP.ReturnURI == "" {
+		return "", "no returnUri"
+	}
+	target, err := withContext(c.transfer.SIP.ReturnURI, out, c.s.cfg.Return)
+	if err != nil {
+		c.log.Warn("returnUri unusable", "err", err)
+		return "", "returnUri is not a valid SIP URI"
+	}
+	return target, ""
 }
 
 // contextFields is the outcome as ordered name/value pairs: the transfer
-// type and task first, then the transfer variables by key.
+// type and task first, then the transfer variables by key. Empty values are
+// left off: "X-Handoff-Var-digits=" tells the IVR nothing a missing
+// variable does not, and some parse it as a malformed header.
 func contextFields(out transfer.OutputContext) [][2]string {
 	var f [][2]string
 	if out.TransferType != "" {
@@ -237,8 +271,10 @@ func contextFields(out transfer.OutputContext) [][2]string {
 		f = append(f, [2]string{"X-Handoff-Task", out.CurrentTaskName})
 	}
 	keys := make([]string, 0, len(out.TransferVariables))
-	for k := range out.TransferVariables {
-		keys = append(keys, k)
+	for k, v := range out.TransferVariables {
+		if v != "" {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	for _, k := range keys {

@@ -3,12 +3,10 @@ package sip
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +15,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/agent"
-	"github.com/handoff/handoff/internal/sipgate"
 	"github.com/handoff/handoff/internal/siptest"
-	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -33,26 +29,40 @@ func (g *gateway) createReturn(id string, ret transfer.SIPReturn) {
 	}
 }
 
-// referCall sets up a caller for a REFER return and returns it with the
-// channel its REFERs arrive on; answer decides the REFER's status.
-func referCall(t *testing.T, g *gateway, id string, answer int) (*call, chan *sip.Request) {
+// referCall sets up a caller for a REFER return, presses keys then #, and
+// returns it with the channel its REFERs arrive on; answer decides the
+// REFER's status (0: no answer at all).
+func referCall(t *testing.T, g *gateway, id string, answer int, keys string) (*call, chan *sip.Request) {
 	g.createReturn(id, transfer.SIPReturn{ReturnTransferType: transfer.ReturnRefer, ReturnURI: "sip:ivr-return@127.0.0.1:5999;transport=udp"})
 	p := newPhone(t)
 	refers := make(chan *sip.Request, 1)
 	p.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, answer, "Answer", nil))
-		refers <- req
+		if answer != 0 {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, answer, "Answer", nil))
+		}
+		select {
+		case refers <- req:
+		default: // a retransmission of an unanswered REFER
+		}
 	})
+	return g.finishCall(p, id, keys), refers
+}
+
+// finishCall places p's call to transfer id, waits until it is ONGOING and
+// presses keys then #: the loopback agent finishes and the call goes back.
+func (g *gateway) finishCall(p *phone, id, keys string) *call {
+	g.t.Helper()
 	c := p.MustAnswer(g.srv.TransferURI(id), p.Offer("0 101"))
 	g.WaitStatus(id, transfer.StatusOngoing)
-	c.SendDTMF('5')
-	c.SendDTMF('#')
-	return c, refers
+	for _, k := range keys + "#" {
+		c.SendDTMF(k)
+	}
+	return c
 }
 
 func TestReferReturnSucceeds(t *testing.T) {
 	g := newGateway(t)
-	c, refers := referCall(t, g, "refer-ok", 202)
+	c, refers := referCall(t, g, "refer-ok", 202, "5")
 	req := siptest.Receive(t, refers, "the gateway's REFER")
 	referTo := req.GetHeader("Refer-To").Value()
 	for _, want := range []string{"sip:ivr-return@127.0.0.1:5999", "X-Handoff-Transfer-Type=SYSTEM", "X-Handoff-Var-digits=5"} {
@@ -79,7 +89,7 @@ func TestReferReturnSucceeds(t *testing.T) {
 
 func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
 	g := newGateway(t)
-	c, refers := referCall(t, g, "refer-603", 603)
+	c, refers := referCall(t, g, "refer-603", 603, "5")
 	siptest.Receive(t, refers, "the gateway's REFER")
 	c.P.WaitBye()
 	r := g.WaitReturn("refer-603").Return
@@ -91,16 +101,19 @@ func TestReferReturnRejectedFallsBackToBye(t *testing.T) {
 func TestReferReturnFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
+		answer int // the REFER's, 0 for none
 		frags  []string
 		code   int
 		reason string
 	}{
-		{"target busy", []string{"SIP/2.0 100 Trying", "SIP/2.0 486 Busy Here"}, 486, "transfer failed"},
-		{"no final NOTIFY", []string{"SIP/2.0 100 Trying"}, 202, "no final NOTIFY"},
+		{"target busy", 202, []string{"SIP/2.0 100 Trying", "SIP/2.0 486 Busy Here"}, 486, "transfer failed at the target"},
+		{"no final NOTIFY", 202, []string{"SIP/2.0 100 Trying"}, 202, "no final NOTIFY within 0.7 s"},
+		// Ours, not Go's: not "no answer to REFER: context deadline exceeded".
+		{"no answer to the REFER", 0, nil, 0, "no answer to REFER within 0.7 s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGateway(t, func(c *Config) { c.Return.ReferTimeout = 700 * time.Millisecond })
-			c, refers := referCall(t, g, "refer-fail", 202)
+			c, refers := referCall(t, g, "refer-fail", tc.answer, "5")
 			siptest.Receive(t, refers, "the gateway's REFER")
 			for i, f := range tc.frags {
 				state := "active"
@@ -111,7 +124,7 @@ func TestReferReturnFailures(t *testing.T) {
 			}
 			c.P.WaitBye()
 			r := g.WaitReturn("refer-fail").Return
-			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || !strings.Contains(r.Reason, tc.reason) || r.Fallback != transfer.ReturnBye {
+			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Reason != tc.reason || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
 			}
 		})
@@ -141,176 +154,15 @@ func TestReferContextEncoding(t *testing.T) {
 	if !strings.HasSuffix(got, "&X-Handoff-Truncated=true") || strings.Contains(got, "Var-b") {
 		t.Fatalf("truncation: %s", got)
 	}
+	// Empty values are left off, in both encodings.
+	sparse := transfer.OutputContext{TransferType: "AGENT", TransferVariables: map[string]string{"digits": "", "a": "1"}}
+	for _, enc := range []ContextEncoding{"headers", "params"} {
+		got, _ = withContext("sip:ivr@10.0.0.1", sparse, ReturnConfig{ContextEncoding: enc, MaxContextBytes: 1024})
+		if strings.Contains(strings.ToLower(got), "digits") || !strings.Contains(strings.ToLower(got), "x-handoff-var-a=1") {
+			t.Errorf("%s encoding of an empty variable: %s", enc, got)
+		}
+	}
 }
-
-// destination is the far end of an INVITE return: a sipgo UAS with its
-// own RTP socket, optionally demanding digest credentials.
-type destination struct {
-	t       *testing.T
-	addr    string
-	rtp     *net.UDPConn
-	auth    *authenticator
-	tlsAddr string // host:port of its TLS listener, if any
-	mode    string // "answer", "busy", "ring", "early" (183 with SDP, then 200 on release) or "badcontact"
-	early   chan struct{}
-	release chan struct{}
-	invites atomic.Int32
-
-	mu      sync.Mutex
-	dlg     *sipgo.DialogServerSession
-	offer   *media.Description
-	answer  chan struct{}
-	byes    chan struct{}
-	lastReq *sip.Request
-	// answerBody, when set, builds the 200 OK's SDP from the offer (SRTP).
-	answerBody func(offer *media.Description) []byte
-}
-
-func newDestination(t *testing.T, mode string, users map[string]string, algorithm string) *destination {
-	t.Helper()
-	return newDestinationTLS(t, mode, users, algorithm, nil)
-}
-
-// newDestinationTLS is a destination that also listens for SIP over TLS
-// (d.tlsAddr) when conf is set.
-func newDestinationTLS(t *testing.T, mode string, users map[string]string, algorithm string, conf *tls.Config) *destination {
-	t.Helper()
-	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("test-destination")}
-	if conf != nil {
-		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(conf))
-	}
-	ua, _ := sipgo.NewUA(uaOpts...)
-	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := conn.LocalAddr().(*net.UDPAddr).Port
-	client, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port))
-	rtpConn, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	d := &destination{
-		t: t, addr: conn.LocalAddr().String(), rtp: rtpConn, mode: mode,
-		answer: make(chan struct{}), byes: make(chan struct{}, 1),
-		early: make(chan struct{}), release: make(chan struct{}),
-	}
-	if users != nil {
-		d.auth = newAuthenticator(nil, "carrier", users)
-		if algorithm != "" {
-			d.auth.algorithm = algorithm
-		}
-	}
-	contact := sip.Uri{Scheme: "sip", User: "dest", Host: "127.0.0.1", Port: port}
-	if conf != nil {
-		l, err := tls.Listen("tcp", "127.0.0.1:0", conf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.tlsAddr = l.Addr().String()
-		go func() { _ = srv.ServeTLS(l) }()
-		t.Cleanup(func() { l.Close() })
-		// In-dialog requests (the ACK, the BYE) must come back over TLS.
-		contact.Port = l.Addr().(*net.TCPAddr).Port
-		contact.UriParams = sip.HeaderParams{{K: "transport", V: "tls"}}
-	}
-	if mode == "badcontact" {
-		// Answers like "answer", but its Contact points at a port nobody
-		// listens on: over TLS (or TCP) the ACK cannot be sent at all.
-		contact.Port = testenv.FreePort(t, false)
-	}
-	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
-	door := sipgate.New(ua)
-	srv.OnInvite(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
-		d.invites.Add(1)
-		d.mu.Lock()
-		d.lastReq = req
-		d.mu.Unlock()
-		if d.auth != nil {
-			switch v, h := d.auth.check(req, time.Now()); v {
-			case challenge:
-				res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-				res.AppendHeader(h)
-				_ = tx.Respond(res)
-				return
-			case forbidden:
-				_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
-				return
-			}
-		}
-		switch d.mode {
-		case "busy":
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
-			return
-		case "ring":
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
-			<-tx.Done() // until CANCEL
-			return
-		}
-		offer, err := media.ParseSDP(req.Body())
-		if err != nil {
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Bad SDP", nil))
-			return
-		}
-		dlg, err := dua.ReadInvite(req, tx)
-		if err != nil {
-			return
-		}
-		d.mu.Lock()
-		d.dlg, d.offer = dlg, offer
-		answerBody := d.answerBody
-		d.mu.Unlock()
-		if d.mode == "early" {
-			_ = dlg.Respond(183, "Session Progress", sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101"),
-				sip.NewHeader("Content-Type", "application/sdp"))
-			close(d.early)
-			<-d.release
-		} else {
-			_ = dlg.Respond(180, "Ringing", nil)
-		}
-		body := sdpBody(rtpConn.LocalAddr().(*net.UDPAddr).Port, "8 101")
-		if answerBody != nil {
-			body = answerBody(offer)
-		}
-		if err := dlg.RespondSDP(body); err != nil {
-			return
-		}
-		close(d.answer)
-		<-dlg.Context().Done()
-	}))
-	srv.OnAck(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
-		d.mu.Lock()
-		dlg := d.dlg
-		d.mu.Unlock()
-		if dlg != nil {
-			_ = dlg.ReadAck(req, tx)
-		}
-	}))
-	srv.OnBye(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
-		d.mu.Lock()
-		dlg := d.dlg
-		d.mu.Unlock()
-		if dlg != nil {
-			_ = dlg.ReadBye(req, tx)
-		}
-		d.byes <- struct{}{}
-	}))
-	srv.OnNoRoute(door.Wrap(siptest.NotAllowed))
-	go func() { _ = srv.ServeUDP(conn) }()
-	t.Cleanup(func() {
-		door.Close()
-		d.mu.Lock()
-		dlg := d.dlg
-		d.mu.Unlock()
-		if dlg != nil {
-			_ = dlg.Close()
-		}
-		rtpConn.Close()
-		conn.Close()
-		ua.Close()
-	})
-	return d
-}
-
-func (d *destination) uri() string { return "sip:ret@" + d.addr }
 
 // recordingPipeline counts the audio frames the agent hears per track.
 type recordingPipeline struct {
@@ -368,24 +220,19 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 		c.Pipeline = rec
 		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	dest := newDestination(t, "answer", map[string]string{"ret": password}, "SHA-256")
+	dest := siptest.NewDestination(t, siptest.RequireDigest("ret", password, siptest.DigestAlgorithm("SHA-256")))
 	g.createReturn("inv", transfer.SIPReturn{
-		ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri(),
+		ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.URI(),
 		Auth: &transfer.Credentials{Username: "ret", Password: password},
 	})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("inv"), p.Offer("0 101"))
-	g.WaitStatus("inv", transfer.StatusOngoing)
-	c.SendDTMF('7')
-	c.SendDTMF('#')
+	c := g.finishCall(p, "inv", "7")
 
-	siptest.Receive(t, dest.answer, "the return call never reached the destination")
-	if n := dest.invites.Load(); n != 2 {
+	siptest.Receive(t, dest.Answered, "the return call never reached the destination")
+	if n := len(dest.Invites()); n != 2 {
 		t.Fatalf("destination saw %d INVITEs, want 2 (challenge, then credentials)", n)
 	}
-	dest.mu.Lock()
-	inv, offer := dest.lastReq, dest.offer
-	dest.mu.Unlock()
+	inv := dest.LastInvite()
 	if a := inv.GetHeader("Authorization"); a == nil || !strings.Contains(a.Value(), "SHA-256") {
 		t.Fatalf("return INVITE not authenticated with SHA-256: %v", a)
 	}
@@ -403,7 +250,7 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	g.WaitReturn("inv")
 
 	// Caller -> destination: μ-law in, A-law out, same audio.
-	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
+	destCall := dest.RTPCall()
 	pcm := make([]int16, media.FrameSamples)
 	wantALaw := make([]byte, media.FrameSamples)
 	sent := pattern(3)
@@ -432,13 +279,11 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	eventually(t, "agent hears both tracks", func() bool { return rec.count(agent.TrackDestination) > 5 })
 
 	// The destination puts the bridged call on hold: its leg answers.
-	dest.mu.Lock()
-	dlg := dest.dlg
-	dest.mu.Unlock()
+	dlg := dest.Dialog()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hold := sip.NewRequest(sip.INVITE, dlg.InviteRequest.Contact().Address)
-	hold.SetBody(sdpBody(dest.rtp.LocalAddr().(*net.UDPAddr).Port, "8 101", "a=sendonly"))
+	hold.SetBody(sdpBody(dest.RTPPort(), "8 101", "a=sendonly"))
 	hold.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	holdRes, err := dlg.Do(ctx, hold)
 	if err != nil || holdRes.StatusCode != 200 || !bytes.Contains(holdRes.Body(), []byte("a=recvonly")) {
@@ -464,30 +309,31 @@ func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 }
 
 func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
+	strict := siptest.StrictDigestURI()
 	for _, tc := range []struct {
 		name     string
-		mode     string
-		users    map[string]string
+		dest     siptest.DestinationOption
 		password string
 		code     int
+		reason   string
 	}{
-		{"busy", "busy", nil, "", 486},
-		{"wrong credentials", "answer", map[string]string{"ret": "right"}, "wrong", 403},
-		{"no answer", "ring", nil, "", 487},
+		{"busy", siptest.Busy(), "", 486, "return call rejected"},
+		{"wrong credentials", siptest.RequireDigest("ret", "right"), "wrong", 403, "return call rejected"},
+		{"wrong credentials, challenged again", siptest.RequireDigest("ret", "right", strict), "wrong", 401, "credentials rejected"},
+		{"wrong proxy credentials, challenged again", siptest.RequireDigest("ret", "right", strict, siptest.ProxyChallenge()), "wrong", 407, "credentials rejected"},
+		{"no answer", siptest.RingsForever(), "", 487, "no answer within 0.5 s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGateway(t, func(c *Config) { c.Return.RingTimeout = 500 * time.Millisecond })
-			dest := newDestination(t, tc.mode, tc.users, "")
-			ret := transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()}
+			dest := siptest.NewDestination(t, tc.dest)
+			ret := transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.URI()}
 			if tc.password != "" {
 				ret.Auth = &transfer.Credentials{Username: "ret", Password: tc.password}
 			}
 			g.createReturn("inv-fail", ret)
 			p := newPhone(t)
-			c := p.MustAnswer(g.srv.TransferURI("inv-fail"), p.Offer("0 101"))
-			g.WaitStatus("inv-fail", transfer.StatusOngoing)
-			c.SendDTMF('#')
-			if tc.mode == "ring" {
+			c := g.finishCall(p, "inv-fail", "")
+			if tc.name == "no answer" {
 				// While the return call rings (180), the caller hears ringback.
 				first, _ := media.NewRingback().Next()
 				want := make([]byte, media.FrameSamples)
@@ -496,11 +342,47 @@ func TestInviteReturnFailuresFallBackToBye(t *testing.T) {
 			}
 			p.WaitBye()
 			r := g.WaitReturn("inv-fail").Return
-			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Fallback != transfer.ReturnBye {
+			if r.Result != transfer.ReturnFailed || r.SIPCode != tc.code || r.Reason != tc.reason || r.Fallback != transfer.ReturnBye {
 				t.Fatalf("returnResult %+v", r)
 			}
 		})
 	}
+}
+
+// A destination that never answers at all (no 100, nothing): the reason
+// says so in our words, not as the transaction layer's error.
+func TestInviteReturnToASilentDestination(t *testing.T) {
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	g := newGateway(t)
+	g.createReturn("inv-silent", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + silent.LocalAddr().String()})
+	p := newPhone(t)
+	g.finishCall(p, "inv-silent", "")
+	p.WaitBye()
+	r := g.WaitReturn("inv-silent").Return
+	if r.Result != transfer.ReturnFailed || r.Reason != "no response from the return destination" || r.Fallback != transfer.ReturnBye {
+		t.Fatalf("returnResult %+v", r)
+	}
+}
+
+// A variable the agent left empty is left off the Refer-To, not sent as
+// X-Handoff-Var-digits=.
+func TestReferReturnLeavesEmptyVariablesOff(t *testing.T) {
+	g := newGateway(t)
+	c, refers := referCall(t, g, "refer-empty", 202, "") // # alone: digits is ""
+	req := siptest.Receive(t, refers, "the gateway's REFER")
+	referTo := req.GetHeader("Refer-To").Value()
+	if strings.Contains(referTo, "X-Handoff-Var-digits") || !strings.Contains(referTo, "X-Handoff-Transfer-Type=SYSTEM") {
+		t.Fatalf("Refer-To %s: want the transfer type and no empty digits", referTo)
+	}
+	if done := g.WaitStatus("refer-empty", transfer.StatusCompleted); done.OutputContext.TransferVariables["digits"] != "" {
+		t.Fatalf("outputContext %+v", done.OutputContext)
+	}
+	c.Notify("SIP/2.0 200 OK", "terminated")
+	c.P.WaitBye()
 }
 
 func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
@@ -544,19 +426,14 @@ func TestHeadersModeCreatesTransferAndRefersBack(t *testing.T) {
 
 func TestInviteReturnEarlyMedia(t *testing.T) {
 	g := newGateway(t)
-	dest := newDestination(t, "early", nil, "")
-	g.createReturn("early", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
+	dest := siptest.NewDestination(t, siptest.EarlyMediaUntilRelease())
+	g.createReturn("early", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.URI()})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("early"), p.Offer("0 101"))
-	g.WaitStatus("early", transfer.StatusOngoing)
-	c.SendDTMF('#')
-	siptest.Receive(t, dest.early, "no 183 from the destination")
-	dest.mu.Lock()
-	offer := dest.offer
-	dest.mu.Unlock()
+	c := g.finishCall(p, "early", "")
+	siptest.Receive(t, dest.EarlyMediaSent, "no 183 from the destination")
 	// The destination's early media (an announcement, in A-law) reaches the
 	// caller before the return call is answered.
-	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
+	destCall := dest.RTPCall()
 	announcement := pattern(9)
 	pcm := make([]int16, media.FrameSamples)
 	want := make([]byte, media.FrameSamples)
@@ -573,11 +450,11 @@ func TestInviteReturnEarlyMedia(t *testing.T) {
 	}()
 	c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool { return bytes.Equal(pkt.Payload, want) })
 	<-sending
-	close(dest.release) // now the destination answers
-	siptest.Receive(t, dest.answer, "the return call was not answered")
+	dest.Release() // now the destination answers
+	siptest.Receive(t, dest.Answered, "the return call was not answered")
 	g.WaitReturn("early")
 	c.Hangup() // the caller hangs up: Handoff hangs up the destination
-	siptest.Receive(t, dest.byes, "the destination got no BYE")
+	siptest.Receive(t, dest.Byes, "the destination got no BYE")
 	eventually(t, "bridge end recorded", func() bool { return !g.Get("early").Return.BridgeEndedAt.IsZero() })
 }
 
@@ -591,20 +468,16 @@ func TestInviteReturnOverTLS(t *testing.T) {
 		c.TLS = conf
 		c.SRTP = SRTPOff // the test destination answers plain RTP
 	})
-	dest := newDestinationTLS(t, "answer", nil, "", conf)
-	g.createReturn("inv-tls", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.tlsAddr + ";transport=tls"})
+	dest := siptest.NewDestination(t, siptest.OverTLS(conf))
+	g.createReturn("inv-tls", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.TLSAddr + ";transport=tls"})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("inv-tls"), p.Offer("0 101"))
-	g.WaitStatus("inv-tls", transfer.StatusOngoing)
-	c.SendDTMF('#')
+	c := g.finishCall(p, "inv-tls", "")
 	select {
-	case <-dest.answer:
+	case <-dest.Answered:
 	case <-time.After(15 * time.Second):
 		t.Fatalf("the return call never reached the TLS destination: %+v", g.Get("inv-tls").Return)
 	}
-	dest.mu.Lock()
-	inv := dest.lastReq
-	dest.mu.Unlock()
+	inv := dest.LastInvite()
 	if !strings.EqualFold(inv.Transport(), "TLS") {
 		t.Fatalf("return INVITE came over %s, want TLS", inv.Transport())
 	}
@@ -612,7 +485,7 @@ func TestInviteReturnOverTLS(t *testing.T) {
 		t.Fatalf("returnResult %+v", r)
 	}
 	c.Hangup() // Handoff hangs up the destination, over TLS
-	siptest.Receive(t, dest.byes, "the TLS destination got no BYE")
+	siptest.Receive(t, dest.Byes, "the TLS destination got no BYE")
 }
 
 // TestInviteReturnUnacknowledgeable: a destination that answers with a
@@ -625,12 +498,10 @@ func TestInviteReturnUnacknowledgeable(t *testing.T) {
 		c.TLS = conf
 		c.SRTP = SRTPOff
 	})
-	dest := newDestinationTLS(t, "badcontact", nil, "", conf)
-	g.createReturn("inv-noack", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.tlsAddr + ";transport=tls"})
+	dest := siptest.NewDestination(t, siptest.OverTLS(conf), siptest.UnreachableContact())
+	g.createReturn("inv-noack", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: "sip:ret@" + dest.TLSAddr + ";transport=tls"})
 	p := newPhone(t)
-	c := p.MustAnswer(g.srv.TransferURI("inv-noack"), p.Offer("0 101"))
-	g.WaitStatus("inv-noack", transfer.StatusOngoing)
-	c.SendDTMF('#')
+	g.finishCall(p, "inv-noack", "")
 	p.WaitBye()
 	r := g.WaitReturn("inv-noack").Return
 	if r.Result != transfer.ReturnFailed || !strings.Contains(r.Reason, "ACK") || r.Fallback != transfer.ReturnBye {

@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff/handoff/agent"
-	"github.com/handoff/handoff/internal/sipgate"
+	"github.com/handoff/handoff/internal/lateguard"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -76,6 +76,10 @@ type Config struct {
 	TransferHeader string
 	// AckTimeout bounds the wait for the ACK of our 200 OK.
 	AckTimeout time.Duration
+	// RingingAfter is how long an INVITE waits for its answer (the agent
+	// connecting) before the caller gets 180 Ringing, repeated every
+	// minute until the answer. 0 means 500 ms; negative never rings.
+	RingingAfter time.Duration
 	// RTPTimeout ends a call whose caller sends no RTP for this long.
 	RTPTimeout time.Duration
 	// MinSE is the smallest session-timer interval we accept (RFC 4028).
@@ -122,6 +126,9 @@ func (c *Config) defaults() {
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = DefaultAckTimeout
 	}
+	if c.RingingAfter == 0 {
+		c.RingingAfter = defaultRingingAfter
+	}
 	if c.MinSE <= 0 {
 		c.MinSE = DefaultMinSE
 	}
@@ -143,18 +150,18 @@ func (c *Config) defaults() {
 // Server is the SIP user agent: one UA, one server and one dialog user
 // agent sharing the listening sockets, and the table of live calls.
 type Server struct {
-	cfg      Config
-	svc      *transfer.Service
-	log      *slog.Logger
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	dialogUA *sipgo.DialogUA
-	udpLaddr sip.Addr      // the first UDP listener; zero without one
-	door     *sipgate.Door // every request handler passes through it
-	media    *media.Metrics
-	metrics  *metrics
-	auth     *authenticator
-	limiter  *limiter // nil: no flood limit
+	cfg          Config
+	svc          *transfer.Service
+	log          *slog.Logger
+	ua           *sipgo.UserAgent
+	srv          *sipgo.Server
+	dialogUA     *sipgo.DialogUA
+	udpLaddr     sip.Addr        // the first UDP listener; zero without one
+	door         *lateguard.Door // every request handler passes through it
+	mediaMetrics *media.Metrics  // the process-wide RTP and DTMF counters
+	metrics      *metrics
+	auth         *authenticator
+	limiter      *limiter // nil: no flood limit
 
 	host     string                       // advertised host
 	port     int                          // advertised port of the first listener
@@ -189,19 +196,19 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 		return nil, errors.New("sip: no listen address")
 	}
 	s := &Server{
-		cfg:     cfg,
-		svc:     svc,
-		log:     cfg.Logger,
-		dialogs: map[string]dialogHandler{},
-		closing: make(chan struct{}),
-		metrics: newMetrics(),
-		media:   media.NewMetrics(nil),
+		cfg:          cfg,
+		svc:          svc,
+		log:          cfg.Logger,
+		dialogs:      map[string]dialogHandler{},
+		closing:      make(chan struct{}),
+		metrics:      newMetrics(),
+		mediaMetrics: media.NewMetrics(nil),
 	}
 	if reg != nil {
 		if err := s.metrics.register(reg); err != nil {
 			return nil, err
 		}
-		s.media = media.NewMetrics(reg)
+		s.mediaMetrics = media.NewMetrics(reg)
 	}
 	s.auth = newAuthenticator(cfg.TrustedCIDRs, cfg.DigestRealm, cfg.DigestUsers)
 	s.limiter = newLimiter(cfg.Flood)
@@ -213,37 +220,12 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 // Sockets are bound first and served last, so no request meets a
 // half-built server.
 func (s *Server) Start() error {
-	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("Handoff")}
-	if s.cfg.TLS != nil {
-		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(s.cfg.TLS))
-	}
-	// sipgo logs the raw bytes of messages it cannot parse: keep client
-	// data (personal data, floods) out of our logs, and close idle TCP/TLS
-	// connections so a silent peer cannot hold sockets forever. (The read
-	// filter must come first: the transports copy it when they are set.)
-	var tpOpts []sip.TransportLayerOption
-	if drop := s.cfg.dropInbound; drop != nil {
-		tpOpts = append(tpOpts, sip.WithTransportLayerReadFilter(
-			func(_ sip.TransportReadProps, data []byte) ([]byte, error) {
-				if drop(data) {
-					return nil, nil
-				}
-				return data, nil
-			}))
-	}
-	tpOpts = append(tpOpts,
-		sip.WithTransportLayerLogger(slog.New(withoutRawData{s.log.Handler()})),
-		sip.WithTransportLayerTransports(sip.TransportsConfig{
-			TCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout},
-			TLS: &sip.TransportTLS{TransportTCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout}},
-		}))
-	uaOpts = append(uaOpts, sipgo.WithUserAgentTransportLayerOptions(tpOpts...))
-	ua, err := sipgo.NewUA(uaOpts...)
+	ua, err := s.newUA()
 	if err != nil {
 		return err
 	}
 	s.ua = ua
-	s.door = sipgate.New(ua)
+	s.door = lateguard.New(ua)
 	fail := func(err error) error {
 		s.closeListeners()
 		ua.Close()
@@ -268,6 +250,46 @@ func (s *Server) Start() error {
 	s.contacts = s.contactsByTransport()
 	s.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: s.contacts["udp"]}
 	s.udpLaddr = s.udpListenAddr()
+	s.route()
+	for _, fn := range serve {
+		s.wg.Go(fn)
+	}
+	return nil
+}
+
+// newUA is the user agent our server and client share. sipgo logs the raw
+// bytes of messages it cannot parse: keep client data (personal data,
+// floods) out of our logs, and close idle TCP/TLS connections so a silent
+// peer cannot hold sockets forever. (The read filter must come first: the
+// transports copy it when they are set.)
+func (s *Server) newUA() (*sipgo.UserAgent, error) {
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("Handoff")}
+	if s.cfg.TLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(s.cfg.TLS))
+	}
+	var tpOpts []sip.TransportLayerOption
+	if drop := s.cfg.dropInbound; drop != nil {
+		tpOpts = append(tpOpts, sip.WithTransportLayerReadFilter(
+			func(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+				if drop(data) {
+					return nil, nil
+				}
+				return data, nil
+			}))
+	}
+	tpOpts = append(tpOpts,
+		sip.WithTransportLayerLogger(slog.New(withoutRawData{s.log.Handler()})),
+		sip.WithTransportLayerTransports(sip.TransportsConfig{
+			TCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout},
+			TLS: &sip.TransportTLS{TransportTCP: &sip.TransportTCP{ReadTimeout: tcpIdleTimeout}},
+		}))
+	uaOpts = append(uaOpts, sipgo.WithUserAgentTransportLayerOptions(tpOpts...))
+	return sipgo.NewUA(uaOpts...)
+}
+
+// route registers every request handler, each behind the door that drops
+// requests reaching a closed user agent.
+func (s *Server) route() {
 	s.srv.OnInvite(s.door.Wrap(s.guard(s.onInvite)))
 	s.srv.OnAck(s.door.Wrap(s.inDialog(dialogHandler.onAck)))
 	s.srv.OnBye(s.door.Wrap(s.inDialog(dialogHandler.onBye)))
@@ -278,10 +300,6 @@ func (s *Server) Start() error {
 	s.srv.OnNotify(s.door.Wrap(s.inDialog(dialogHandler.onOther)))
 	s.srv.OnRefer(s.door.Wrap(s.inDialog(dialogHandler.onOther)))
 	s.srv.OnNoRoute(s.door.Wrap(s.guard(s.onNoRoute)))
-	for _, fn := range serve {
-		s.wg.Go(fn)
-	}
-	return nil
 }
 
 // bind opens one listen address and returns the function that serves it.
@@ -467,7 +485,7 @@ func (s *Server) close() error {
 	s.stopped = true
 	s.mu.Unlock()
 	// Requests sipgo read before the listeners closed are dropped, and the
-	// sockets it opens to answer them closed (internal/sipgate).
+	// sockets it opens to answer them closed (internal/lateguard).
 	s.door.Close()
 	s.closeListeners()
 	var err error

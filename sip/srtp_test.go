@@ -367,8 +367,8 @@ func TestReturnOfferSRTP(t *testing.T) {
 // audio both ways, each leg in its own protection (and codec).
 func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 	g := newGateway(t)
-	dest := newDestination(t, "answer", nil, "")
-	g.createReturn("mix", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
+	dest := siptest.NewDestination(t)
+	g.createReturn("mix", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.URI()})
 	p := newPhone(t)
 	ours := media.NewSRTPKey(3, media.AESCM128HMACSHA180)
 	c := p.MustAnswer(g.srv.TransferURI("mix"), srtpOffer(p, ours, "0 101"))
@@ -376,55 +376,46 @@ func TestInviteReturnBridgesSRTPCallerToRTPDestination(t *testing.T) {
 	g.WaitStatus("mix", transfer.StatusOngoing)
 	caller.sendDTMF(11) // '#': the loopback agent finishes and returns the call
 
-	siptest.Receive(t, dest.answer, "the return call never reached the destination")
-	dest.mu.Lock()
-	offer := dest.offer
-	dest.mu.Unlock()
-	if offer.SRTP() {
+	siptest.Receive(t, dest.Answered, "the return call never reached the destination")
+	if dest.Offer().SRTP() {
 		t.Fatal("plain sip: destination was offered SRTP under the optional policy")
 	}
 	g.WaitReturn("mix")
-	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
-	bridgeAudio(t, caller.sendAudio, caller.read, destCall, nil)
+	bridgeAudio(t, caller.sendAudio, caller.read, dest.RTPCall(), nil)
 	c.Hangup()
-	siptest.Receive(t, dest.byes, "the destination was not hung up")
+	siptest.Receive(t, dest.Byes, "the destination was not hung up")
 }
 
 // With SRTP required, the return call offers SRTP too and both legs run it.
 func TestInviteReturnSRTPRequired(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.SRTP = SRTPRequired })
-	dest := newDestination(t, "answer", nil, "")
 	destKey := media.NewSRTPKey(0, media.AESCM128HMACSHA180)
-	dest.mu.Lock()
-	dest.answerBody = func(offer *media.Description) []byte {
+	dest := siptest.NewDestination(t, siptest.AnswerSDP(func(offer *media.Description, rtpPort int) []byte {
 		k := destKey
 		if len(offer.Crypto) > 0 {
 			k.Tag = offer.Crypto[0].Tag
 		}
-		return srtpAnswerBody(dest.rtp.LocalAddr().(*net.UDPAddr).Port, "8 101", k)
-	}
-	dest.mu.Unlock()
-	g.createReturn("both", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.uri()})
+		return srtpAnswerBody(rtpPort, "8 101", k)
+	}))
+	g.createReturn("both", transfer.SIPReturn{ReturnTransferType: transfer.ReturnInvite, ReturnURI: dest.URI()})
 	p := newPhone(t)
 	ours := media.NewSRTPKey(1, media.AESCM128HMACSHA180)
 	c := p.MustAnswer(g.srv.TransferURI("both"), srtpOffer(p, ours, "0 101"))
 	caller := newSRTPLeg(t, p.RTP, c.Remote, ours, gatewayKey(t, c.Dlg.InviteResponse.Body(), 1))
 	g.WaitStatus("both", transfer.StatusOngoing)
 	caller.sendDTMF(11)
-	siptest.Receive(t, dest.answer, "the return call never reached the destination")
-	dest.mu.Lock()
-	offer, inv := dest.offer, dest.lastReq
-	dest.mu.Unlock()
+	siptest.Receive(t, dest.Answered, "the return call never reached the destination")
+	offer, inv := dest.Offer(), dest.LastInvite()
 	gwKey := gatewayKey(t, inv.Body(), 1)
 	if gwKey.Suite != media.AESCM128HMACSHA180 {
 		t.Fatalf("return offer suite %s", gwKey.Suite)
 	}
 	g.WaitReturn("both")
 	destKey.Tag = 1
-	destLeg := newSRTPLeg(t, dest.rtp, net.UDPAddrFromAddrPort(offer.Addr), destKey, gwKey)
+	destLeg := newSRTPLeg(t, dest.RTP, net.UDPAddrFromAddrPort(offer.Addr), destKey, gwKey)
 	bridgeAudio(t, caller.sendAudio, caller.read, nil, destLeg)
 	c.Hangup()
-	siptest.Receive(t, dest.byes, "the destination was not hung up")
+	siptest.Receive(t, dest.Byes, "the destination was not hung up")
 }
 
 // bridgeAudio checks audio both ways across a bridged return: the caller

@@ -5,11 +5,6 @@ import (
 	"errors"
 )
 
-// EndNodeRestarted is the end reason of a call that was in progress on a
-// node when that node's process died; the node records it when it starts
-// again (the call's media and dialog died with the process).
-const EndNodeRestarted = "node_restarted"
-
 // ongoingLister lists a node's ONGOING transfers; every store has it.
 type ongoingLister interface {
 	OngoingOn(ctx context.Context, node string, limit int) ([]string, error)
@@ -18,7 +13,7 @@ type ongoingLister interface {
 // endOngoing completes with reason the transfers of ids that are still
 // ONGOING on node, one compare-and-set each (a transfer that has moved on
 // meanwhile is left alone), and returns how many it ended.
-func (s *Service) endOngoing(ctx context.Context, ids []string, node, reason, msg string) (int, error) {
+func (s *Service) endOngoing(ctx context.Context, ids []string, node string, reason EndReason, msg string) (int, error) {
 	n := 0
 	for _, id := range ids {
 		now := s.Now()
@@ -35,7 +30,7 @@ func (s *Service) endOngoing(ctx context.Context, ids []string, node, reason, ms
 		switch {
 		case err == nil:
 			n++
-			s.events.completed.WithLabelValues(reason).Inc()
+			s.events.completed.WithLabelValues(string(reason)).Inc()
 			s.log.Warn(msg, "transfer_id", id, "node", node, "end_reason", reason)
 		case errors.Is(err, errNoChange), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrNotFound):
 		default:

@@ -198,7 +198,7 @@ func (s *Service) Answer(ctx context.Context, id, callID string) (*Transfer, err
 // nil when the agent never finished) and the reason the call ended. extra,
 // when not nil, records more about the end (such as the return's result) in
 // the same step.
-func (s *Service) Complete(ctx context.Context, id, reason string, out *OutputContext, extra func(*Transfer)) (*Transfer, error) {
+func (s *Service) Complete(ctx context.Context, id string, reason EndReason, out *OutputContext, extra func(*Transfer)) (*Transfer, error) {
 	now := s.Now()
 	t, err := s.store.Update(ctx, id, now, func(t *Transfer) error {
 		if err := t.Transition(StatusCompleted, now); err != nil {
@@ -214,7 +214,7 @@ func (s *Service) Complete(ctx context.Context, id, reason string, out *OutputCo
 		return nil
 	})
 	if err == nil {
-		s.events.completed.WithLabelValues(reason).Inc()
+		s.events.completed.WithLabelValues(string(reason)).Inc()
 		s.log.Info("transfer completed", "transfer_id", id, "end_reason", reason)
 	}
 	return t, err

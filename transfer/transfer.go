@@ -35,18 +35,41 @@ const (
 	ReturnInvite ReturnType = "INVITE"
 )
 
-// End reasons recorded when a call ends (the GET response shows them as endReason).
+// EndReason is why a transfer's call ended. The values are part of the API
+// (endReason) and label metrics: never change one.
+type EndReason string
+
 const (
-	EndAgentFinished = "agent_finished"
-	EndCallerHangup  = "caller_hangup"
-	EndMediaTimeout  = "media_timeout"
-	EndAckTimeout    = "ack_timeout"
-	EndError         = "error"
-	EndShutdown      = "shutdown"
+	// EndAgentFinished: the agent finished; the call was handed back.
+	EndAgentFinished EndReason = "agent_finished"
+	// EndCallerHangup: the caller (or the IVR holding the call) hung up.
+	EndCallerHangup EndReason = "caller_hangup"
+	// EndMediaTimeout: no RTP from the caller for media.rtp_timeout.
+	EndMediaTimeout EndReason = "media_timeout"
+	// EndSessionExpired: the caller stopped refreshing its session timer
+	// (RFC 4028).
+	EndSessionExpired EndReason = "session_expired"
+	// EndAckTimeout: our 200 OK got no ACK. It names the BYE that follows;
+	// the transfer itself stays ACTIVE for a retry.
+	EndAckTimeout EndReason = "ack_timeout"
+	// EndError: the call could not go on (media or store failure).
+	EndError EndReason = "error"
+	// EndShutdown: the drain deadline passed with the call still up.
+	EndShutdown EndReason = "shutdown"
 	// EndNodeLost: the node that answered the call stopped sending
 	// heartbeats, and another node ended the transfer for it.
-	EndNodeLost = "node_lost"
+	EndNodeLost EndReason = "node_lost"
+	// EndNodeRestarted: the call was in progress on a node when that node's
+	// process died; the node records it when it starts again (the call's
+	// media and dialog died with the process).
+	EndNodeRestarted EndReason = "node_restarted"
 )
+
+// EndReasons lists every end reason, in the order the API documents them.
+func EndReasons() []EndReason {
+	return []EndReason{EndAgentFinished, EndCallerHangup, EndMediaTimeout, EndSessionExpired,
+		EndAckTimeout, EndError, EndShutdown, EndNodeLost, EndNodeRestarted}
+}
 
 // InputContext is what the IVR tells the agent at creation.
 type InputContext struct {
@@ -97,7 +120,7 @@ type Transfer struct {
 	ExpiresAt              time.Time      `json:"expiresAt"`
 	CallReceivedAt         time.Time      `json:"callReceivedAt,omitzero"`
 	CompletedAt            time.Time      `json:"completedAt,omitzero"`
-	EndReason              string         `json:"endReason,omitempty"`
+	EndReason              EndReason      `json:"endReason,omitempty"`
 	// RequestHash fingerprints the create request so a replay can be told
 	// from a conflicting reuse of the id.
 	RequestHash string `json:"requestHash"`

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -32,7 +33,7 @@ func (x Transfers) Get(id string) *transfer.Transfer {
 func (x Transfers) WaitStatus(id string, want transfer.Status) *transfer.Transfer {
 	x.T.Helper()
 	var tr *transfer.Transfer
-	Eventually(x.T, fmt.Sprintf("transfer %s reaches %s", id, want), func() bool {
+	testenv.Eventually(x.T, fmt.Sprintf("transfer %s reaches %s", id, want), func() bool {
 		tr = x.Get(id)
 		return tr.StatusAt(x.Svc.Now()) == want
 	})
@@ -43,7 +44,7 @@ func (x Transfers) WaitStatus(id string, want transfer.Status) *transfer.Transfe
 func (x Transfers) WaitReturn(id string) *transfer.Transfer {
 	x.T.Helper()
 	var tr *transfer.Transfer
-	Eventually(x.T, "return of "+id+" recorded", func() bool {
+	testenv.Eventually(x.T, "return of "+id+" recorded", func() bool {
 		tr = x.Get(id)
 		return tr.Return != nil && tr.Return.Result != ""
 	})

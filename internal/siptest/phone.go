@@ -1,8 +1,11 @@
 // Package siptest serves Handoff's SIP tests. Its Phone is the caller side:
 // an in-process sipgo phone with a real RTP socket on loopback that places
 // calls, sends G.711 and RFC 4733, reads what comes back, and answers BYE
-// and REFER. On the gateway side, Transfers reads what the calls recorded
-// and StopOnCleanup shuts the server down and checks nothing leaked.
+// and REFER. Its Destination is the far end of an INVITE return: it
+// answers, rings, refuses or plays early media, and checks digest
+// credentials leniently or the strict way. On the gateway side, Transfers
+// reads what the calls recorded and StopOnCleanup shuts the server down and
+// checks nothing leaked.
 package siptest
 
 import (
@@ -20,21 +23,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
-	"github.com/handoff/handoff/internal/sipgate"
+	"github.com/handoff/handoff/internal/lateguard"
 	"github.com/handoff/handoff/media"
 )
-
-// Eventually polls cond until it holds, failing t after 15 s.
-func Eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // Phone is an in-process sipgo user agent with an RTP socket: the caller.
 type Phone struct {
@@ -85,7 +76,13 @@ func NewPhone(t testing.TB, ip string) *Phone {
 			Address: sip.Uri{Scheme: "sip", User: "caller", Host: ip, Port: port},
 		}},
 	}
-	door := sipgate.New(ua)
+	p.serve(srv, ua, conn)
+	return p
+}
+
+// serve answers the gateway's BYEs and REFERs; t.Cleanup closes the phone.
+func (p *Phone) serve(srv *sipgo.Server, ua *sipgo.UserAgent, conn net.PacketConn) {
+	door := lateguard.New(ua)
 	srv.OnBye(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.mu.Lock()
 		d := p.dialogs[req.CallID().Value()]
@@ -108,13 +105,12 @@ func NewPhone(t testing.TB, ip string) *Phone {
 		h(req, tx)
 	}))
 	srv.OnNoRoute(door.Wrap(NotAllowed))
-	t.Cleanup(func() {
+	p.T.Cleanup(func() {
 		door.Close()
-		rtpConn.Close()
+		p.RTP.Close()
 		conn.Close()
 		ua.Close()
 	})
-	return p
 }
 
 // NotAllowed answers a request no handler takes with 405 (an ACK with

@@ -1,7 +1,9 @@
 // Package testenv serves tests that run Handoff's commands as subprocesses:
 // it builds a command once per test binary (with the race detector when the
 // tests have it, so subprocess traffic hunts races too) and finds free
-// loopback ports, and reads SIPp statistics.
+// loopback ports, and reads SIPp statistics. It also holds the helpers
+// every package's tests share: Eventually, and MetricValue/Value to read
+// Prometheus metrics.
 package testenv
 
 import (

@@ -14,11 +14,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/rtp"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/agent/refagent"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -34,38 +33,6 @@ func pattern(seed byte) []byte {
 }
 
 var silence = bytes.Repeat([]byte{0xFF}, 160)
-
-// collect reads one labelled series of a vector through the Collector
-// interface (the metrics' fields are unexported).
-func collect(t *testing.T, m *agent.Metrics, name string, labels map[string]string) float64 {
-	t.Helper()
-	ch := make(chan prometheus.Metric, 256)
-	go func() { m.Collect(ch); close(ch) }()
-	var total float64
-	for metric := range ch {
-		if !strings.Contains(metric.Desc().String(), `"`+name+`"`) {
-			continue
-		}
-		var d dto.Metric
-		if err := metric.Write(&d); err != nil {
-			t.Fatal(err)
-		}
-		match := true
-		for k, v := range labels {
-			found := false
-			for _, lp := range d.Label {
-				if lp.GetName() == k && lp.GetValue() == v {
-					found = true
-				}
-			}
-			match = match && found
-		}
-		if match {
-			total += d.GetCounter().GetValue() + d.GetGauge().GetValue()
-		}
-	}
-	return total
-}
 
 // A whole conversation: the caller hears its own audio back through the
 // reference agent, presses 5 then #, and the agent's handoff.complete
@@ -111,11 +78,11 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	if r := g.WaitReturn("e2e-refer").Return; r.Method != transfer.ReturnRefer || r.Result != transfer.ReturnSucceeded {
 		t.Fatalf("returnResult %+v", r)
 	}
-	if n := collect(t, g.metrics, "handoff_agent_messages_total", map[string]string{"direction": "in", "type": "handoff.complete"}); n != 1 {
+	if n := testenv.MetricValue(t, g.metrics, "handoff_agent_messages_total", "direction=in", "type=handoff.complete"); n != 1 {
 		t.Errorf("handoff.complete received %v times", n)
 	}
 	eventually(t, "the agent session is closed", func() bool {
-		return collect(t, g.metrics, "handoff_agent_sessions_active", nil) == 0
+		return testenv.MetricValue(t, g.metrics, "handoff_agent_sessions_active") == 0
 	})
 }
 
@@ -169,10 +136,10 @@ func TestBargeInClear(t *testing.T) {
 	if toneAfter > 25 {
 		t.Errorf("%d greeting frames after barge-in", toneAfter)
 	}
-	if n := collect(t, g.metrics, "handoff_agent_cleared_frames_total", nil); n < 50 {
+	if n := testenv.MetricValue(t, g.metrics, "handoff_agent_cleared_frames_total"); n < 50 {
 		t.Errorf("only %v frames cleared", n)
 	}
-	if n := collect(t, g.metrics, "handoff_agent_messages_total", map[string]string{"direction": "in", "type": "clear"}); n != 1 {
+	if n := testenv.MetricValue(t, g.metrics, "handoff_agent_messages_total", "direction=in", "type=clear"); n != 1 {
 		t.Errorf("clear received %v times", n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -206,7 +173,7 @@ func TestAgentUnreachable(t *testing.T) {
 	if st := g.Get("e2e-503").StatusAt(g.svc.Now()); st != transfer.StatusActive {
 		t.Fatalf("transfer %s after 503, want ACTIVE", st)
 	}
-	if n := collect(t, g.metrics, "handoff_agent_connect_failures_total", nil); n != 1 {
+	if n := testenv.MetricValue(t, g.metrics, "handoff_agent_connect_failures_total"); n != 1 {
 		t.Errorf("connect failures %v", n)
 	}
 }
@@ -337,6 +304,6 @@ func TestMalformedAgentMessages(t *testing.T) {
 		t.Fatalf("outputContext %+v", out)
 	}
 	eventually(t, "malformed messages counted", func() bool {
-		return collect(t, g.metrics, "handoff_agent_malformed_messages_total", nil) == 4
+		return testenv.MetricValue(t, g.metrics, "handoff_agent_malformed_messages_total") == 4
 	})
 }

@@ -17,11 +17,13 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/agent/refagent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	hsip "github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
@@ -63,7 +65,7 @@ type gateway struct {
 	t                 *testing.T
 	svc               *transfer.Service
 	srv               *hsip.Server
-	metrics           *agent.Metrics
+	metrics           *prometheus.Registry // the agent link's metrics
 }
 
 func newGateway(t *testing.T, ws *agent.WebSocket) *gateway {
@@ -77,9 +79,9 @@ func newGateway(t *testing.T, ws *agent.WebSocket) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{Transfers: siptest.Transfers{T: t, Svc: svc, Owner: "ivr"}, t: t, svc: svc, metrics: agent.NewMetrics(nil)}
+	g := &gateway{Transfers: siptest.Transfers{T: t, Svc: svc, Owner: "ivr"}, t: t, svc: svc, metrics: prometheus.NewRegistry()}
 	ws.Logger = quiet
-	ws.Metrics = g.metrics
+	ws.Metrics = agent.NewMetrics(g.metrics)
 	srv, err := hsip.New(hsip.Config{
 		Listen:       []string{"udp://127.0.0.1:0"},
 		TrustedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
@@ -115,7 +117,7 @@ func (g *gateway) create(id string, ret transfer.ReturnType) {
 	}
 }
 
-var eventually = siptest.Eventually
+var eventually = testenv.Eventually
 
 // phone is the shared test caller (internal/siptest) acting as the IVR: it
 // accepts REFERs (the blind return) and hands them to the test.

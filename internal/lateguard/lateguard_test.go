@@ -1,4 +1,4 @@
-package sipgate
+package lateguard
 
 import (
 	"net"

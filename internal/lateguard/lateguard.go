@@ -1,4 +1,5 @@
-// Package sipgate closes a sipgo user agent's door behind it.
+// Package lateguard closes a sipgo user agent's door behind it: it keeps
+// requests that arrive late, after the user agent closed, from its handlers.
 //
 // sipgo hands every request to its transaction layer on a goroutine of its
 // own. A request read just before a listener closed can therefore reach the
@@ -6,7 +7,7 @@
 // sipgo's connection pool by then, so sipgo opens a fresh socket (with a
 // reader goroutine) to answer from, and nothing ever closes it. A Door drops
 // such late requests and closes what sipgo opened for them.
-package sipgate
+package lateguard
 
 import (
 	"sync/atomic"

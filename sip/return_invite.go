@@ -1,0 +1,275 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/transfer"
+)
+
+// maxAuthAttempts bounds the authenticated INVITEs of one return call: the
+// first answer to a challenge, and one more when the nonce went stale.
+const maxAuthAttempts = 2
+
+// returnInvite places a new call to returnUri, answers digest challenges
+// with the transfer's credentials, and bridges it to the caller while the
+// agent keeps listening to both sides, until either side hangs up.
+func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResult) {
+	res.Method = transfer.ReturnInvite
+	ret := c.transfer.SIP
+	var target sip.Uri
+	if ret == nil || ret.ReturnURI == "" || sip.ParseUri(ret.ReturnURI, &target) != nil {
+		fail(res, 0, "no usable returnUri")
+		return
+	}
+	ports, err := c.s.cfg.Ports.Allocate()
+	if err != nil {
+		fail(res, 0, "no media ports")
+		return
+	}
+	r := &returnLeg{leg: newLeg(c.s, ports), call: c}
+	defer r.close()
+
+	req := c.returnRequest(target, out, r.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, c.returnOfferOptions(target)...))
+	// The caller hanging up while it rings cancels the return call.
+	ringCtx, cancel := context.WithTimeout(c.dlg.Context(), c.s.cfg.Return.RingTimeout)
+	defer cancel()
+	err = c.dialReturn(ringCtx, r, req, ret.Auth)
+	c.ringback.Store(nil)
+	if err != nil {
+		c.bridge.Store(nil)
+		c.dialFailed(ringCtx, err, res)
+		return
+	}
+	if !c.connectReturn(r, res) {
+		return
+	}
+	c.agent.ListenOnly()
+	res.Result, res.SIPCode, res.EndedAt = transfer.ReturnSucceeded, sip.StatusOK, c.s.svc.Now()
+	c.recordReturn(res)
+	c.log.Info("return call bridged", "return_call_id", r.dlg.InviteRequest.CallID().Value())
+
+	c.runBridge(r)
+	res.BridgeEndedAt = c.s.svc.Now()
+}
+
+// dialReturn sends the return INVITE and waits for its answer, playing
+// ringback or early media meanwhile. It answers 401 and 407 itself: sipgo
+// would compute the digest over the Request-URI without its parameters,
+// which a strict server refuses (RFC 3261 §22.4 wants the Request-URI
+// itself, livekit/sip#817), so uri= is exactly the Request-URI we send, on
+// every attempt.
+func (c *Call) dialReturn(ctx context.Context, r *returnLeg, req *sip.Request, creds *transfer.Credentials) error {
+	for attempt := 0; ; attempt++ {
+		c.s.fromListener(req)
+		dlg, err := c.s.dialogUA.WriteInvite(ctx, req)
+		if err != nil {
+			return &notSentError{err}
+		}
+		r.dlg = dlg
+		err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(resp *sip.Response) error {
+			if resp.StatusCode == sip.StatusRinging || resp.StatusCode == sip.StatusSessionInProgress {
+				c.earlyMedia(r, resp)
+			}
+			return nil
+		}})
+		chal := challengeOf(err)
+		if chal == nil || creds == nil {
+			return err
+		}
+		if attempt >= maxAuthAttempts || (attempt > 0 && !staleChallenge(chal)) {
+			return &credentialsRejectedError{status: chal.StatusCode}
+		}
+		if req, err = authorized(dlg.InviteRequest, chal, creds); err != nil {
+			return err
+		}
+		_ = dlg.Close()
+	}
+}
+
+// notSentError: the return INVITE could not be sent at all.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "INVITE not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// credentialsRejectedError: the destination challenged our credentials
+// again (status 401 or 407).
+type credentialsRejectedError struct{ status int }
+
+func (e *credentialsRejectedError) Error() string { return "credentials rejected" }
+
+// challengeOf is the 401 or 407 that ended an INVITE, nil for any other end.
+func challengeOf(err error) *sip.Response {
+	var rejected *sipgo.ErrDialogResponse
+	if errors.As(err, &rejected) && (rejected.Res.StatusCode == sip.StatusUnauthorized || rejected.Res.StatusCode == sip.StatusProxyAuthRequired) {
+		return rejected.Res
+	}
+	return nil
+}
+
+// authorized is the next INVITE of a challenged one: the same request with
+// the next CSeq, a new branch, and the digest answer computed over its
+// exact Request-URI (RFC 3261 §22.2, §22.4).
+func authorized(prev *sip.Request, chal *sip.Response, creds *transfer.Credentials) (*sip.Request, error) {
+	challengeName, answerName := "WWW-Authenticate", "Authorization"
+	if chal.StatusCode == sip.StatusProxyAuthRequired {
+		challengeName, answerName = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	h := chal.GetHeader(challengeName)
+	if h == nil {
+		return nil, &credentialsRejectedError{status: chal.StatusCode} // nothing to answer
+	}
+	ch, err := digest.ParseChallenge(h.Value())
+	if err != nil {
+		return nil, &credentialsRejectedError{status: chal.StatusCode}
+	}
+	ch.Algorithm = strings.ToUpper(ch.Algorithm) // some servers send md5
+	req := prev.Clone()
+	body := req.Body()
+	answer, err := digest.Digest(ch, digest.Options{
+		Method: string(sip.INVITE), URI: req.Recipient.String(),
+		Username: creds.Username, Password: creds.Password,
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	})
+	if err != nil {
+		return nil, &credentialsRejectedError{status: chal.StatusCode} // an algorithm we cannot answer
+	}
+	req.RemoveHeader("Via")
+	req.RemoveHeader(answerName)
+	req.AppendHeader(sip.NewHeader(answerName, answer.String()))
+	req.CSeq().SeqNo++
+	return req, nil
+}
+
+// staleChallenge reports whether a 401/407 only says our nonce went stale.
+func staleChallenge(resp *sip.Response) bool {
+	for _, name := range []string{"WWW-Authenticate", "Proxy-Authenticate"} {
+		if h := resp.GetHeader(name); h != nil && strings.Contains(strings.ToLower(h.Value()), "stale=true") {
+			return true
+		}
+	}
+	return false
+}
+
+// dialFailed records why the return call was not answered, in our words
+// (the Go error goes to the log).
+func (c *Call) dialFailed(ringCtx context.Context, err error, res *transfer.ReturnResult) {
+	var rejected *sipgo.ErrDialogResponse
+	var badCreds *credentialsRejectedError
+	var notSent *notSentError
+	switch {
+	case errors.As(err, &rejected):
+		fail(res, rejected.Res.StatusCode, "return call rejected")
+	case errors.As(err, &badCreds):
+		fail(res, badCreds.status, "credentials rejected")
+	case c.dlg.Context().Err() != nil:
+		fail(res, 0, "caller hung up while the return call rang")
+	case ringCtx.Err() != nil:
+		fail(res, sip.StatusRequestTerminated, "no answer within "+seconds(c.s.cfg.Return.RingTimeout))
+	case errors.As(err, &notSent):
+		fail(res, 0, "return INVITE could not be sent")
+	case errors.Is(err, sip.ErrTransactionTimeout):
+		fail(res, 0, "no response from the return destination")
+	default:
+		fail(res, 0, "return call failed")
+	}
+	c.log.Info("return call not answered", "err", err)
+}
+
+// connectReturn confirms the answered return call (ACK), takes its SDP
+// answer and starts the bridge; when any step fails it hangs up and
+// records why.
+func (c *Call) connectReturn(r *returnLeg, res *transfer.ReturnResult) bool {
+	if err := r.dlg.Ack(context.Background()); err != nil {
+		// The destination answered but cannot be confirmed: a bridge would
+		// carry no call. Hang it up and let the fallback hand the call back.
+		r.bye()
+		c.log.Warn("ACK to the return call failed", "err", err)
+		fail(res, sip.StatusOK, "return call answered but the ACK could not be sent")
+		return false
+	}
+	r.id = r.dlg.ID
+	c.s.addDialog(r.id, r)
+	if body := r.dlg.InviteResponse.Body(); len(body) > 0 {
+		if err := r.takeAnswer(body); err != nil {
+			c.hangupBoth(r)
+			c.log.Warn("return call's SDP answer unusable", "err", err)
+			fail(res, sip.StatusOK, "return call answered with unusable SDP")
+			return false
+		}
+	}
+	if err := c.startBridge(r); err != nil {
+		c.hangupBoth(r)
+		c.log.Warn("bridge failed", "err", err)
+		fail(res, sip.StatusOK, "media for the bridged call could not start")
+		return false
+	}
+	return true
+}
+
+// returnOfferOptions: the return call offers SRTP when the policy requires
+// it, or (policy optional) when the destination is reached over TLS
+// (sips: or transport=tls), so encrypted signalling carries encrypted
+// media. The bridge works on PCM, so the caller's leg and this one need
+// not agree: either may be SRTP and the other plain RTP.
+func (c *Call) returnOfferOptions(target sip.Uri) []media.OfferOption {
+	tp, _ := target.UriParams.Get("transport")
+	secure := strings.EqualFold(target.Scheme, "sips") || strings.EqualFold(tp, "tls")
+	if c.s.cfg.SRTP == SRTPRequired || (c.s.cfg.SRTP == SRTPOptional && secure) {
+		return []media.OfferOption{media.OfferSRTP()}
+	}
+	return nil
+}
+
+// returnRequest builds the return INVITE: the destination sees the
+// original caller (From user and display name, P-Asserted-Identity) and
+// the agent's outcome in X-Handoff- headers.
+func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer []byte) *sip.Request {
+	req := sip.NewRequest(sip.INVITE, target)
+	if tp, ok := target.UriParams.Get("transport"); ok && tp != "" {
+		req.SetTransport(strings.ToUpper(tp))
+	}
+	req.SetBody(offer)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	in := c.dlg.InviteRequest
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: c.s.host, Port: c.s.port}, Params: sip.NewParams()}
+	if f := in.From(); f != nil {
+		from.DisplayName = f.DisplayName
+		if f.Address.User != "" {
+			from.Address.User = f.Address.User
+		}
+	}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
+	if pai := in.GetHeader("P-Asserted-Identity"); pai != nil {
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", pai.Value()))
+	} else if f := in.From(); f != nil {
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+f.Address.Addr()+">"))
+	}
+	req.AppendHeader(sip.NewHeader("X-Handoff-Transfer-Id", c.transfer.ID))
+	for _, f := range contextFields(out) {
+		req.AppendHeader(sip.NewHeader(f[0], sanitizeHeaderValue(f[1])))
+	}
+	req.AppendHeader(c.s.contactFor(req.Transport()))
+	return req
+}
+
+// sanitizeHeaderValue keeps a value on one header line.
+func sanitizeHeaderValue(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, v)
+}
