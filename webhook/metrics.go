@@ -56,7 +56,7 @@ func (d *Dispatcher) Register(reg prometheus.Registerer) error {
 }
 
 var (
-	queueDepthDesc = prometheus.NewDesc("handoff_webhook_queue_depth",
+	queueDepthDesc = prometheus.NewDesc("handoff_webhook_events_pending",
 		"Webhook events not yet delivered, dropped or failed (in the outbox, leased or waiting).", nil, nil)
 	oldestAgeDesc = prometheus.NewDesc("handoff_webhook_oldest_event_age_seconds",
 		"Age of the oldest webhook event still in the outbox (0 when it is empty).", nil, nil)

@@ -87,14 +87,14 @@ func TestQueueGauges(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &harness{d: d, ob: ob, reg: newRegistry(t, d)}
-	if depth, age := h.metric(t, "handoff_webhook_queue_depth"), h.metric(t, "handoff_webhook_oldest_event_age_seconds"); depth != 0 || age != 0 {
+	if depth, age := h.metric(t, "handoff_webhook_events_pending"), h.metric(t, "handoff_webhook_oldest_event_age_seconds"); depth != 0 || age != 0 {
 		t.Errorf("empty: depth %v age %v", depth, age)
 	}
 	if err := ob.Enqueue(t.Context(), newEvent(t, webhook.TransferCreated, "a", "", t0.Add(-90*time.Second), 0),
 		newEvent(t, webhook.TransferCreated, "b", "", t0.Add(-10*time.Second), 0)); err != nil {
 		t.Fatal(err)
 	}
-	if depth, age := h.metric(t, "handoff_webhook_queue_depth"), h.metric(t, "handoff_webhook_oldest_event_age_seconds"); depth != 2 || age != 90 {
+	if depth, age := h.metric(t, "handoff_webhook_events_pending"), h.metric(t, "handoff_webhook_oldest_event_age_seconds"); depth != 2 || age != 90 {
 		t.Errorf("depth %v age %v, want 2 and 90", depth, age)
 	}
 }
