@@ -66,9 +66,8 @@ type baresip struct {
 
 // baresipEvent is one ctrl_tcp event (the fields the tests read).
 type baresipEvent struct {
-	Class, Type, Param, ID string
-	PeerURI                string `json:"peeruri"`
-	Direction              string
+	Type, Param string
+	PeerURI     string `json:"peeruri"`
 }
 
 type baresipReply struct {
@@ -93,7 +92,6 @@ func startBaresip(t *testing.T, bin string) *baresip {
 	b.cmd = exec.Command(bin, "-f", b.dir, "-s")
 	b.cmd.Dir = b.dir
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
-	b.cmd.Stdin = nil
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("baresip: %v", err)
 	}

@@ -71,8 +71,15 @@ func runStock(t *testing.T, c stockCall) {
 	if number == "" {
 		t.Fatalf("no transferNumber in %+v", tr)
 	}
-
+	sippOK := false
+	defer func() {
+		if !sippOK { // where the call stands when SIPp gave up waiting for the BYE
+			got := h.get(t, tr.ID)
+			t.Logf("transfer %s: status %q endReason %q outputContext %+v", tr.ID, got.Status, got.EndReason, got.OutputContext)
+		}
+	}()
 	h.runSIPp(t, sipp, 1, c.scenario, 40*time.Second, "-s", number, "-m", "1")
+	sippOK = true
 
 	got := h.get(t, tr.ID)
 	if got.Status != "COMPLETED" || got.EndReason != "agent_finished" {
