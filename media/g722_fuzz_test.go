@@ -1,0 +1,28 @@
+package media
+
+import (
+	"slices"
+	"testing"
+)
+
+// FuzzG722Decode: any octets decode, never panic, give exactly two samples
+// per octet, and decode the same whether split into two calls or not.
+func FuzzG722Decode(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0x00, 0xff, 0x3f, 0xc0})
+	f.Add(g722Encode(g722TestSignal()[:g722PacketSamples]))
+	f.Add(g722Encode(g722OverloadSignal()[:g722PacketSamples]))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var d G722Decoder
+		out := d.Decode(nil, payload)
+		if len(out) != 2*len(payload) {
+			t.Fatalf("%d octets decoded to %d samples", len(payload), len(out))
+		}
+		var split G722Decoder
+		half := len(payload) / 2
+		two := split.Decode(split.Decode(nil, payload[:half]), payload[half:])
+		if !slices.Equal(out, two) {
+			t.Fatal("decoding in two calls differs from one")
+		}
+	})
+}
