@@ -6,7 +6,6 @@ package interop
 import (
 	"context"
 	"log/slog"
-	"math"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -149,7 +148,7 @@ func (r *recorder) Open(ctx context.Context, info agent.CallInfo) (agent.Session
 
 func (s *recordingSession) PushAudio(track agent.Track, frame []int16) {
 	if track == agent.TrackCaller {
-		tone := toneShare(frame, 8000, callerToneHz) > 0.5
+		tone := toneShare(frame, float64(50*len(frame)), callerToneHz) > 0.5 // 20 ms frames
 		s.r.mu.Lock()
 		s.r.frames++
 		if tone {
@@ -173,24 +172,4 @@ func (r *recorder) heard() (frames, tone int, digits []agent.DTMF) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.frames, r.toneFrames, append([]agent.DTMF(nil), r.digits...)
-}
-
-// toneShare is the share of a frame's energy at hz (Goertzel), 0 for a
-// silent frame.
-func toneShare(frame []int16, rate, hz float64) float64 {
-	var total float64
-	for _, v := range frame {
-		total += float64(v) * float64(v)
-	}
-	if total == 0 || len(frame) == 0 {
-		return 0
-	}
-	coeff := 2 * math.Cos(2*math.Pi*hz/rate)
-	var s1, s2 float64
-	for _, v := range frame {
-		s1, s2 = float64(v)+coeff*s1-s2, s1
-	}
-	power := s1*s1 + s2*s2 - coeff*s1*s2
-	// A pure tone at hz over n samples has power n/2 times its energy.
-	return power / (total * float64(len(frame)) / 2)
 }

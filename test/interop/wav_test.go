@@ -12,6 +12,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 const wavRate = 8000
@@ -102,6 +104,17 @@ func (w pcmWAV) frames(hz float64) (tone, loud int) {
 		}
 	}
 	return tone, loud
+}
+
+// toneShare is the share of a frame's power at hz: about 1 for a pure
+// tone at hz, about 0 for silence or another tone.
+func toneShare(frame []int16, rate, hz float64) float64 {
+	r := rms(frame)
+	if r == 0 {
+		return 0
+	}
+	a := testenv.Goertzel(frame, rate, hz) // a sine's amplitude: its power is a²/2
+	return a * a / 2 / (r * r)
 }
 
 func rms(f []int16) float64 {
