@@ -4,7 +4,7 @@ GO           ?= go
 TEST_TIMEOUT ?= 20m
 PKGS         ?= ./...
 
-.PHONY: all test vet build run check-config fmt lint clean fuzz
+.PHONY: all test vet build run check-config fmt tidy lint clean fuzz
 
 all: test
 
@@ -33,10 +33,14 @@ run:
 check-config:
 	$(GO) run ./cmd/handoff -config configs/handoff.yaml -check
 
-## lint: gofmt and staticcheck (pinned; fetched through the module proxy)
+## lint: gofmt, go.mod tidy and staticcheck (pinned; fetched through the module proxy)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
-lint: fmt
+lint: fmt tidy
 	$(GO) run $(STATICCHECK) ./...
+
+## tidy: fails, printing the diff, when go.mod or go.sum is not what go mod tidy writes
+tidy:
+	$(GO) mod tidy -diff
 
 ## fmt: gofmt every file (fails listing files that need it)
 fmt:

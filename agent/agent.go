@@ -33,6 +33,12 @@ type CallInfo struct {
 	CallID                 string
 	// Headers are the INVITE's X- headers, by canonical name.
 	Headers map[string]string
+	// UUI is the inbound User-to-User value (RFC 7433) as received, and
+	// UUIText its decoded content when that is printable text. The SIP side
+	// fills them; the agent gets them as start.customParameters.uui and
+	// uui_text (and start.handoff.uui, uuiText) when they are not empty.
+	UUI     string
+	UUIText string
 }
 
 // DTMF is one key press from the caller.

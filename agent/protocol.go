@@ -40,8 +40,9 @@ func wireTrack(t Track) string {
 	return wireInbound
 }
 
-// accountSid fills Twilio's accountSid fields.
-const accountSid = "handoff"
+// defaultAccountSid fills Twilio's accountSid fields when no Twilio API
+// account is configured.
+const defaultAccountSid = "handoff"
 
 type connectedMsg struct {
 	Event    string `json:"event"`
@@ -82,6 +83,8 @@ type startHandoff struct {
 	To                     string                `json:"to,omitempty"`
 	InputContext           transfer.InputContext `json:"inputContext"`
 	Headers                map[string]string     `json:"headers,omitempty"`
+	UUI                    string                `json:"uui,omitempty"`
+	UUIText                string                `json:"uuiText,omitempty"`
 }
 
 type dtmfMsg struct {

@@ -72,7 +72,7 @@ func FuzzAgentMessages(f *testing.F) {
 		if s.completeTimer != nil {
 			s.completeTimer.Stop()
 		}
-		finished, res := s.finished, s.result
+		finished, res := s.finished(), s.outcome
 		s.mu.Unlock()
 		if finished && res.TransferType == "" {
 			t.Fatal("finished without a transfer type")

@@ -307,6 +307,8 @@ func TestWebSocketStartMessage(t *testing.T) {
 		"callId":                 "call-1@host",
 		"from":                   "sip:alice@example.com",
 		"to":                     "sip:tr-1@handoff",
+		"from_number":            "alice",
+		"to_number":              "tr-1",
 		"taskName":               "Billing",
 		"inputVariables":         `{"account":"42","lang":"en"}`,
 		"X-Customer-Tier":        "gold",
@@ -549,7 +551,7 @@ func TestWebSocketCompleteFinishes(t *testing.T) {
 	s.PushAudio(TrackCaller, make([]int16, FrameSamples))
 	p.nextEvent("media")
 	_ = p.c.Close(websocket.StatusNormalClosure, "bye")
-	eventually(t, "the link is down", func() bool { return s.gone.Load() })
+	eventually(t, "the link is down", s.gone)
 	if got := s.Result(); !equalOutput(got, want) {
 		t.Fatalf("result changed to %+v", got)
 	}
@@ -561,11 +563,7 @@ func TestWebSocketCompleteWaitsForQueuedAudio(t *testing.T) {
 	_, enc := ulawFrame(100)
 	p.sendMedia(append(append([]byte{}, enc...), enc...)) // 40 ms of goodbye
 	p.send(map[string]any{"event": "handoff.complete", "outputContext": map[string]string{"currentTaskName": "Done"}})
-	eventually(t, "the completion is pending", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.pending != nil
-	})
+	eventually(t, "the completion is pending", func() bool { return s.state() == stateFinishing })
 	s.NextFrame()
 	select {
 	case <-s.Done():

@@ -28,29 +28,7 @@ func (s *wsSession) writer() {
 	if !s.writeJSON(evConnected, connectedMsg{Event: evConnected, Protocol: "Call", Version: "1.0.0"}) {
 		return
 	}
-	start := startMsg{
-		Event:          evStart,
-		SequenceNumber: next(),
-		StreamSid:      s.streamSid,
-		Start: startBody{
-			AccountSid:       accountSid,
-			StreamSid:        s.streamSid,
-			CallSid:          s.callSid,
-			Tracks:           []string{wireInbound},
-			CustomParameters: customParameters(s.info),
-			MediaFormat:      mediaFormat{Encoding: s.cfg.Format.Encoding, SampleRate: s.cfg.Format.SampleRate, Channels: 1},
-			Handoff: startHandoff{
-				TransferID:             s.info.TransferID,
-				ExternalConversationID: s.info.ExternalConversationID,
-				CallID:                 s.info.CallID,
-				From:                   s.info.From,
-				To:                     s.info.To,
-				InputContext:           s.info.Input,
-				Headers:                s.info.Headers,
-			},
-		},
-	}
-	if !s.writeJSON(evStart, start) {
+	if !s.writeJSON(evStart, s.startMessage(next())) {
 		return
 	}
 
@@ -67,7 +45,7 @@ func (s *wsSession) writer() {
 		default:
 		}
 		select {
-		case <-s.ctx.Done():
+		case <-s.stopCtx.Done():
 			s.goodbye(next())
 			return
 		case c := <-s.ctrl:
@@ -106,14 +84,11 @@ func (s *wsSession) writeCtrl(c ctrlMsg, seq string) bool {
 // goodbye sends stop and closes the socket with 1000, unless the
 // connection is already gone.
 func (s *wsSession) goodbye(seq string) {
-	s.mu.Lock()
-	dead := s.dead
-	s.mu.Unlock()
-	if dead {
+	if !s.state().linkUp() {
 		return
 	}
 	b, _ := json.Marshal(stopMsg{Event: evStop, StreamSid: s.streamSid, SequenceNumber: seq,
-		Stop: stopBody{AccountSid: accountSid, CallSid: s.callSid}})
+		Stop: stopBody{AccountSid: s.cfg.accountSid(), CallSid: s.callSid}})
 	ctx, cancel := context.WithTimeout(s.abortCtx, stopTimeout)
 	err := s.conn.Write(ctx, websocket.MessageText, b)
 	cancel()
@@ -222,23 +197,9 @@ func (s *wsSession) handle(st *readState, recv time.Time) {
 		s.malformed(badEvent, errors.New("no event"))
 		return
 	case evMedia:
-		if msg.Media == nil {
-			s.malformed(badEvent, errors.New("media without media object"))
+		if !s.handleMedia(st, &msg, recv) {
 			return
 		}
-		raw, err := decodeBase64(st.raw[:0], msg.Media.Payload)
-		st.raw = raw
-		if err != nil {
-			s.malformed(badPayload, err)
-			return
-		}
-		pcm, err := st.dec.decode(st.pcm[:0], raw)
-		st.pcm = pcm
-		if err != nil {
-			s.malformed(badPayload, err)
-			return
-		}
-		s.enqueue(pcm, recv)
 	case evMark:
 		if msg.Mark == nil {
 			s.malformed(badEvent, errors.New("mark without mark object"))
@@ -258,9 +219,32 @@ func (s *wsSession) handle(st *readState, recv time.Time) {
 				return
 			}
 		}
-		s.complete(out)
+		s.complete(out, evComplete)
 	}
 	s.m.countIn(msg.Event)
+}
+
+// handleMedia queues a media message's audio; false means it was
+// malformed (and counted so).
+func (s *wsSession) handleMedia(st *readState, msg *inMsg, recv time.Time) bool {
+	if msg.Media == nil {
+		s.malformed(badEvent, errors.New("media without media object"))
+		return false
+	}
+	raw, err := decodeBase64(st.raw[:0], msg.Media.Payload)
+	st.raw = raw
+	if err != nil {
+		s.malformed(badPayload, err)
+		return false
+	}
+	pcm, err := st.dec.decode(st.pcm[:0], raw)
+	st.pcm = pcm
+	if err != nil {
+		s.malformed(badPayload, err)
+		return false
+	}
+	s.enqueue(pcm, recv)
+	return true
 }
 
 func decodeBase64(dst []byte, s string) ([]byte, error) {
@@ -321,30 +305,30 @@ func (s *wsSession) mark(name string) {
 	s.play.marks = append(s.play.marks, queuedMark{name: name, at: s.play.queued})
 }
 
-// complete finishes the conversation once the audio queued before it has
-// played (at most its duration plus a second from now).
-func (s *wsSession) complete(out transfer.OutputContext) {
-	if out.TransferType == "" {
-		out.TransferType = TransferSystem
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.finished || s.pending != nil {
-		s.log.Info("handoff.complete ignored: the conversation is already finishing")
-		return
-	}
-	if s.play.n == 0 {
-		s.finishLocked(out, ReasonComplete)
-		return
-	}
-	s.pending = &out
-	s.pendingAt = s.play.queued
-	wait := time.Duration(s.play.n)*time.Second/8000 + time.Second
-	s.completeTimer = time.AfterFunc(wait, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.pending != nil {
-			s.finishLocked(*s.pending, ReasonComplete)
+// pinger pings the agent every PingInterval until the session stops; a
+// ping not answered within ResponseTimeout loses the link.
+func (s *wsSession) pinger() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCtx.Done():
+			return
+		case <-t.C:
 		}
-	})
+		ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.ResponseTimeout)
+		err := s.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			if s.stopCtx.Err() == nil {
+				if ctx.Err() != nil {
+					s.lose(ReasonAgentUnresponsive, err)
+				} else {
+					s.lose(lostReason(err), err)
+				}
+			}
+			return
+		}
+	}
 }

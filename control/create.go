@@ -11,7 +11,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -313,29 +312,11 @@ func parseSIP(top object) (*transfer.SIPReturn, *apiError) {
 
 // checkSIPURI explains why s is not a usable sip:/sips: URI, or returns "".
 func checkSIPURI(s string) string {
-	if s == "" {
-		return "must not be empty"
-	}
 	if len(s) > maxReturnURILen {
 		return fmt.Sprintf("must be at most %d bytes", maxReturnURILen)
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '<' || r == '>' || r == '"' || r > unicode.MaxASCII {
-			return "must not contain whitespace, control characters, <, >, \" or non-ASCII characters (percent-encode them)"
-		}
-	}
-	var u sip.Uri
-	if err := sip.ParseUri(s, &u); err != nil {
-		return fmt.Sprintf("is not a valid SIP URI: %v", err)
-	}
-	if u.Scheme != "sip" && u.Scheme != "sips" {
-		return "must use the sip: or sips: scheme"
-	}
-	if u.Host == "" || u.Wildcard {
-		return "must name a host"
-	}
-	if u.Port < 0 || u.Port > 65535 {
-		return "has a port out of range"
+	if _, err := transfer.ParseSIPURI(s); err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 var metricName = regexp.MustCompile(`\bhandoff_[a-z0-9_]*[a-z0-9]`)

@@ -93,11 +93,11 @@ func BenchmarkJitterBuffer(b *testing.B) {
 	for b.Loop() {
 		// Every fourth pair arrives swapped.
 		if seq%4 == 0 {
-			jb.push(seq+1, slotAudio, false, payload, now)
-			jb.push(seq, slotAudio, false, payload, now)
+			jb.push(seq+1, slotAudio, formatULaw, payload, now)
+			jb.push(seq, slotAudio, formatULaw, payload, now)
 		} else {
-			jb.push(seq, slotAudio, false, payload, now)
-			jb.push(seq+1, slotAudio, false, payload, now)
+			jb.push(seq, slotAudio, formatULaw, payload, now)
+			jb.push(seq+1, slotAudio, formatULaw, payload, now)
 		}
 		for jb.pop(now) != nil {
 		}

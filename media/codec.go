@@ -91,17 +91,34 @@ func EncodeALaw(dst []byte, src []int16) {
 	}
 }
 
-// encode/decode dispatch on the negotiated codec.
-func encodeFrame(c Codec, dst []byte, src []int16) {
+// audioFormat is how the packet paths encode and decode a codec's
+// payload; a buffered packet keeps its format, so a codec change by
+// re-INVITE does not misdecode what was already received.
+type audioFormat uint8
+
+const (
+	formatULaw audioFormat = iota
+	formatALaw
+)
+
+func (c Codec) format() audioFormat {
 	if c.isALaw() {
+		return formatALaw
+	}
+	return formatULaw
+}
+
+// encodeFrame and decodeFrame dispatch on the format.
+func encodeFrame(f audioFormat, dst []byte, src []int16) {
+	if f == formatALaw {
 		EncodeALaw(dst, src)
 	} else {
 		EncodeULaw(dst, src)
 	}
 }
 
-func decodeFrame(alaw bool, dst []int16, src []byte) {
-	if alaw {
+func decodeFrame(f audioFormat, dst []int16, src []byte) {
+	if f == formatALaw {
 		DecodeALaw(dst, src)
 	} else {
 		DecodeULaw(dst, src)

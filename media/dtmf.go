@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 // DTMFEvent is one key press: '0'-'9', '*', '#', 'A'-'D'.
@@ -105,6 +107,68 @@ func (d *dtmfReceiver) finish(emit func(DTMFEvent)) {
 		emit(DTMFEvent{Digit: d.digit, Duration: samplesToDuration(d.duration)})
 	}
 }
+
+// playing reports whether the event with timestamp ts is under way (not
+// yet reported).
+func (d *dtmfReceiver) playing(ts uint32) bool { return d.active && d.ts == ts }
+
+// eventStream follows the RFC 4733 packets of the latched source on their
+// own SSRC, sequence and timestamp, whatever the audio does: SBCs and media
+// gateways generate events in a DSP of their own, and SIPp's stock pcaps
+// carry an SSRC, sequence and timestamps unrelated to the voice. Within one
+// stream the dtmfReceiver tells a digit's retransmitted end packets from a
+// new digit by the timestamp; when the stream restarts, the old timestamp
+// says nothing about the new ones and is forgotten.
+type eventStream struct {
+	have   bool
+	ssrc   uint32
+	seq    uint16 // highest sequence number seen
+	lastAt time.Duration
+	rx     dtmfReceiver
+}
+
+func (e *eventStream) packet(h *rtp.Header, payload []byte, now time.Duration, emit func(DTMFEvent)) error {
+	if len(payload) < 4 {
+		return errBadEvent
+	}
+	if e.restarts(h, payload, now) {
+		e.rx.finish(emit)
+		e.rx.have = false
+		e.seq = h.SequenceNumber
+	} else if int16(h.SequenceNumber-e.seq) > 0 {
+		e.seq = h.SequenceNumber
+	}
+	e.have, e.ssrc, e.lastAt = true, h.SSRC, now
+	return e.rx.packet(payload, h.Timestamp, now, emit)
+}
+
+// restarts reports whether a packet begins the event stream afresh: the
+// first one; one on another SSRC; a sequence number further from the last
+// than RFC 3550 A.1 believes of one stream; a marked event start at or
+// before the current event's timestamp, once that event is over (a digit
+// file played after another); or anything but an end packet after the
+// stream was quiet for ssrcSwitchQuiet with no event under way (the same
+// digit file played again: same SSRC, sequence and timestamps). Identical
+// packets within ssrcSwitchQuiet of the end remain retransmissions: they
+// cannot be told apart.
+func (e *eventStream) restarts(h *rtp.Header, payload []byte, now time.Duration) bool {
+	d := h.SequenceNumber - e.seq
+	switch {
+	case !e.have || h.SSRC != e.ssrc:
+		return true
+	case d >= maxDropout && uint32(d) <= seqMod-maxMisorder:
+		return true
+	case e.rx.playing(h.Timestamp):
+		return false
+	case h.Marker && e.rx.have && int32(h.Timestamp-e.rx.ts) <= 0:
+		return true
+	}
+	end := payload[1]&0x80 != 0
+	return !end && now-e.lastAt > ssrcSwitchQuiet
+}
+
+// flush reports an event whose end never arrived.
+func (e *eventStream) flush(now time.Duration, emit func(DTMFEvent)) { e.rx.flush(now, emit) }
 
 // dtmfSender is the pacer's state for an outgoing event: one packet per
 // frame with a growing duration, then three end packets (RFC 4733 §2.5.1).

@@ -15,12 +15,14 @@ const (
 	// slotSkip holds a sequence number used by a non-audio packet
 	// (telephone-event) so it is not mistaken for loss.
 	slotSkip
+	// slotCN is comfort noise (RFC 3389): silence starts there.
+	slotCN
 )
 
 type jbSlot struct {
 	used    bool
 	kind    slotKind
-	alaw    bool
+	format  audioFormat
 	seq     uint16
 	n       int
 	arrived time.Duration
@@ -64,7 +66,7 @@ func newJitterBuffer(depth int) *jitterBuffer {
 	return &jitterBuffer{depth: depth, maxWait: time.Duration(depth) * frameDuration}
 }
 
-func (j *jitterBuffer) push(seq uint16, kind slotKind, alaw bool, payload []byte, now time.Duration) pushResult {
+func (j *jitterBuffer) push(seq uint16, kind slotKind, format audioFormat, payload []byte, now time.Duration) pushResult {
 	if len(payload) > maxPayload {
 		payload = payload[:maxPayload]
 	}
@@ -86,7 +88,7 @@ func (j *jitterBuffer) push(seq uint16, kind slotKind, alaw bool, payload []byte
 		j.late++
 		return pushDuplicate
 	}
-	s.used, s.kind, s.alaw, s.seq, s.arrived = true, kind, alaw, seq, now
+	s.used, s.kind, s.format, s.seq, s.arrived = true, kind, format, seq, now
 	s.n = copy(s.payload[:], payload)
 	j.count++
 	return pushOK

@@ -2,6 +2,8 @@ package media
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,61 +22,58 @@ const (
 
 var dropReasonNames = [numDropReasons]string{"wrong_source", "wrong_ssrc", "malformed", "late", "payload_type", "srtp_auth"}
 
-// Metrics are the process-wide media counters shared by all sessions. Label
-// children are resolved once so the per-packet path is a plain atomic add.
+// counters are a session's packet counters, the only ones kept per packet:
+// Stats reads them, and the process-wide metrics are derived from them
+// when scraped (see sessionTotals), so a packet is counted once.
+type counters struct {
+	packetsIn, packetsOut atomic.Uint64
+	bytesIn, bytesOut     atomic.Uint64
+	payloadOut            atomic.Uint64
+	drops                 [numDropReasons]atomic.Uint64
+	skipped               atomic.Uint64
+	dtmfEvents            atomic.Uint64
+	rtcpIn, rtcpOut       atomic.Uint64
+}
+
+// total is a plain copy of the counters the process metrics show.
+type total struct {
+	packetsIn, packetsOut, bytesIn, bytesOut, dtmfEvents uint64
+	drops                                                [numDropReasons]uint64
+}
+
+func (t *total) add(c *counters) {
+	t.packetsIn += c.packetsIn.Load()
+	t.packetsOut += c.packetsOut.Load()
+	t.bytesIn += c.bytesIn.Load()
+	t.bytesOut += c.bytesOut.Load()
+	t.dtmfEvents += c.dtmfEvents.Load()
+	for i := range t.drops {
+		t.drops[i] += c.drops[i].Load()
+	}
+}
+
+// Metrics are the process-wide media metrics shared by all sessions.
 type Metrics struct {
-	packetsIn, packetsOut prometheus.Counter
-	bytesIn, bytesOut     prometheus.Counter
-	lost                  prometheus.Counter
-	jitter                prometheus.Histogram
-	dtmf, dtmfInfo        prometheus.Counter
-	dropped               [numDropReasons]prometheus.Counter
-	sessions              prometheus.Gauge
+	sessions *sessionTotals
+	lost     prometheus.Counter
+	jitter   prometheus.Histogram
 }
 
 // NewMetrics creates the media metrics and registers them with reg (nil: not
 // registered). Registering twice on the same registry reuses the existing
 // collectors, so tests and restarts within a process are safe.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	packets := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "handoff_rtp_packets_total", Help: "RTP packets received and sent.",
-	}, []string{"direction"}))
-	bytes := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "handoff_rtp_bytes_total", Help: "RTP bytes (whole RTP packets) received and sent.",
-	}, []string{"direction"}))
-	lost := register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "handoff_rtp_packets_lost_total", Help: "Inbound RTP packets lost in the network (RFC 3550 expected minus received).",
-	}))
-	jitter := register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "handoff_rtp_jitter_seconds",
-		Help:    "Inbound RTP interarrival jitter (RFC 3550), observed per RTCP interval and at session end.",
-		Buckets: []float64{.001, .002, .005, .01, .02, .03, .05, .1, .2, .5},
-	}))
-	dtmf := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "handoff_dtmf_events_total", Help: "DTMF events received.",
-	}, []string{"source"}))
-	dropped := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "handoff_rtp_dropped_packets_total", Help: "Inbound RTP packets dropped, by reason (srtp_auth also counts SRTCP packets failing authentication).",
-	}, []string{"reason"}))
-	sessions := register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "handoff_media_sessions_active", Help: "Running media sessions.",
-	}))
-
-	m := &Metrics{
-		packetsIn:  packets.WithLabelValues("in"),
-		packetsOut: packets.WithLabelValues("out"),
-		bytesIn:    bytes.WithLabelValues("in"),
-		bytesOut:   bytes.WithLabelValues("out"),
-		lost:       lost,
-		jitter:     jitter,
-		dtmf:       dtmf.WithLabelValues("rfc4733"),
-		dtmfInfo:   dtmf.WithLabelValues("sip_info"),
-		sessions:   sessions,
+	return &Metrics{
+		sessions: register(reg, newSessionTotals()),
+		lost: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "handoff_rtp_packets_lost_total", Help: "Inbound RTP packets lost in the network (RFC 3550 expected minus received).",
+		})),
+		jitter: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "handoff_rtp_jitter_seconds",
+			Help:    "Inbound RTP interarrival jitter (RFC 3550), observed per RTCP interval and at session end.",
+			Buckets: []float64{.001, .002, .005, .01, .02, .03, .05, .1, .2, .5},
+		})),
 	}
-	for i, name := range dropReasonNames {
-		m.dropped[i] = dropped.WithLabelValues(name)
-	}
-	return m
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
@@ -93,31 +92,83 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
+// sessionTotals derives the packet, byte, drop and DTMF counters and the
+// session gauge from the counters of the running sessions, plus what the
+// ended ones had counted. The per-packet paths touch only their session's
+// atomics; the sums are made when Prometheus collects.
+type sessionTotals struct {
+	mu       sync.Mutex
+	live     map[*counters]struct{}
+	retired  total
+	dtmfInfo atomic.Uint64
+
+	packets, bytes, dropped, dtmf, active *prometheus.Desc
+}
+
+func newSessionTotals() *sessionTotals {
+	return &sessionTotals{
+		live:    map[*counters]struct{}{},
+		packets: prometheus.NewDesc("handoff_rtp_packets_total", "RTP packets received and sent.", []string{"direction"}, nil),
+		bytes:   prometheus.NewDesc("handoff_rtp_bytes_total", "RTP bytes (whole RTP packets) received and sent.", []string{"direction"}, nil),
+		dropped: prometheus.NewDesc("handoff_rtp_dropped_packets_total",
+			"Inbound RTP packets dropped, by reason (srtp_auth also counts SRTCP packets failing authentication).", []string{"reason"}, nil),
+		dtmf:   prometheus.NewDesc("handoff_dtmf_events_total", "DTMF events received.", []string{"source"}, nil),
+		active: prometheus.NewDesc("handoff_media_sessions_active", "Running media sessions.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (t *sessionTotals) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{t.packets, t.bytes, t.dropped, t.dtmf, t.active} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (t *sessionTotals) Collect(ch chan<- prometheus.Metric) {
+	t.mu.Lock()
+	sum := t.retired
+	for c := range t.live {
+		sum.add(c)
+	}
+	active := len(t.live)
+	t.mu.Unlock()
+
+	counter := func(d *prometheus.Desc, v uint64, label string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label)
+	}
+	counter(t.packets, sum.packetsIn, "in")
+	counter(t.packets, sum.packetsOut, "out")
+	counter(t.bytes, sum.bytesIn, "in")
+	counter(t.bytes, sum.bytesOut, "out")
+	for i, name := range dropReasonNames {
+		counter(t.dropped, sum.drops[i], name)
+	}
+	counter(t.dtmf, sum.dtmfEvents, "rfc4733")
+	counter(t.dtmf, t.dtmfInfo.Load(), "sip_info")
+	ch <- prometheus.MustNewConstMetric(t.active, prometheus.GaugeValue, float64(active))
+}
+
 // The helpers tolerate a nil *Metrics so sessions need not check.
 
-func (m *Metrics) received(bytes int) {
+// sessionStarted makes a running session's counters part of the totals.
+func (m *Metrics) sessionStarted(c *counters) {
 	if m != nil {
-		m.packetsIn.Inc()
-		m.bytesIn.Add(float64(bytes))
+		m.sessions.mu.Lock()
+		m.sessions.live[c] = struct{}{}
+		m.sessions.mu.Unlock()
 	}
 }
 
-func (m *Metrics) sent(bytes int) {
+// sessionEnded keeps an ended session's final counts in the totals.
+func (m *Metrics) sessionEnded(c *counters) {
 	if m != nil {
-		m.packetsOut.Inc()
-		m.bytesOut.Add(float64(bytes))
-	}
-}
-
-func (m *Metrics) drop(r dropReason) {
-	if m != nil {
-		m.dropped[r].Inc()
-	}
-}
-
-func (m *Metrics) dtmfEvent() {
-	if m != nil {
-		m.dtmf.Inc()
+		m.sessions.mu.Lock()
+		if _, ok := m.sessions.live[c]; ok {
+			delete(m.sessions.live, c)
+			m.sessions.retired.add(c)
+		}
+		m.sessions.mu.Unlock()
 	}
 }
 
@@ -125,7 +176,7 @@ func (m *Metrics) dtmfEvent() {
 // metric whatever carried it.
 func (m *Metrics) DTMFInfo() {
 	if m != nil {
-		m.dtmfInfo.Inc()
+		m.sessions.dtmfInfo.Add(1)
 	}
 }
 
@@ -138,11 +189,5 @@ func (m *Metrics) packetsLost(n int64) {
 func (m *Metrics) observeJitter(seconds float64) {
 	if m != nil {
 		m.jitter.Observe(seconds)
-	}
-}
-
-func (m *Metrics) sessionStarted(delta float64) {
-	if m != nil {
-		m.sessions.Add(delta)
 	}
 }

@@ -85,6 +85,11 @@ func FuzzHandleRTP(f *testing.F) {
 	// Padding, CSRCs and an extension.
 	f.Add(uint8(0), packetStream([]byte{0xb1, 0x00, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7, 0, 0, 0, 1, 0xaa, 0xbb, 2}))
 	f.Add(uint8(0), packetStream([]byte{0x90, 0x00, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7, 0xbe, 0xde, 0, 1, 0x10, 0xff, 0, 0, 0xff}))
+	// Voice, comfort noise, voice again; telephone-events on an SSRC of their own.
+	f.Add(uint8(4), packetStream(
+		rtpBytes(0, 1, 160, 7, true, voice), rtpBytes(13, 2, 320, 7, true, []byte{60}), rtpBytes(13, 3, 8320, 7, false, []byte{58, 1, 2}),
+		rtpBytes(101, 900, 5000, 8, true, dtmf(1, false, 160)), rtpBytes(101, 901, 5000, 8, false, dtmf(1, true, 320)),
+		rtpBytes(0, 4, 16320, 7, true, voice)))
 
 	f.Fuzz(func(t *testing.T, mode uint8, stream []byte) {
 		codec, dtmfPT := PCMU, uint8(101)
@@ -106,6 +111,11 @@ func FuzzHandleRTP(f *testing.F) {
 				t.Fatalf("DTMF event %+v", ev)
 			}
 		})
+		if mode&4 != 0 { // comfort noise negotiated
+			s.mu.Lock()
+			s.negotiatedLocked(codec, dtmfPT, 13, SendRecv)
+			s.mu.Unlock()
+		}
 		srcs := [2]netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:4000"), netip.MustParseAddrPort("127.0.0.2:4000")}
 		now := time.Duration(0)
 		var count int

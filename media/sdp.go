@@ -61,6 +61,7 @@ type Description struct {
 	Addr            netip.AddrPort
 	Codecs          []Codec // recognised audio codecs, in offer order
 	DTMFPayloadType uint8   // telephone-event/8000, 0 if absent
+	CNPayloadType   uint8   // comfort noise, CN/8000 (RFC 3389), 0 if absent
 	Ptime           int     // ms, 20 if absent
 	Direction       Direction
 	// Profile is the m= line transport ("RTP/AVP", "RTP/SAVP", ...).
@@ -112,19 +113,63 @@ const (
 
 // ParseSDP parses an SDP body and extracts the first audio stream.
 func ParseSDP(b []byte) (*Description, error) {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, fmt.Errorf("%w: empty body", ErrInvalidSDP)
-	}
-	if len(b) > MaxSDPBytes {
-		return nil, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrUnsupportedSDP, len(b), MaxSDPBytes)
-	}
-	if n := bytes.Count(b, []byte("\nm=")) + bytes.Count(b[:min(2, len(b))], []byte("m=")); n > MaxSDPMedia {
-		return nil, fmt.Errorf("%w: %d m= lines exceed %d", ErrUnsupportedSDP, n, MaxSDPMedia)
+	if err := checkSDPSize(b); err != nil {
+		return nil, err
 	}
 	var s sdp.SessionDescription
 	if err := s.Unmarshal(b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
+	m, err := audioMedia(&s)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := connectionAddr(&s, m)
+	if err != nil {
+		return nil, err
+	}
+	d := &Description{
+		Addr:           netip.AddrPortFrom(ip.Unmap(), uint16(m.MediaName.Port.Value)),
+		Ptime:          20,
+		Direction:      SendRecv,
+		Profile:        strings.Join(m.MediaName.Protos, "/"),
+		SessionID:      s.Origin.SessionID,
+		SessionVersion: s.Origin.SessionVersion,
+	}
+	d.readFormats(m, d.readAttributes(m))
+	if dir, ok := parseDirection(m.Attributes); ok {
+		d.Direction = dir
+	} else if dir, ok := parseDirection(s.Attributes); ok {
+		d.Direction = dir
+	}
+	if ip.IsUnspecified() {
+		// RFC 2543 hold: the peer does not want our media.
+		switch d.Direction {
+		case SendRecv:
+			d.Direction = SendOnly
+		case RecvOnly:
+			d.Direction = Inactive
+		}
+	}
+	return d, nil
+}
+
+// checkSDPSize refuses empty and oversized bodies before parsing.
+func checkSDPSize(b []byte) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return fmt.Errorf("%w: empty body", ErrInvalidSDP)
+	}
+	if len(b) > MaxSDPBytes {
+		return fmt.Errorf("%w: body of %d bytes exceeds %d", ErrUnsupportedSDP, len(b), MaxSDPBytes)
+	}
+	if n := bytes.Count(b, []byte("\nm=")) + bytes.Count(b[:min(2, len(b))], []byte("m=")); n > MaxSDPMedia {
+		return fmt.Errorf("%w: %d m= lines exceed %d", ErrUnsupportedSDP, n, MaxSDPMedia)
+	}
+	return nil
+}
+
+// audioMedia is the first audio m= line, if it is a usable RTP stream.
+func audioMedia(s *sdp.SessionDescription) (*sdp.MediaDescription, error) {
 	var m *sdp.MediaDescription
 	for _, md := range s.MediaDescriptions {
 		if md.MediaName.Media == "audio" {
@@ -138,34 +183,33 @@ func ParseSDP(b []byte) (*Description, error) {
 	if m.MediaName.Port.Value == 0 {
 		return nil, ErrStreamRejected
 	}
-	proto := strings.Join(m.MediaName.Protos, "/")
-	if !strings.Contains(proto, "RTP") {
+	if proto := strings.Join(m.MediaName.Protos, "/"); !strings.Contains(proto, "RTP") {
 		return nil, fmt.Errorf("%w: transport %q", ErrUnsupportedSDP, proto)
 	}
+	return m, nil
+}
 
+// connectionAddr is the media-level c= address, else the session-level one.
+func connectionAddr(s *sdp.SessionDescription, m *sdp.MediaDescription) (netip.Addr, error) {
 	conn := m.ConnectionInformation
 	if conn == nil || conn.Address == nil {
 		conn = s.ConnectionInformation
 	}
 	if conn == nil || conn.Address == nil {
-		return nil, errNoConnectionSDP
+		return netip.Addr{}, errNoConnectionSDP
 	}
 	ip, err := netip.ParseAddr(conn.Address.Address)
 	if err != nil {
 		// FQDNs are legal in c= but nobody we talk to uses them; refuse
 		// rather than block on DNS in the signalling path.
-		return nil, fmt.Errorf("%w: connection address %q", ErrUnsupportedSDP, conn.Address.Address)
+		return netip.Addr{}, fmt.Errorf("%w: connection address %q", ErrUnsupportedSDP, conn.Address.Address)
 	}
+	return ip, nil
+}
 
-	d := &Description{
-		Addr:           netip.AddrPortFrom(ip.Unmap(), uint16(m.MediaName.Port.Value)),
-		Ptime:          20,
-		Direction:      SendRecv,
-		Profile:        proto,
-		SessionID:      s.Origin.SessionID,
-		SessionVersion: s.Origin.SessionVersion,
-	}
-
+// readAttributes takes ptime and the a=crypto lines, and returns the
+// rtpmap.
+func (d *Description) readAttributes(m *sdp.MediaDescription) map[uint8]Codec {
 	rtpmap := map[uint8]Codec{}
 	for _, a := range m.Attributes {
 		switch a.Key {
@@ -184,6 +228,15 @@ func ParseSDP(b []byte) (*Description, error) {
 			}
 		}
 	}
+	return rtpmap
+}
+
+// cnPayloadType is comfort noise's static payload type (RFC 3551 table 4).
+const cnPayloadType = 13
+
+// readFormats sorts the m= formats into G.711 codecs, telephone-event and
+// comfort noise (the first of each of the last two); others are ignored.
+func (d *Description) readFormats(m *sdp.MediaDescription, rtpmap map[uint8]Codec) {
 	for _, f := range m.MediaName.Formats {
 		n, err := strconv.ParseUint(f, 10, 8)
 		if err != nil || n > 127 {
@@ -191,36 +244,34 @@ func ParseSDP(b []byte) (*Description, error) {
 		}
 		pt := uint8(n)
 		c, mapped := rtpmap[pt]
+		if !mapped {
+			c, mapped = staticFormat(pt)
+		}
 		switch {
-		case !mapped && pt == PCMU.PayloadType:
-			d.Codecs = append(d.Codecs, PCMU)
-		case !mapped && pt == PCMA.PayloadType:
-			d.Codecs = append(d.Codecs, PCMA)
-		case mapped && c.isG711():
+		case !mapped:
+		case c.isG711():
 			c.PayloadType = pt
 			d.Codecs = append(d.Codecs, c)
-		case mapped && strings.EqualFold(c.Name, "telephone-event") && c.ClockRate == 8000:
-			if d.DTMFPayloadType == 0 {
-				d.DTMFPayloadType = pt
-			}
+		case c.ClockRate != 8000:
+		case c.Name == "telephone-event" && d.DTMFPayloadType == 0:
+			d.DTMFPayloadType = pt
+		case c.Name == "CN" && d.CNPayloadType == 0:
+			d.CNPayloadType = pt
 		}
 	}
+}
 
-	if dir, ok := parseDirection(m.Attributes); ok {
-		d.Direction = dir
-	} else if dir, ok := parseDirection(s.Attributes); ok {
-		d.Direction = dir
+// staticFormat is what a static payload type means without an rtpmap.
+func staticFormat(pt uint8) (Codec, bool) {
+	switch pt {
+	case PCMU.PayloadType:
+		return PCMU, true
+	case PCMA.PayloadType:
+		return PCMA, true
+	case cnPayloadType:
+		return Codec{Name: "CN", PayloadType: cnPayloadType, ClockRate: 8000}, true
 	}
-	if ip.IsUnspecified() {
-		// RFC 2543 hold: the peer does not want our media.
-		switch d.Direction {
-		case SendRecv:
-			d.Direction = SendOnly
-		case RecvOnly:
-			d.Direction = Inactive
-		}
-	}
-	return d, nil
+	return Codec{}, false
 }
 
 // parseRtpmap parses "96 telephone-event/8000[/1]". Names are canonicalised
@@ -243,7 +294,7 @@ func parseRtpmap(v string) (uint8, Codec, bool) {
 		return 0, Codec{}, false
 	}
 	name := parts[0]
-	for _, known := range []string{"PCMU", "PCMA", "telephone-event"} {
+	for _, known := range []string{"PCMU", "PCMA", "telephone-event", "CN"} {
 		if strings.EqualFold(name, known) {
 			name = known
 		}
@@ -255,6 +306,9 @@ func parseRtpmap(v string) (uint8, Codec, bool) {
 type Negotiated struct {
 	Codec           Codec // with the offer's payload type
 	DTMFPayloadType uint8 // 0 when telephone-event was not offered
+	// CNPayloadType is the offer's comfort noise payload type (RFC 3389),
+	// 0 when CN was not offered or comfort noise is turned off.
+	CNPayloadType   uint8
 	Ptime           int
 	Remote          netip.AddrPort
 	RemoteDirection Direction
@@ -270,45 +324,56 @@ type Negotiated struct {
 func (n Negotiated) SRTP() bool { return n.RemoteKey != nil }
 
 // Negotiate picks the first codec of the offer that we support, keeping the
-// offer's payload type numbers, and accepts telephone-event if offered.
-// An offer that wants SRTP gets its first usable a=crypto key as RemoteKey
-// (ErrNoCommonCrypto if there is none); whether SRTP is acceptable at all
-// is the caller's policy.
-func Negotiate(offer *Description, supported []Codec) (Negotiated, error) {
+// offer's payload type numbers, and accepts telephone-event if offered, and
+// comfort noise if offered unless ComfortNoise(false) is among opts (other
+// options concern only offers). An offer that wants SRTP gets its first
+// usable a=crypto key as RemoteKey (ErrNoCommonCrypto if there is none);
+// whether SRTP is acceptable at all is the caller's policy.
+func Negotiate(offer *Description, supported []Codec, opts ...OfferOption) (Negotiated, error) {
 	if offer == nil {
 		return Negotiated{}, fmt.Errorf("%w: no offer", ErrInvalidSDP)
 	}
-	for _, oc := range offer.Codecs {
+	codec, ok := firstCommon(offer.Codecs, supported)
+	if !ok {
+		return Negotiated{}, ErrNoCommonCodec
+	}
+	n := Negotiated{
+		Codec:           codec,
+		DTMFPayloadType: offer.DTMFPayloadType,
+		Ptime:           offer.Ptime,
+		Remote:          offer.Addr,
+		RemoteDirection: offer.Direction,
+		Profile:         offer.Profile,
+	}
+	if n.Ptime <= 0 {
+		n.Ptime = 20
+	}
+	if n.RemoteDirection == "" {
+		n.RemoteDirection = SendRecv
+	}
+	if newOfferOptions(opts).comfortNoise {
+		n.CNPayloadType = offer.CNPayloadType
+	}
+	if offer.SRTP() {
+		if len(offer.Crypto) == 0 {
+			return Negotiated{}, ErrNoCommonCrypto
+		}
+		k := offer.Crypto[0]
+		n.RemoteKey = &k
+	}
+	return n, nil
+}
+
+// firstCommon is the first offered codec we support.
+func firstCommon(offered, supported []Codec) (Codec, bool) {
+	for _, oc := range offered {
 		for _, sc := range supported {
 			if oc.sameFormat(sc) {
-				ptime := offer.Ptime
-				if ptime <= 0 {
-					ptime = 20
-				}
-				dir := offer.Direction
-				if dir == "" {
-					dir = SendRecv
-				}
-				n := Negotiated{
-					Codec:           oc,
-					DTMFPayloadType: offer.DTMFPayloadType,
-					Ptime:           ptime,
-					Remote:          offer.Addr,
-					RemoteDirection: dir,
-					Profile:         offer.Profile,
-				}
-				if offer.SRTP() {
-					if len(offer.Crypto) == 0 {
-						return Negotiated{}, ErrNoCommonCrypto
-					}
-					k := offer.Crypto[0]
-					n.RemoteKey = &k
-				}
-				return n, nil
+				return oc, true
 			}
 		}
 	}
-	return Negotiated{}, ErrNoCommonCodec
+	return Codec{}, false
 }
 
 // LocalSDP builds our side of the SDP for one dialog. The o= session id is
@@ -357,7 +422,7 @@ func (l *LocalSDP) Version() uint64 {
 func (l *LocalSDP) SessionID() uint64 { return l.sessionID }
 
 // Answer builds an answer with the single negotiated codec, telephone-event
-// if negotiated, ptime 20 and our direction dir. When n is SRTP the answer
+// and comfort noise if negotiated, ptime 20 and our direction dir. When n is SRTP the answer
 // keeps the offer's profile and carries our a=crypto line with the offer's
 // tag and suite (RFC 4568 §7.1.2). Our key is fresh for the dialog and
 // changes only when the peer changes its key or suite, so answering the
@@ -387,30 +452,52 @@ func (l *LocalSDP) Answer(n Negotiated, dir Direction) []byte {
 		l.remoteKey = *rk
 		key = l.key
 	}
-	return l.buildLocked(codecs, n.DTMFPayloadType, dir, proto, key)
+	return l.buildLocked(formats{codecs, n.DTMFPayloadType, n.CNPayloadType}, dir, proto, key)
 }
 
-// OfferOption changes what Offer proposes.
+// OfferOption changes our side of an offer/answer exchange: what Offer
+// proposes, and (ComfortNoise) what Negotiate accepts.
 type OfferOption func(*offerOptions)
 
-type offerOptions struct{ srtp bool }
+type offerOptions struct {
+	srtp         bool
+	comfortNoise bool
+}
+
+func newOfferOptions(opts []OfferOption) offerOptions {
+	o := offerOptions{comfortNoise: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
 
 // OfferSRTP makes the offer RTP/SAVP with our a=crypto line
 // (AES_CM_128_HMAC_SHA1_80, tag 1 unless the dialog already has a key), so
 // the answer must be SRTP too.
 func OfferSRTP() OfferOption { return func(o *offerOptions) { o.srtp = true } }
 
-// Offer builds an offer with the given codecs in preference order and
-// telephone-event 0-16 on dtmfPT (0 leaves DTMF out).
+// ComfortNoise turns RFC 3389 comfort noise on or off; it is on by default.
+// On, Offer proposes CN/8000 on its static payload type 13, and Negotiate
+// accepts the CN of an offer (or of the answer to our offer), which Answer
+// then repeats; the session takes CN packets as the caller's silence. Off,
+// CN is neither offered nor accepted, and CN packets are dropped as an
+// unknown payload type. Pass the same choice to Offer and Negotiate.
+func ComfortNoise(on bool) OfferOption { return func(o *offerOptions) { o.comfortNoise = on } }
+
+// Offer builds an offer with the given codecs in preference order,
+// telephone-event 0-16 on dtmfPT (0 leaves DTMF out) and comfort noise
+// (unless ComfortNoise(false)).
 func (l *LocalSDP) Offer(codecs []Codec, dtmfPT uint8, dir Direction, opts ...OfferOption) []byte {
-	var o offerOptions
-	for _, opt := range opts {
-		opt(&o)
+	o := newOfferOptions(opts)
+	f := formats{codecs: codecs, dtmfPT: dtmfPT}
+	if o.comfortNoise {
+		f.cnPT = cnPayloadType
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !o.srtp {
-		return l.buildLocked(codecs, dtmfPT, dir, "RTP/AVP", nil)
+		return l.buildLocked(f, dir, "RTP/AVP", nil)
 	}
 	// A dialog's key (and tag) carries over into a re-offer, so a re-INVITE
 	// without SDP does not rekey; the first offer uses tag 1.
@@ -418,7 +505,7 @@ func (l *LocalSDP) Offer(codecs []Codec, dtmfPT uint8, dir Direction, opts ...Of
 		k := NewSRTPKey(1, AESCM128HMACSHA180)
 		l.key = &k
 	}
-	return l.buildLocked(codecs, dtmfPT, dir, "RTP/SAVP", l.key)
+	return l.buildLocked(f, dir, "RTP/SAVP", l.key)
 }
 
 // Key is the SRTP key announced in the last body we built, nil if that
@@ -432,42 +519,22 @@ func (l *LocalSDP) Key() *SRTPKey {
 	return l.key
 }
 
-func (l *LocalSDP) buildLocked(codecs []Codec, dtmfPT uint8, dir Direction, proto string, key *SRTPKey) []byte {
+// formats are the payload formats of a body we build: the audio codecs,
+// then telephone-event and comfort noise (0: left out).
+type formats struct {
+	codecs       []Codec
+	dtmfPT, cnPT uint8
+}
+
+func (l *LocalSDP) buildLocked(f formats, dir Direction, proto string, key *SRTPKey) []byte {
 	if dir == "" {
 		dir = SendRecv
 	}
 	l.inBody = key != nil
-
 	addrType := "IP4"
 	if l.addr.Is6() {
 		addrType = "IP6"
 	}
-	md := &sdp.MediaDescription{
-		MediaName: sdp.MediaName{
-			Media:  "audio",
-			Port:   sdp.RangedPort{Value: l.port},
-			Protos: strings.Split(proto, "/"),
-		},
-	}
-	for _, c := range codecs {
-		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(c.PayloadType)))
-		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap",
-			fmt.Sprintf("%d %s/%d", c.PayloadType, c.Name, c.ClockRate)))
-	}
-	if dtmfPT != 0 {
-		pt := strconv.Itoa(int(dtmfPT))
-		md.MediaName.Formats = append(md.MediaName.Formats, pt)
-		md.Attributes = append(md.Attributes,
-			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
-			sdp.NewAttribute("fmtp", pt+" 0-16"))
-	}
-	if key != nil {
-		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", key.Attribute()))
-	}
-	md.Attributes = append(md.Attributes,
-		sdp.NewAttribute("ptime", "20"),
-		sdp.NewPropertyAttribute(string(dir)))
-
 	s := &sdp.SessionDescription{
 		Origin: sdp.Origin{
 			Username:       l.username,
@@ -482,7 +549,7 @@ func (l *LocalSDP) buildLocked(codecs []Codec, dtmfPT uint8, dir Direction, prot
 			Address: &sdp.Address{Address: l.addr.String()},
 		},
 		TimeDescriptions:  []sdp.TimeDescription{{Timing: sdp.Timing{}}},
-		MediaDescriptions: []*sdp.MediaDescription{md},
+		MediaDescriptions: []*sdp.MediaDescription{audioDescription(l.port, f, dir, proto, key)},
 	}
 
 	// Compare with the version blanked so only content changes bump it.
@@ -495,4 +562,39 @@ func (l *LocalSDP) buildLocked(codecs []Codec, dtmfPT uint8, dir Direction, prot
 	s.Origin.SessionVersion = l.version
 	out, _ := s.Marshal()
 	return out
+}
+
+// audioDescription is our m=audio section.
+func audioDescription(port int, f formats, dir Direction, proto string, key *SRTPKey) *sdp.MediaDescription {
+	md := &sdp.MediaDescription{
+		MediaName: sdp.MediaName{
+			Media:  "audio",
+			Port:   sdp.RangedPort{Value: port},
+			Protos: strings.Split(proto, "/"),
+		},
+	}
+	format := func(pt uint8, rtpmap string, fmtp ...string) {
+		p := strconv.Itoa(int(pt))
+		md.MediaName.Formats = append(md.MediaName.Formats, p)
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", p+" "+rtpmap))
+		for _, v := range fmtp {
+			md.Attributes = append(md.Attributes, sdp.NewAttribute("fmtp", p+" "+v))
+		}
+	}
+	for _, c := range f.codecs {
+		format(c.PayloadType, fmt.Sprintf("%s/%d", c.Name, c.ClockRate))
+	}
+	if f.dtmfPT != 0 {
+		format(f.dtmfPT, "telephone-event/8000", "0-16")
+	}
+	if f.cnPT != 0 {
+		format(f.cnPT, "CN/8000")
+	}
+	if key != nil {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", key.Attribute()))
+	}
+	md.Attributes = append(md.Attributes,
+		sdp.NewAttribute("ptime", "20"),
+		sdp.NewPropertyAttribute(string(dir)))
+	return md
 }

@@ -31,6 +31,9 @@ var sdpSeeds = []string{
 	"v=0\no=- 1 1 IN IP4 pbx.example.com\ns=-\nc=IN IP4 pbx.example.com\nt=0 0\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\na=rtpmap:111 opus/48000/2\n",
 	"",
 	"v=0\r\n",
+	// Comfort noise on its static payload type, as Cisco and Polycom phones offer it.
+	"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101 13\r\n" +
+		"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\n",
 }
 
 // FuzzParseSDP: ParseSDP and Negotiate never panic; any negotiation picks a
@@ -101,6 +104,9 @@ func FuzzParseSDP(f *testing.F) {
 		if len(back.Codecs) != 1 || back.Codecs[0] != n.Codec || back.DTMFPayloadType != n.DTMFPayloadType ||
 			back.Direction != n.RemoteDirection.Reverse() {
 			t.Fatalf("answer parsed back as %+v, negotiated %+v\n%s", back, n, answer)
+		}
+		if back.CNPayloadType != n.CNPayloadType {
+			t.Fatalf("answer parsed back with CN %d, negotiated %d\n%s", back.CNPayloadType, n.CNPayloadType, answer)
 		}
 		if strings.ContainsAny(string(answer), "\x00") {
 			t.Fatal("NUL in answer")

@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -254,5 +255,64 @@ func TestDirectionReverse(t *testing.T) {
 		if got := in.Reverse(); got != want {
 			t.Errorf("%s.Reverse() = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// Comfort noise (RFC 3389) is offered, parsed, negotiated and answered as
+// CN/8000, static payload type 13 or a dynamic one; ComfortNoise(false)
+// leaves it out everywhere.
+func TestComfortNoiseNegotiation(t *testing.T) {
+	const c = "c=IN IP4 192.0.2.10"
+	for _, tc := range []struct {
+		name  string
+		offer []byte
+		cnPT  uint8
+	}{
+		{"static 13 without rtpmap", offerSDP(c, "m=audio 4000 RTP/AVP 0 101 13", "a=rtpmap:101 telephone-event/8000"), 13},
+		{"static 13 with rtpmap", offerSDP(c, "m=audio 4000 RTP/AVP 8 13", "a=rtpmap:13 CN/8000"), 13},
+		{"dynamic", offerSDP(c, "m=audio 4000 RTP/AVP 0 98", "a=rtpmap:98 cn/8000"), 98},
+		{"wideband CN only", offerSDP(c, "m=audio 4000 RTP/AVP 0 97", "a=rtpmap:97 CN/16000"), 0},
+		{"none", offerSDP(c, "m=audio 4000 RTP/AVP 0"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := ParseSDP(tc.offer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.CNPayloadType != tc.cnPT || len(d.Codecs) != 1 {
+				t.Fatalf("parsed CN %d, codecs %v", d.CNPayloadType, d.Codecs)
+			}
+			n, err := Negotiate(d, []Codec{PCMU, PCMA})
+			if err != nil || n.CNPayloadType != tc.cnPT {
+				t.Fatalf("negotiated %+v, %v", n, err)
+			}
+			answer := NewLocalSDP(netip.MustParseAddr("127.0.0.1"), 20000, "handoff").Answer(n, SendRecv)
+			back, err := ParseSDP(answer)
+			if err != nil || back.CNPayloadType != tc.cnPT {
+				t.Fatalf("answer parsed back with CN %d (%v):\n%s", back.CNPayloadType, err, answer)
+			}
+			if cn := fmt.Sprintf("a=rtpmap:%d CN/8000\r\n", tc.cnPT); (tc.cnPT != 0) != strings.Contains(string(answer), cn) {
+				t.Fatalf("answer and %q:\n%s", cn, answer)
+			}
+			off, err := Negotiate(d, []Codec{PCMU, PCMA}, ComfortNoise(false))
+			if err != nil || off.CNPayloadType != 0 {
+				t.Fatalf("with comfort noise off: %+v, %v", off, err)
+			}
+		})
+	}
+
+	l := NewLocalSDP(netip.MustParseAddr("127.0.0.1"), 20002, "")
+	offer := l.Offer([]Codec{PCMU, PCMA}, 101, SendRecv)
+	for _, line := range []string{"m=audio 20002 RTP/AVP 0 8 101 13", "a=rtpmap:13 CN/8000"} {
+		if !strings.Contains(string(offer), line+"\r\n") {
+			t.Errorf("our offer lacks %q:\n%s", line, offer)
+		}
+	}
+	if d, err := ParseSDP(offer); err != nil || d.CNPayloadType != 13 || len(d.Codecs) != 2 {
+		t.Fatalf("our offer parsed back as %+v, %v", d, err)
+	}
+	plain := l.Offer([]Codec{PCMU, PCMA}, 101, SendRecv, ComfortNoise(false))
+	if strings.Contains(string(plain), "CN/8000") || !strings.Contains(string(plain), "m=audio 20002 RTP/AVP 0 8 101\r\n") {
+		t.Fatalf("offer with comfort noise off:\n%s", plain)
 	}
 }

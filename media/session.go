@@ -7,14 +7,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/rtp"
-	"github.com/pion/srtp/v3"
 )
+
+// The session's code is split by goroutine: this file is its lifecycle
+// (configuration, Start, Update, Close, Stats), receive.go the reader (RTP
+// in, payload routing, jitter buffer, OnAudio/OnDTMF, the RTP timeout),
+// send.go the pacer (Source, DTMF, RTP out) and rtcp.go the RTCP goroutine.
 
 const (
 	frameDuration = 20 * time.Millisecond
@@ -48,6 +49,10 @@ type SessionConfig struct {
 	Remote          netip.AddrPort // from SDP; replaced by latching on the first valid packet
 	Codec           Codec
 	DTMFPayloadType uint8
+	// CNPayloadType is the negotiated comfort noise (RFC 3389) payload
+	// type, 0 if none: CN packets then count as the caller's media, and
+	// OnAudio receives silence until the voice resumes.
+	CNPayloadType uint8
 	// RemoteDirection is the peer's SDP direction; empty means sendrecv.
 	RemoteDirection Direction
 	// LocalKey and RemoteKey make the session SRTP (RFC 3711, SDES keys
@@ -108,20 +113,28 @@ type Session struct {
 	tsBase uint32
 	cname  string
 
-	mu         sync.Mutex
-	sdpRemote  netip.AddrPort
-	remote     netip.AddrPort // sdpRemote until latched, then the latched source
-	latched    bool
-	latchSSRC  uint32
-	lastSSRCAt time.Duration
-	codec      Codec
-	dtmfPT     uint8
-	remoteDir  Direction
-	rtcpRemote netip.AddrPort // source of the peer's RTCP (symmetric RTCP)
-	rx         rxStats
-	lastSR     uint32 // middle bits of the peer's last SR NTP time
-	lastSRAt   time.Duration
-	peer       struct {
+	// mu guards the negotiated state (Update) and the latched peer, which
+	// all three goroutines read.
+	mu        sync.Mutex
+	sdpRemote netip.AddrPort
+	remote    netip.AddrPort // sdpRemote until latched, then the latched source
+	latched   bool
+	// The audio stream of the latched peer: its SSRC (set by the first
+	// packet after latching) and when it last sent; rx is its RFC 3550
+	// receiver state.
+	audioPinned bool
+	latchSSRC   uint32
+	lastSSRCAt  time.Duration
+	rx          rxStats
+	codec       Codec
+	dtmfPT      uint8
+	cnPT        uint8
+	mux         payloadMux // received payload type -> handler, from the fields above
+	remoteDir   Direction
+	rtcpRemote  netip.AddrPort // source of the peer's RTCP (symmetric RTCP)
+	lastSR      uint32         // middle bits of the peer's last SR NTP time
+	lastSRAt    time.Duration
+	peer        struct {
 		have     bool
 		fraction uint8
 		lost     int64
@@ -136,55 +149,17 @@ type Session struct {
 	// goroutine follows it with its own contexts, so Update can rekey
 	// without locking the packet paths.
 	keys atomic.Pointer[srtpKeys]
+	counters
 
-	packetsIn, packetsOut  atomic.Uint64
-	bytesIn, bytesOut      atomic.Uint64
-	payloadOut             atomic.Uint64
-	late, skipped, dropped atomic.Uint64
-	dtmfEvents             atomic.Uint64
-	rtcpIn, rtcpOut        atomic.Uint64
-	stop                   chan struct{}
-	stopOnce, doneOnce     sync.Once
-	done                   chan struct{}
-	wg                     sync.WaitGroup
-	dtmfQ                  chan DTMFEvent
-	recv                   receiver
-	send                   sender
-	rtcpSRTP               rtcpSRTP
-	finalOnce              sync.Once
-	deliverSlotFn          func(*jbSlot)
-}
-
-// receiver is the reader goroutine's private state.
-type receiver struct {
-	buf      []byte
-	pkt      rtp.Packet
-	jb       *jitterBuffer
-	dtmf     dtmfReceiver
-	pcm      [maxPayload + FrameSamples]int16
-	pcmN     int
-	lastTick time.Duration
-	onDTMF   func(DTMFEvent)
-	srtp     srtpState
-	srtpHdr  rtp.Header
-	plain    []byte // decrypted packet
-}
-
-// sender is the pacer goroutine's private state.
-type sender struct {
-	buf      [rtpHeaderLen + maxPayload]byte
-	silence  [FrameSamples]int16
-	seq      uint16
-	sentAny  bool
-	talking  bool
-	sending  bool // previous frame was sent (false while on hold)
-	gap      bool // frames were skipped: next packet starts a talkspurt
-	dtmf     dtmfSender
-	frame    uint64 // next frame index
-	paceFrom time.Duration
-	srtp     srtpState
-	srtpHdr  rtp.Header
-	enc      [rtpHeaderLen + maxPayload + srtpOverhead]byte
+	stop               chan struct{}
+	stopOnce, doneOnce sync.Once
+	done               chan struct{}
+	wg                 sync.WaitGroup
+	dtmfQ              chan DTMFEvent
+	recv               receiver
+	send               sender
+	rtcpSRTP           rtcpSRTP
+	finalOnce          sync.Once
 }
 
 // NewSession validates cfg and prepares a session; nothing runs until Start.
@@ -206,10 +181,6 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir := cfg.RemoteDirection
-	if dir == "" {
-		dir = SendRecv
-	}
 	s := &Session{
 		cfg:       cfg,
 		log:       log.With("rtp_port", cfg.Ports.Port),
@@ -222,24 +193,17 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		cname:     cfg.CNAME,
 		sdpRemote: cfg.Remote,
 		remote:    cfg.Remote,
-		codec:     cfg.Codec,
-		dtmfPT:    cfg.DTMFPayloadType,
-		remoteDir: dir,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		dtmfQ:     make(chan DTMFEvent, dtmfQueueLen),
 	}
+	s.negotiatedLocked(cfg.Codec, cfg.DTMFPayloadType, cfg.CNPayloadType, cfg.RemoteDirection)
 	if s.cname == "" {
 		s.cname = fmt.Sprintf("%08x@handoff", rand.Uint32())
 	}
 	s.keys.Store(keys)
-	s.recv.buf = make([]byte, 1500)
-	s.recv.plain = make([]byte, 1500)
-	s.recv.jb = newJitterBuffer(cfg.JitterDepth)
+	s.recv.init(s, cfg.JitterDepth)
 	s.send.seq = uint16(rand.Uint32())
-	// Bound once so the per-packet path does not allocate closures.
-	s.recv.onDTMF = s.reportDTMF
-	s.deliverSlotFn = s.deliver
 	return s, nil
 }
 
@@ -262,7 +226,7 @@ func (s *Session) Start() {
 	now := s.since()
 	s.lastRx.Store(int64(now))
 	s.send.paceFrom = now
-	s.m.sessionStarted(1)
+	s.m.sessionStarted(&s.counters)
 
 	s.wg.Add(3)
 	go s.readLoop()
@@ -329,10 +293,10 @@ func (s *Session) stopping() bool {
 	}
 }
 
-// finish records end-of-session metrics once the goroutines are gone.
+// finish hands the final counts to the process metrics once the goroutines
+// are gone (loss and jitter were accounted by the final RTCP report).
 func (s *Session) finish() {
-	// Loss and jitter were accounted by the final RTCP report.
-	s.finalOnce.Do(func() { s.m.sessionStarted(-1) })
+	s.finalOnce.Do(func() { s.m.sessionEnded(&s.counters) })
 }
 
 // Update applies a re-negotiation (re-INVITE / UPDATE). A new remote address
@@ -346,17 +310,14 @@ func (s *Session) Update(n Negotiated) {
 	if n.Remote != s.sdpRemote {
 		s.sdpRemote = n.Remote
 		s.remote = n.Remote
-		s.latched = false
+		s.latched, s.audioPinned = false, false
 		s.rtcpRemote = netip.AddrPort{}
 	}
+	codec := s.codec
 	if n.Codec.isG711() {
-		s.codec = n.Codec
+		codec = n.Codec
 	}
-	s.dtmfPT = n.DTMFPayloadType
-	s.remoteDir = n.RemoteDirection
-	if s.remoteDir == "" {
-		s.remoteDir = SendRecv
-	}
+	s.negotiatedLocked(codec, n.DTMFPayloadType, n.CNPayloadType, n.RemoteDirection)
 	if wasHold && !s.holdLocked() {
 		s.lastRx.Store(int64(s.since())) // the timeout restarts when the hold ends
 	}
@@ -366,6 +327,17 @@ func (s *Session) Update(n Negotiated) {
 		s.keys.Store(keys) // the packet paths rekey on their next packet
 	}
 	s.log.Debug("media updated", "remote", n.Remote, "codec", n.Codec.Name, "remote_direction", s.remoteDir, "srtp", n.SRTP())
+}
+
+// negotiatedLocked takes the payload types and direction of a negotiation
+// and rebuilds the receive routing from them.
+func (s *Session) negotiatedLocked(codec Codec, dtmfPT, cnPT uint8, dir Direction) {
+	s.codec, s.dtmfPT, s.cnPT = codec, dtmfPT, cnPT
+	s.remoteDir = dir
+	if s.remoteDir == "" {
+		s.remoteDir = SendRecv
+	}
+	s.mux = newPayloadMux(codec, dtmfPT, cnPT)
 }
 
 // holdLocked: the peer is not expected to send us RTP, so silence is no
@@ -409,19 +381,23 @@ func (s *Session) Stats() Stats {
 		PacketsOut:     s.packetsOut.Load(),
 		BytesIn:        s.bytesIn.Load(),
 		BytesOut:       s.bytesOut.Load(),
-		PacketsLate:    s.late.Load(),
+		PacketsLate:    s.drops[dropLate].Load(),
 		PacketsSkipped: s.skipped.Load(),
-		PacketsDropped: s.dropped.Load(),
 		DTMFEvents:     s.dtmfEvents.Load(),
 		RTCPIn:         s.rtcpIn.Load(),
 		RTCPOut:        s.rtcpOut.Load(),
 		SSRC:           s.ssrc,
 	}
+	for r := range s.drops {
+		if dropReason(r) != dropLate {
+			st.PacketsDropped += s.drops[r].Load()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Latched = s.latched
 	st.Remote = s.remote
-	if s.latched {
+	if s.audioPinned { // latched, and the audio has an SSRC
 		st.RemoteSSRC = s.latchSSRC
 		st.PacketsLost = s.rx.lost()
 		st.Jitter = s.rx.jitterDuration(s.codec.ClockRate)
@@ -442,352 +418,5 @@ func samplesToDurationRate(n uint32, rate int) time.Duration {
 	return time.Duration(int64(n) * int64(time.Second) / int64(rate))
 }
 
-func (s *Session) drop(r dropReason) {
-	if r == dropLate {
-		s.late.Add(1)
-	} else {
-		s.dropped.Add(1)
-	}
-	s.m.drop(r)
-}
-
-// ---- receive path ----
-
-func (s *Session) readLoop() {
-	defer s.wg.Done()
-	var deadline time.Time
-	for {
-		if wall := time.Now(); deadline.Sub(wall) < readWakeup/2 {
-			deadline = wall.Add(readWakeup)
-			s.conn.SetReadDeadline(deadline)
-		}
-		// Checked after setting the deadline: shutdown closes stop before
-		// expiring the deadline, so one of the two always wakes us.
-		if s.stopping() {
-			return
-		}
-		n, src, err := s.conn.ReadFromUDPAddrPort(s.recv.buf)
-		now := s.since()
-		if err == nil {
-			s.handleRTP(s.recv.buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), now)
-		} else if errors.Is(err, net.ErrClosed) {
-			s.log.Warn("rtp socket closed under a running session")
-			s.shutdown(nil)
-			return
-		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
-			s.log.Debug("rtp read", "err", err)
-		}
-		if now-s.recv.lastTick >= readWakeup/2 {
-			s.recv.lastTick = now
-			s.tick(now)
-		}
-	}
-}
-
-// tick handles what must happen without traffic: releasing frames stuck
-// behind a gap, reporting a DTMF event whose end was lost, the RTP timeout.
-func (s *Session) tick(now time.Duration) {
-	s.playout(now)
-	s.recv.dtmf.flush(now, s.recv.onDTMF)
-	if s.cfg.RTPTimeout <= 0 {
-		return
-	}
-	s.mu.Lock()
-	hold := s.holdLocked()
-	s.mu.Unlock()
-	if hold {
-		return
-	}
-	if idle := now - time.Duration(s.lastRx.Load()); idle > s.cfg.RTPTimeout {
-		s.log.Info("rtp timeout", "idle", idle)
-		s.shutdown(ErrRTPTimeout)
-	}
-}
-
-// handleRTP is the per-packet receive path: authenticate and decrypt
-// (SRTP), validate, latch, account, then DTMF or jitter buffer. It must not
-// allocate in steady state.
-func (s *Session) handleRTP(b []byte, src netip.AddrPort, now time.Duration) {
-	wireLen := len(b)
-	if s.recv.srtp.sync(s.keys.Load(), false, true) {
-		var ok bool
-		if b, ok = s.unprotectRTP(b, src); !ok {
-			return
-		}
-	}
-	p := &s.recv.pkt
-	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
-		s.drop(dropMalformed)
-		return
-	}
-	h := &p.Header
-
-	s.mu.Lock()
-	if s.latched && src != s.remote {
-		s.mu.Unlock()
-		s.drop(dropWrongSource) // RTP bleed or a stale stream
-		return
-	}
-	isAudio := h.PayloadType == s.codec.PayloadType
-	isDTMF := s.dtmfPT != 0 && h.PayloadType == s.dtmfPT
-	if !isAudio && !isDTMF {
-		s.mu.Unlock()
-		s.drop(dropPayloadType)
-		return
-	}
-	restart := false
-	switch {
-	case !s.latched:
-		s.latched, s.remote = true, src
-		restart = !s.rx.init || h.SSRC != s.latchSSRC
-		s.latchSSRC = h.SSRC
-		s.log.Debug("rtp latched", "source", src, "ssrc", h.SSRC)
-	case h.SSRC != s.latchSSRC:
-		if now-s.lastSSRCAt < ssrcSwitchQuiet {
-			s.mu.Unlock()
-			s.drop(dropWrongSSRC)
-			return
-		}
-		s.log.Debug("rtp ssrc changed", "old", s.latchSSRC, "new", h.SSRC)
-		s.latchSSRC = h.SSRC
-		restart = true
-	}
-	if restart {
-		s.accountIntervalLocked()
-		s.rx.reset(h.SequenceNumber)
-	}
-	s.lastSSRCAt = now
-	s.rx.updateSeq(h.SequenceNumber)
-	if isAudio {
-		s.rx.updateJitter(h.Timestamp, now, s.codec.ClockRate)
-	}
-	alaw := s.codec.isALaw()
-	s.mu.Unlock()
-
-	s.lastRx.Store(int64(now))
-	s.packetsIn.Add(1)
-	s.bytesIn.Add(uint64(wireLen))
-	s.m.received(wireLen)
-
-	if restart {
-		s.flushJitter()
-	}
-	kind := slotAudio
-	if isDTMF {
-		kind = slotSkip // keeps the sequence contiguous for the audio
-		if err := s.recv.dtmf.packet(p.Payload, h.Timestamp, now, s.recv.onDTMF); err != nil {
-			s.drop(dropMalformed)
-		}
-	}
-	jb := s.recv.jb
-	switch jb.push(h.SequenceNumber, kind, alaw, p.Payload, now) {
-	case pushLate, pushDuplicate:
-		s.drop(dropLate)
-	case pushResync:
-		s.flushJitter()
-		jb.push(h.SequenceNumber, kind, alaw, p.Payload, now)
-	}
-	s.playout(now)
-}
-
-// unprotectRTP authenticates and decrypts an SRTP packet into the
-// receiver's buffer. Packets from a source other than the latched one are
-// refused before spending the crypto on them; a packet is only latched to
-// once it authenticates, so forged RTP cannot steer the stream.
-func (s *Session) unprotectRTP(b []byte, src netip.AddrPort) ([]byte, bool) {
-	st := &s.recv.srtp
-	if st.ctx == nil {
-		s.drop(dropSRTPAuth) // the key could not be used: nothing authenticates
-		return nil, false
-	}
-	h := &s.recv.srtpHdr
-	hn, err := h.Unmarshal(b)
-	if err != nil || h.Version != 2 || len(b) < hn+st.key.Suite.authTagLen()+int(st.key.MKILen) {
-		s.drop(dropMalformed)
-		return nil, false
-	}
-	s.mu.Lock()
-	wrong := s.latched && src != s.remote
-	s.mu.Unlock()
-	if wrong {
-		s.drop(dropWrongSource)
-		return nil, false
-	}
-	out, err := st.ctx.DecryptRTP(s.recv.plain, b, h)
-	if err != nil {
-		if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) || errors.Is(err, srtp.ErrMKINotFound) {
-			s.drop(dropSRTPAuth)
-		} else {
-			s.drop(dropLate) // replayed (RFC 3711 §3.3.2)
-		}
-		return nil, false
-	}
-	return out, true
-}
-
-func (s *Session) flushJitter() {
-	jb := s.recv.jb
-	before := jb.skipped
-	jb.drain(s.deliverSlotFn)
-	jb.reset()
-	s.skipped.Add(jb.skipped - before)
-}
-
-// playout releases every frame the jitter buffer is ready to give up.
-func (s *Session) playout(now time.Duration) {
-	jb := s.recv.jb
-	before := jb.skipped
-	for {
-		slot := jb.pop(now)
-		if slot == nil {
-			break
-		}
-		s.deliver(slot)
-	}
-	if jb.skipped != before {
-		s.skipped.Add(jb.skipped - before)
-	}
-}
-
-// deliver decodes a payload and hands it to OnAudio in 20 ms frames,
-// whatever the peer's ptime.
-func (s *Session) deliver(slot *jbSlot) {
-	if slot.kind != slotAudio || s.cfg.OnAudio == nil {
-		return
-	}
-	r := &s.recv
-	decodeFrame(slot.alaw, r.pcm[r.pcmN:], slot.payload[:slot.n])
-	r.pcmN += slot.n
-	off := 0
-	for r.pcmN-off >= FrameSamples {
-		s.cfg.OnAudio(r.pcm[off : off+FrameSamples])
-		off += FrameSamples
-	}
-	if off > 0 {
-		r.pcmN = copy(r.pcm[:], r.pcm[off:r.pcmN])
-	}
-}
-
-func (s *Session) reportDTMF(ev DTMFEvent) {
-	s.dtmfEvents.Add(1)
-	s.m.dtmfEvent()
-	s.log.Debug("dtmf", "digit", string(ev.Digit), "duration", ev.Duration)
-	if s.cfg.OnDTMF != nil {
-		s.cfg.OnDTMF(ev)
-	}
-}
-
-// ---- send path ----
-
-func (s *Session) paceLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(frameDuration)
-	defer t.Stop()
-	s.pace() // first frame right away: it opens NAT bindings and lets the peer latch
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.pace()
-		}
-	}
-}
-
-// pace sends the frames due by now. Timestamps derive from the frame index
-// on the monotonic clock, so ticker jitter never accumulates into drift.
-func (s *Session) pace() {
-	due := uint64((s.since()-s.send.paceFrom)/frameDuration) + 1
-	if due > s.send.frame+maxCatchUp {
-		s.send.frame = due - maxCatchUp
-		s.send.gap = true
-	}
-	for ; s.send.frame < due; s.send.frame++ {
-		s.sendFrame(s.send.frame)
-	}
-}
-
-func (s *Session) sendFrame(frame uint64) {
-	st := &s.send
-	ts := s.tsBase + uint32(frame)*FrameSamples
-
-	s.mu.Lock()
-	dest := s.remote
-	canSend := s.canSendLocked()
-	codec := s.codec
-	dtmfPT := s.dtmfPT
-	s.mu.Unlock()
-
-	var pcm []int16
-	talk := false
-	if s.cfg.Source != nil {
-		pcm, talk = s.cfg.Source()
-	}
-	if !canSend {
-		st.sending = false
-		st.dtmf.active = false
-		return
-	}
-
-	payload := st.buf[rtpHeaderLen:]
-	var n int
-	var marker bool
-	pt := codec.PayloadType
-	if !st.dtmf.active && dtmfPT != 0 {
-		select {
-		case ev := <-s.dtmfQ:
-			code, _ := digitEvent(ev.Digit)
-			st.dtmf.start(ev, code, ts)
-		default:
-		}
-	}
-	if st.dtmf.active && dtmfPT != 0 {
-		ts, marker = st.dtmf.next(payload)
-		n, pt = 4, dtmfPT
-	} else {
-		st.dtmf.active = false
-		n = FrameSamples
-		if !talk {
-			pcm = st.silence[:]
-		}
-		if len(pcm) >= FrameSamples {
-			encodeFrame(codec, payload[:FrameSamples], pcm[:FrameSamples])
-		} else {
-			encodeFrame(codec, payload[:len(pcm)], pcm)
-			encodeFrame(codec, payload[len(pcm):FrameSamples], st.silence[len(pcm):])
-		}
-		// RFC 3551 §4.1: marker on the first packet of a talkspurt.
-		marker = !st.sentAny || !st.sending || st.gap || (talk && !st.talking)
-		st.talking = talk
-		st.gap = false
-	}
-
-	h := rtp.Header{Version: 2, Marker: marker, PayloadType: pt, SequenceNumber: st.seq, Timestamp: ts, SSRC: s.ssrc}
-	hn, err := h.MarshalTo(st.buf[:])
-	if err != nil {
-		return
-	}
-	pkt := st.buf[:hn+n]
-	if hn != rtpHeaderLen {
-		copy(st.buf[hn:], payload[:n])
-	}
-	if st.srtp.sync(s.keys.Load(), true, false) {
-		if st.srtp.ctx == nil {
-			return // the key could not be used; never send in the clear
-		}
-		if pkt, err = st.srtp.ctx.EncryptRTP(st.enc[:0], pkt, &st.srtpHdr); err != nil {
-			s.log.Debug("srtp protect", "err", err)
-			return
-		}
-	}
-	st.seq++
-	st.sentAny, st.sending = true, true
-	if _, err := s.conn.WriteToUDPAddrPort(pkt, dest); err != nil {
-		s.log.Debug("rtp write", "err", err)
-		return
-	}
-	s.packetsOut.Add(1)
-	s.bytesOut.Add(uint64(len(pkt)))
-	s.payloadOut.Add(uint64(n))
-	s.m.sent(len(pkt))
-}
+// drop counts a refused packet under its reason.
+func (s *Session) drop(r dropReason) { s.drops[r].Add(1) }

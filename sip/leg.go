@@ -2,6 +2,7 @@ package sip
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/emiago/sipgo"
@@ -17,7 +18,7 @@ type leg struct {
 	mu             sync.Mutex
 	local          *media.LocalSDP
 	ports          *media.Ports
-	srtp           string           // SRTP policy for offers we receive
+	srtp           SRTPPolicy       // for offers we receive
 	media          *media.Session   // nil until the dialog is confirmed
 	negotiated     media.Negotiated // current remote description
 	awaitingAnswer bool             // our offer waits for the answer in an ACK
@@ -28,7 +29,7 @@ func newLeg(s *Server, ports *media.Ports) leg {
 	return leg{local: media.NewLocalSDP(s.cfg.MediaAddr, ports.Port, "handoff"), ports: ports, srtp: s.cfg.SRTP}
 }
 
-// SRTP policies (Config.SRTP).
+// SRTPPolicy is the media encryption policy of Config.SRTP.
 //
 // An offer with a secure profile (RTP/SAVP, RTP/SAVPF) or a=crypto lines
 // gets SRTP when the policy is optional or required, and 488 when it is
@@ -39,11 +40,22 @@ func newLeg(s *Server, ports *media.Ports) leg {
 // return also offers SRTP to a sips: or transport=tls destination unless
 // the policy is off. Once a dialog runs SRTP, an offer to drop it is
 // refused (488): no silent downgrade mid-call.
+type SRTPPolicy string
+
 const (
-	SRTPOff      = "off"
-	SRTPOptional = "optional"
-	SRTPRequired = "required"
+	SRTPOff      SRTPPolicy = "off"
+	SRTPOptional SRTPPolicy = "optional"
+	SRTPRequired SRTPPolicy = "required"
 )
+
+// ParseSRTPPolicy reads a policy as configured: off, optional or required.
+func ParseSRTPPolicy(s string) (SRTPPolicy, error) {
+	switch p := SRTPPolicy(s); p {
+	case SRTPOff, SRTPOptional, SRTPRequired:
+		return p, nil
+	}
+	return "", fmt.Errorf("%q is not off, optional or required", s)
+}
 
 var (
 	errSRTPOff       = errors.New("SRTP not enabled")
@@ -54,7 +66,7 @@ var (
 )
 
 // negotiateOffer negotiates an offer under an SRTP policy.
-func negotiateOffer(d *media.Description, policy string) (media.Negotiated, error) {
+func negotiateOffer(d *media.Description, policy SRTPPolicy) (media.Negotiated, error) {
 	plainOnly := func() *media.Description {
 		p := *d
 		p.Crypto, p.CryptoLines = nil, 0
@@ -164,6 +176,7 @@ func (l *leg) startMedia(cfg media.SessionConfig) error {
 	n := l.negotiated
 	cfg.Ports, cfg.Remote, cfg.Codec, cfg.DTMFPayloadType, cfg.RemoteDirection = l.ports, n.Remote, n.Codec, n.DTMFPayloadType, n.RemoteDirection
 	cfg.LocalKey, cfg.RemoteKey = n.LocalKey, n.RemoteKey
+	cfg.CNPayloadType = n.CNPayloadType
 	sess, err := media.NewSession(cfg)
 	if err != nil {
 		return err

@@ -24,29 +24,56 @@ type ReturnConfig struct {
 	// default) or REFER (only after a failed INVITE, to the same returnUri).
 	Fallback transfer.ReturnType
 	// ContextEncoding is how the outcome rides on the Refer-To URI (and the
-	// return INVITE): "headers" (URI headers, which become headers of the
-	// transferee's INVITE; the default) or "params" (URI parameters).
-	ContextEncoding string
+	// return INVITE): ContextHeaders (the default) or ContextParams.
+	ContextEncoding ContextEncoding
 	// MaxContextBytes caps the encoded outcome; past it variables are
 	// dropped (in key order, last first) and a truncation marker is added.
 	MaxContextBytes int
 }
 
+// ContextEncoding is how the agent's outcome rides on a return URI.
+type ContextEncoding string
+
+const (
+	// ContextHeaders: URI headers, which become headers of the transferee's INVITE.
+	ContextHeaders ContextEncoding = "headers"
+	// ContextParams: URI parameters.
+	ContextParams ContextEncoding = "params"
+)
+
+// ParseContextEncoding reads an encoding as configured: headers or params.
+func ParseContextEncoding(s string) (ContextEncoding, error) {
+	switch e := ContextEncoding(s); e {
+	case ContextHeaders, ContextParams:
+		return e, nil
+	}
+	return "", fmt.Errorf("%q: want headers or params", s)
+}
+
+// Defaults of the ReturnConfig fields left zero.
+const (
+	DefaultReferTimeout    = 30 * time.Second
+	DefaultRingTimeout     = 60 * time.Second
+	DefaultFallback        = transfer.ReturnBye
+	DefaultContextEncoding = ContextHeaders
+	DefaultMaxContextBytes = 1024
+)
+
 func (c *ReturnConfig) defaults() {
 	if c.ReferTimeout <= 0 {
-		c.ReferTimeout = 30 * time.Second
+		c.ReferTimeout = DefaultReferTimeout
 	}
 	if c.RingTimeout <= 0 {
-		c.RingTimeout = 60 * time.Second
+		c.RingTimeout = DefaultRingTimeout
 	}
 	if c.Fallback == "" {
-		c.Fallback = transfer.ReturnBye
+		c.Fallback = DefaultFallback
 	}
 	if c.ContextEncoding == "" {
-		c.ContextEncoding = "headers"
+		c.ContextEncoding = DefaultContextEncoding
 	}
 	if c.MaxContextBytes <= 0 {
-		c.MaxContextBytes = 1024
+		c.MaxContextBytes = DefaultMaxContextBytes
 	}
 }
 
@@ -228,7 +255,7 @@ func withContext(uri string, out transfer.OutputContext, cfg ReturnConfig) (stri
 	if err := sip.ParseUri(uri, &u); err != nil {
 		return "", fmt.Errorf("returnUri: %w", err)
 	}
-	asParams := cfg.ContextEncoding == "params"
+	asParams := cfg.ContextEncoding == ContextParams
 	var parts []string
 	size := 0
 	truncated := false

@@ -94,9 +94,9 @@ type Config struct {
 	// return calls; nil turns TLS off.
 	TLS *tls.Config
 	// SRTP is the media encryption policy (SDES, RFC 4568): SRTPOff,
-	// SRTPOptional (the default) or SRTPRequired; see SRTPOff for what each
-	// means for offers, answers and the INVITE return.
-	SRTP string
+	// SRTPOptional (the default) or SRTPRequired; see SRTPPolicy for what
+	// each means for offers, answers and the INVITE return.
+	SRTP SRTPPolicy
 
 	// dropInbound, when set, drops the raw inbound SIP messages it returns
 	// true for (fault-injection tests: lost INVITEs, ACKs, BYEs).
@@ -107,15 +107,26 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
+// Defaults of the Config fields left zero.
+const (
+	DefaultTransferHeader = "X-Call-Transfer-Id"
+	DefaultAckTimeout     = 32 * time.Second // 64*T1, RFC 3261 13.3.1.4
+	DefaultMinSE          = 90 * time.Second // the least RFC 4028 allows
+	DefaultSRTP           = SRTPOptional
+)
+
 func (c *Config) defaults() {
 	if c.TransferHeader == "" {
-		c.TransferHeader = "X-Call-Transfer-Id"
+		c.TransferHeader = DefaultTransferHeader
 	}
 	if c.AckTimeout <= 0 {
-		c.AckTimeout = 32 * time.Second
+		c.AckTimeout = DefaultAckTimeout
 	}
 	if c.MinSE <= 0 {
-		c.MinSE = 90 * time.Second
+		c.MinSE = DefaultMinSE
+	}
+	if c.SRTP == "" {
+		c.SRTP = DefaultSRTP
 	}
 	if c.RetryAfter <= 0 {
 		c.RetryAfter = 30 * time.Second
@@ -168,12 +179,11 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 	if cfg.Ports == nil || cfg.Pipeline == nil {
 		return nil, errors.New("sip: Ports and Pipeline are required")
 	}
-	switch cfg.SRTP {
-	case "":
-		cfg.SRTP = SRTPOptional
-	case SRTPOff, SRTPOptional, SRTPRequired:
-	default:
-		return nil, fmt.Errorf("sip: SRTP policy %q (want off, optional or required)", cfg.SRTP)
+	if _, err := ParseSRTPPolicy(string(cfg.SRTP)); err != nil {
+		return nil, fmt.Errorf("sip: SRTP policy %w", err)
+	}
+	if _, err := ParseContextEncoding(string(cfg.Return.ContextEncoding)); err != nil {
+		return nil, fmt.Errorf("sip: return context encoding %w", err)
 	}
 	if len(cfg.Listen) == 0 {
 		return nil, errors.New("sip: no listen address")

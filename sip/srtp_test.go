@@ -260,11 +260,12 @@ func TestSRTPPolicy(t *testing.T) {
 		return bytes.Replace(srtpOffer(p, short, "0"), []byte(base64.StdEncoding.EncodeToString(short.Key[:])), []byte("AAAAAAAA"), 1)
 	}
 	for _, tc := range []struct {
-		name, policy string
-		offer        func(*phone) []byte
-		want         int
-		warning      string
-		srtp         bool
+		name    string
+		policy  SRTPPolicy
+		offer   func(*phone) []byte
+		want    int
+		warning string
+		srtp    bool
 	}{
 		{"off refuses SAVP", SRTPOff, savp, 488, "SRTP not enabled", false},
 		{"off answers best-effort crypto plain", SRTPOff, bestEffort, 200, "", false},
@@ -341,8 +342,9 @@ func TestSRTPRequiredDelayedOffer(t *testing.T) {
 
 func TestReturnOfferSRTP(t *testing.T) {
 	for _, tc := range []struct {
-		policy, uri string
-		srtp        bool
+		policy SRTPPolicy
+		uri    string
+		srtp   bool
 	}{
 		{SRTPOptional, "sip:ret@127.0.0.1:5060", false},
 		{SRTPOptional, "sips:ret@127.0.0.1:5061", true},

@@ -6,18 +6,17 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"reflect"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
-	"gopkg.in/yaml.v3"
 )
 
 // Config is the whole process configuration. It is loaded from built-in
@@ -130,11 +129,11 @@ type FloodConfig struct {
 
 // ReturnConfig tunes how calls are handed back by REFER and INVITE.
 type ReturnConfig struct {
-	ReferTimeout    time.Duration `yaml:"refer_timeout"`
-	RingTimeout     time.Duration `yaml:"ring_timeout"`
-	Fallback        string        `yaml:"fallback"`
-	ContextEncoding string        `yaml:"context_encoding"`
-	MaxContextBytes int           `yaml:"max_context_bytes"`
+	ReferTimeout    time.Duration       `yaml:"refer_timeout"`
+	RingTimeout     time.Duration       `yaml:"ring_timeout"`
+	Fallback        transfer.ReturnType `yaml:"fallback"`
+	ContextEncoding sip.ContextEncoding `yaml:"context_encoding"`
+	MaxContextBytes int                 `yaml:"max_context_bytes"`
 }
 
 // HeadersConfig is the API-less mode: transfers created from X-Handoff-
@@ -162,16 +161,15 @@ type DigestUser struct {
 
 // MediaConfig is the RTP side.
 type MediaConfig struct {
-	RTPPorts   string        `yaml:"rtp_ports"`
-	RTPTimeout time.Duration `yaml:"rtp_timeout"`
-	Bind       string        `yaml:"bind"`
-	// SRTP is the media encryption policy: off, optional or required.
-	SRTP string `yaml:"srtp"`
+	RTPPorts   string         `yaml:"rtp_ports"`
+	RTPTimeout time.Duration  `yaml:"rtp_timeout"`
+	Bind       string         `yaml:"bind"`
+	SRTP       sip.SRTPPolicy `yaml:"srtp"` // media encryption: off, optional or required
 }
 
 // AgentConfig selects the agent pipeline.
 type AgentConfig struct {
-	Mode        string        `yaml:"mode"`
+	Mode        string        `yaml:"mode"` // agentLoopback or agentWebSocket
 	MaxDuration time.Duration `yaml:"max_duration"`
 	URL         string        `yaml:"url"`
 	// Token is sent as "Authorization: Bearer <token>" (websocket mode).
@@ -205,57 +203,44 @@ const (
 	devCredentialSecret = "dev-secret"
 )
 
+// Agent pipelines (agent.mode).
+const (
+	agentLoopback  = "loopback"
+	agentWebSocket = "websocket"
+)
+
 // Defaults returns the built-in configuration: everything on loopback, an
 // embedded store under ./data, the loopback agent and one dev credential.
+// Where a package has a default of its own, it is referenced, not retyped.
 func Defaults() Config {
+	tls := TLSConfig{MinVersion: "1.2"}
 	return Config{
-		HTTP: HTTPConfig{
-			Listen:       "127.0.0.1:8080",
-			MaxBodyBytes: 64 << 10,
-			RateLimit:    50,
-			RateBurst:    100,
-			TLS:          TLSConfig{MinVersion: "1.2"},
-		},
+		HTTP: HTTPConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: control.DefaultMaxBodyBytes,
+			RateLimit: control.DefaultRateLimit, RateBurst: control.DefaultRateBurst, TLS: tls},
 		Auth: AuthConfig{Credentials: []Credential{{ID: devCredentialID, Secret: devCredentialSecret}}},
-		Numbers: NumbersConfig{
-			TTL:        10 * time.Minute,
-			Quarantine: 5 * time.Minute,
-			Pools:      map[string][]string{"US": {"+19995550100-+19995550199"}},
-		},
+		Numbers: NumbersConfig{TTL: transfer.DefaultTTL, Quarantine: 5 * time.Minute,
+			Pools: map[string][]string{"US": {"+19995550100-+19995550199"}}},
 		Store: StoreConfig{Path: "data/handoff.db", RedisPrefix: transfer.DefaultRedisPrefix, Retention: 30 * 24 * time.Hour},
 		Node:  NodeConfig{Heartbeat: transfer.DefaultHeartbeatInterval, Grace: transfer.DefaultNodeGrace},
 		SIP: SIPConfig{
 			Listen:         []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"},
 			TrustedCIDRs:   []string{"127.0.0.0/8", "::1/128"},
-			TransferHeader: "X-Call-Transfer-Id",
-			AckTimeout:     32 * time.Second,
-			SessionMinSE:   90 * time.Second,
-			TLS:            TLSConfig{MinVersion: "1.2"},
+			TransferHeader: sip.DefaultTransferHeader,
+			AckTimeout:     sip.DefaultAckTimeout,
+			SessionMinSE:   sip.DefaultMinSE,
+			TLS:            tls,
 			Flood:          FloodConfig{Rate: 20, Burst: 40},
-			Return: ReturnConfig{
-				ReferTimeout:    30 * time.Second,
-				RingTimeout:     60 * time.Second,
-				Fallback:        "BYE",
-				ContextEncoding: "headers",
-				MaxContextBytes: 1024,
-			},
+			Return: ReturnConfig{ReferTimeout: sip.DefaultReferTimeout, RingTimeout: sip.DefaultRingTimeout,
+				Fallback: sip.DefaultFallback, ContextEncoding: sip.DefaultContextEncoding, MaxContextBytes: sip.DefaultMaxContextBytes},
 			HeadersMode: HeadersConfig{User: "agent", Owner: devCredentialID},
 		},
-		Media: MediaConfig{
-			RTPPorts:   "20000-20999",
-			RTPTimeout: 30 * time.Second,
-			Bind:       "127.0.0.1",
-			SRTP:       "optional",
-		},
-		Agent: AgentConfig{Mode: "loopback", MaxDuration: 5 * time.Minute, ConnectTimeout: 3 * time.Second,
-			Format: "mulaw", FallbackTransferType: "AGENT"},
+		Media: MediaConfig{RTPPorts: "20000-20999", RTPTimeout: 30 * time.Second, Bind: "127.0.0.1", SRTP: sip.DefaultSRTP},
+		Agent: AgentConfig{Mode: agentLoopback, MaxDuration: 5 * time.Minute, ConnectTimeout: agent.DefaultConnectTimeout,
+			Format: agent.FormatMulaw.String(), FallbackTransferType: agent.TransferAgent},
 		Log:   LogConfig{Level: "info", Format: "json"},
 		Drain: DrainConfig{Delay: 0, Timeout: 30 * time.Second},
 	}
 }
-
-// envPrefix starts every environment override: HANDOFF_<SECTION>_<KEY>.
-const envPrefix = "HANDOFF_"
 
 // Load builds the configuration: Defaults, then the YAML file at path (if
 // path is not empty; unknown keys are errors), then environment overrides
@@ -304,140 +289,6 @@ func (c *Config) loadFile(path string) error {
 	return nil
 }
 
-// envVar is one leaf key of the configuration and its environment variable.
-type envVar struct {
-	Key   string // dotted YAML key, e.g. "numbers.ttl"
-	Env   string // e.g. "HANDOFF_NUMBERS_TTL"
-	field reflect.Value
-}
-
-// configKeys lists every leaf key of cfg in declaration order. Lists of
-// records (auth.credentials, sip.digest.users) are one key each.
-func configKeys(cfg *Config) []envVar {
-	var out []envVar
-	var walk func(v reflect.Value, path []string)
-	walk = func(v reflect.Value, path []string) {
-		t := v.Type()
-		for i := range t.NumField() {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			p := append(slices.Clone(path), name)
-			f := v.Field(i)
-			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeFor[time.Duration]() {
-				walk(f, p)
-				continue
-			}
-			out = append(out, envVar{
-				Key:   strings.Join(p, "."),
-				Env:   envPrefix + strings.ToUpper(strings.Join(p, "_")),
-				field: f,
-			})
-		}
-	}
-	walk(reflect.ValueOf(cfg).Elem(), nil)
-	return out
-}
-
-// applyEnv overrides keys from the environment. Formats: durations as Go
-// durations ("90s"), lists comma-separated, auth.credentials as
-// "id:secret,id2:secret2", sip.digest.users as "user:password,...", and
-// numbers.pools as "US=+1...-+1...,+1...;GB=+44...".
-func applyEnv(cfg *Config, lookupEnv func(string) (string, bool)) error {
-	var errs []error
-	for _, k := range configKeys(cfg) {
-		raw, ok := lookupEnv(k.Env)
-		raw = strings.TrimSpace(raw)
-		if !ok || raw == "" {
-			continue
-		}
-		if err := setFromEnv(k.field, raw); err != nil {
-			errs = append(errs, fmt.Errorf("%s (%s): %w", k.Env, k.Key, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func setFromEnv(f reflect.Value, raw string) error {
-	switch p := f.Addr().Interface().(type) {
-	case *string:
-		*p = raw
-	case *time.Duration:
-		d, err := time.ParseDuration(raw)
-		if err != nil {
-			return fmt.Errorf("%q is not a duration (use e.g. 90s, 10m)", raw)
-		}
-		*p = d
-	case *int:
-		n, err := strconv.Atoi(raw)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", raw)
-		}
-		*p = n
-	case *int64:
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", raw)
-		}
-		*p = n
-	case *bool:
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
-			return fmt.Errorf("%q is not a boolean (use true or false)", raw)
-		}
-		*p = b
-	case *float64:
-		n, err := strconv.ParseFloat(raw, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", raw)
-		}
-		*p = n
-	case *[]string:
-		*p = splitList(raw, ",")
-	case *[]Credential:
-		var creds []Credential
-		for _, item := range splitList(raw, ",") {
-			id, secret, ok := strings.Cut(item, ":")
-			if !ok {
-				return errors.New("want comma-separated id:secret pairs")
-			}
-			creds = append(creds, Credential{ID: id, Secret: secret})
-		}
-		*p = creds
-	case *[]DigestUser:
-		var users []DigestUser
-		for _, item := range splitList(raw, ",") {
-			u, pw, ok := strings.Cut(item, ":")
-			if !ok {
-				return errors.New("want comma-separated username:password pairs")
-			}
-			users = append(users, DigestUser{Username: u, Password: pw})
-		}
-		*p = users
-	case *map[string][]string:
-		pools := map[string][]string{}
-		for _, item := range splitList(raw, ";") {
-			cc, entries, ok := strings.Cut(item, "=")
-			if !ok {
-				return fmt.Errorf("%q: want COUNTRY=ENTRY[,ENTRY] (numbers or +A-+B ranges)", item)
-			}
-			pools[strings.TrimSpace(cc)] = append(pools[strings.TrimSpace(cc)], splitList(entries, ",")...)
-		}
-		*p = pools
-	default:
-		return fmt.Errorf("no environment format for %s", f.Type())
-	}
-	return nil
-}
-
-func splitList(s, sep string) []string {
-	var out []string
-	for _, part := range strings.Split(s, sep) {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
-}
-
 // resolve reads secret files and fills in derived values.
 func (c *Config) resolve() error {
 	// An empty list or map is the same as none ("users: []" == no users).
@@ -446,68 +297,69 @@ func (c *Config) resolve() error {
 			k.field.SetZero()
 		}
 	}
-	var errs []error
-	for i := range c.Auth.Credentials {
-		cr := &c.Auth.Credentials[i]
-		if cr.SecretFile == "" {
-			continue
-		}
-		if cr.Secret != "" {
-			errs = append(errs, fmt.Errorf("auth.credentials[%d] (%s): set secret or secret_file, not both", i, cr.ID))
-			continue
-		}
-		s, err := readSecretFile(cr.SecretFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("auth.credentials[%d] (%s): secret_file: %w", i, cr.ID, err))
-			continue
-		}
-		cr.Secret = s
-	}
-	for i := range c.SIP.Digest.Users {
-		u := &c.SIP.Digest.Users[i]
-		if u.PasswordFile == "" {
-			continue
-		}
-		if u.Password != "" {
-			errs = append(errs, fmt.Errorf("sip.digest.users[%d] (%s): set password or password_file, not both", i, u.Username))
-			continue
-		}
-		s, err := readSecretFile(u.PasswordFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("sip.digest.users[%d] (%s): password_file: %w", i, u.Username, err))
-			continue
-		}
-		u.Password = s
-	}
-	if c.Agent.TokenFile != "" {
-		if c.Agent.Token != "" {
-			errs = append(errs, errors.New("agent: set token or token_file, not both"))
-		} else if tok, err := readSecretFile(c.Agent.TokenFile); err != nil {
-			errs = append(errs, fmt.Errorf("agent.token_file: %w", err))
-		} else {
-			c.Agent.Token = tok
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := c.readSecrets(); err != nil {
 		return err
 	}
 	if c.Node.ID == "" {
 		c.Node.ID, _ = os.Hostname()
 	}
-	if c.SIP.ExternalHost == "" && len(c.SIP.Listen) > 0 {
-		if l, err := ParseSIPListen(c.SIP.Listen[0]); err == nil {
-			c.SIP.ExternalHost = deriveExternalHost(l.Addr)
-		}
-	} else if c.SIP.ExternalHost != "" && len(c.SIP.Listen) > 0 {
-		// A host without a port advertises the first listen port.
-		if _, _, err := net.SplitHostPort(c.SIP.ExternalHost); err != nil {
-			if l, err := ParseSIPListen(c.SIP.Listen[0]); err == nil {
-				_, port, _ := net.SplitHostPort(l.Addr)
-				c.SIP.ExternalHost = net.JoinHostPort(strings.Trim(c.SIP.ExternalHost, "[]"), port)
-			}
-		}
-	}
+	c.SIP.ExternalHost = c.SIP.externalHost()
 	return nil
+}
+
+// readSecrets reads every secret_file, password_file and token_file.
+func (c *Config) readSecrets() error {
+	keys := keyNamesOf(c)
+	var errs []error
+	for i := range c.Auth.Credentials {
+		cr := &c.Auth.Credentials[i]
+		where := fmt.Sprintf("%s[%d] (%s)", keys.of(&c.Auth.Credentials), i, cr.ID)
+		errs = append(errs, readSecret(where, "secret", &cr.Secret, "secret_file", cr.SecretFile))
+	}
+	for i := range c.SIP.Digest.Users {
+		u := &c.SIP.Digest.Users[i]
+		where := fmt.Sprintf("%s[%d] (%s)", keys.of(&c.SIP.Digest.Users), i, u.Username)
+		errs = append(errs, readSecret(where, "password", &u.Password, "password_file", u.PasswordFile))
+	}
+	errs = append(errs, readSecret(keys.of(&c.Agent), "token", &c.Agent.Token, "token_file", c.Agent.TokenFile))
+	return errors.Join(errs...)
+}
+
+// readSecret sets *secret from the file named file, if any; where names
+// the record in errors.
+func readSecret(where, secretName string, secret *string, fileName, file string) error {
+	switch {
+	case file == "":
+		return nil
+	case *secret != "":
+		return fmt.Errorf("%s: set %s or %s, not both", where, secretName, fileName)
+	}
+	s, err := readSecretFile(file)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", where, fileName, err)
+	}
+	*secret = s
+	return nil
+}
+
+// externalHost is sip.external_host as advertised: the first listen
+// address when it is empty, with the first listen port when it has none.
+func (s *SIPConfig) externalHost() string {
+	if len(s.Listen) == 0 {
+		return s.ExternalHost
+	}
+	l, err := ParseSIPListen(s.Listen[0])
+	if err != nil {
+		return s.ExternalHost
+	}
+	if s.ExternalHost == "" {
+		return deriveExternalHost(l.Addr)
+	}
+	if _, _, err := net.SplitHostPort(s.ExternalHost); err == nil {
+		return s.ExternalHost
+	}
+	_, port, _ := net.SplitHostPort(l.Addr)
+	return net.JoinHostPort(strings.Trim(s.ExternalHost, "[]"), port)
 }
 
 func readSecretFile(path string) (string, error) {
@@ -544,31 +396,6 @@ func deriveExternalHost(addr string) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// SIPListen is one parsed sip.listen entry.
-type SIPListen struct {
-	Network string // "udp" or "tcp"
-	Addr    string // host:port
-}
-
-// ParseSIPListen parses "udp://host:port" or "tcp://host:port".
-func ParseSIPListen(s string) (SIPListen, error) {
-	network, addr, ok := strings.Cut(s, "://")
-	if !ok || (network != "udp" && network != "tcp" && network != "tls") {
-		return SIPListen{}, fmt.Errorf("%q: want udp://host:port, tcp://host:port or tls://host:port", s)
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return SIPListen{}, fmt.Errorf("%q: %v", s, err)
-	}
-	if _, err := netip.ParseAddr(host); err != nil {
-		return SIPListen{}, fmt.Errorf("%q: host must be an IP address", s)
-	}
-	if _, err := parsePort(port); err != nil {
-		return SIPListen{}, fmt.Errorf("%q: %v", s, err)
-	}
-	return SIPListen{Network: network, Addr: addr}, nil
 }
 
 // SIPListeners returns sip.listen parsed (valid after Load).
@@ -618,248 +445,4 @@ func (c *Config) UsesDevCredential() bool {
 		}
 	}
 	return false
-}
-
-func parsePort(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 65535 {
-		return 0, fmt.Errorf("%q is not a port number", s)
-	}
-	return n, nil
-}
-
-func parsePortRange(s string) (int, int, error) {
-	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
-	if !ok {
-		return 0, 0, fmt.Errorf("%q: want FIRST-LAST, e.g. 20000-20999", s)
-	}
-	first, err1 := parsePort(strings.TrimSpace(a))
-	last, err2 := parsePort(strings.TrimSpace(b))
-	switch {
-	case err1 != nil || err2 != nil:
-		return 0, 0, fmt.Errorf("%q: want FIRST-LAST, e.g. 20000-20999", s)
-	case first < 1024:
-		return 0, 0, fmt.Errorf("%q: ports below 1024 are not allowed", s)
-	case last < first+1:
-		return 0, 0, fmt.Errorf("%q: the range must hold at least two ports, first below last", s)
-	}
-	return first, last, nil
-}
-
-// Validate checks every key and reports all problems at once.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	positive := func(key string, d time.Duration) {
-		if d <= 0 {
-			bad(key, "must be a positive duration, got %s", d)
-		}
-	}
-
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		bad("http.listen", "%q: want host:port (%v)", c.HTTP.Listen, err)
-	}
-	if c.HTTP.MaxBodyBytes <= 0 {
-		bad("http.max_body_bytes", "must be positive, got %d", c.HTTP.MaxBodyBytes)
-	}
-	if c.HTTP.RateLimit == 0 {
-		bad("http.rate_limit", "must be positive (requests per second) or negative (no limit), not 0")
-	}
-	if c.HTTP.RateBurst <= 0 {
-		bad("http.rate_burst", "must be positive, got %d", c.HTTP.RateBurst)
-	}
-
-	if len(c.Auth.Credentials) == 0 {
-		bad("auth.credentials", "at least one {id, secret} credential is required")
-	}
-	seen := map[string]bool{}
-	for i, cr := range c.Auth.Credentials {
-		key := fmt.Sprintf("auth.credentials[%d]", i)
-		switch {
-		case cr.ID == "":
-			bad(key, "id is empty")
-		case cr.Secret == "":
-			bad(key, "credential %q has no secret (set secret or secret_file)", cr.ID)
-		case seen[cr.ID]:
-			bad(key, "id %q is configured twice", cr.ID)
-		}
-		seen[cr.ID] = true
-	}
-
-	positive("numbers.ttl", c.Numbers.TTL)
-	if c.Numbers.Quarantine < 0 {
-		bad("numbers.quarantine", "must not be negative, got %s", c.Numbers.Quarantine)
-	}
-	if _, err := transfer.ExpandPools(c.Numbers.Pools); err != nil {
-		errs = append(errs, err) // already names numbers.pools
-	}
-
-	if c.Store.Path == "" {
-		bad("store.path", "is empty")
-	}
-	if c.Store.RedisURL != "" {
-		if u, err := url.Parse(c.Store.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			bad("store.redis_url", "want redis://[user:password@]host:port[/db], rediss://... or unix:///path")
-		}
-	}
-	if c.Store.RedisPrefix == "" {
-		bad("store.redis_prefix", "is empty")
-	}
-	if c.Node.ID == "" || strings.ContainsAny(c.Node.ID, " \t\r\n") {
-		bad("node.id", "%q: want a non-empty name without spaces (default: the host name)", c.Node.ID)
-	}
-	positive("node.heartbeat", c.Node.Heartbeat)
-	positive("node.grace", c.Node.Grace)
-
-	if len(c.SIP.Listen) == 0 {
-		bad("sip.listen", "at least one udp:// or tcp:// address is required")
-	}
-	for i, s := range c.SIP.Listen {
-		if _, err := ParseSIPListen(s); err != nil {
-			bad(fmt.Sprintf("sip.listen[%d]", i), "%v", err)
-		}
-	}
-	if host, port, err := net.SplitHostPort(c.SIP.ExternalHost); err != nil || host == "" {
-		bad("sip.external_host", "%q: want host[:port]", c.SIP.ExternalHost)
-	} else if _, err := parsePort(port); err != nil {
-		bad("sip.external_host", "%v", err)
-	} else if strings.ContainsAny(host, "@;?<> ") {
-		bad("sip.external_host", "%q is not a host name or IP address", host)
-	}
-	if h := c.SIP.TransferHost; h != "" && (strings.ContainsAny(h, "@;?<> /") || strings.HasPrefix(h, "sip:")) {
-		bad("sip.transfer_host", "%q: want host[:port], e.g. sip-proxy.example.com:5060", h)
-	}
-	for i, s := range c.SIP.TrustedCIDRs {
-		if _, err := netip.ParsePrefix(s); err != nil {
-			bad(fmt.Sprintf("sip.trusted_cidrs[%d]", i), "%q is not a CIDR prefix (e.g. 10.0.0.0/8)", s)
-		}
-	}
-	if len(c.SIP.Digest.Users) > 0 && c.SIP.Digest.Realm == "" {
-		bad("sip.digest.realm", "is required when sip.digest.users is set")
-	}
-	for i, u := range c.SIP.Digest.Users {
-		if u.Username == "" || u.Password == "" {
-			bad(fmt.Sprintf("sip.digest.users[%d]", i), "username and password (or password_file) are required")
-		}
-	}
-	if len(c.SIP.TrustedCIDRs) == 0 && len(c.SIP.Digest.Users) == 0 {
-		bad("sip.trusted_cidrs", "no trusted CIDRs and no digest users: no INVITE could ever be accepted")
-	}
-	if !validHeaderName(c.SIP.TransferHeader) {
-		bad("sip.transfer_header", "%q is not a SIP header name", c.SIP.TransferHeader)
-	}
-	positive("sip.ack_timeout", c.SIP.AckTimeout)
-	if c.Store.Retention < 0 {
-		bad("store.retention", "must not be negative (0 keeps ended transfers forever), got %s", c.Store.Retention)
-	}
-	checkTLS := func(key string, t TLSConfig) {
-		if (t.CertFile == "") != (t.KeyFile == "") {
-			bad(key+".cert_file", "cert_file and key_file go together")
-		}
-		if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
-			bad(key+".min_version", "%q: want 1.2 or 1.3", t.MinVersion)
-		}
-		if t.ClientCAFile != "" && t.CertFile == "" {
-			bad(key+".client_ca_file", "mutual TLS needs cert_file and key_file too")
-		}
-	}
-	checkTLS("http.tls", c.HTTP.TLS)
-	checkTLS("sip.tls", c.SIP.TLS)
-	for _, l := range c.SIP.Listen {
-		if strings.HasPrefix(l, "tls://") && !c.SIP.TLS.Enabled() {
-			bad("sip.listen", "%q needs sip.tls.cert_file and key_file", l)
-		}
-	}
-	if c.SIP.Flood.Rate < 0 || c.SIP.Flood.Burst < 0 {
-		bad("sip.flood", "rate and burst must not be negative")
-	}
-	if c.SIP.SessionMinSE < 90*time.Second {
-		bad("sip.session_min_se", "must be at least 90s (RFC 4028), got %s", c.SIP.SessionMinSE)
-	}
-	positive("sip.return.refer_timeout", c.SIP.Return.ReferTimeout)
-	positive("sip.return.ring_timeout", c.SIP.Return.RingTimeout)
-	if f := c.SIP.Return.Fallback; f != "BYE" && f != "REFER" {
-		bad("sip.return.fallback", "%q: want BYE or REFER", f)
-	}
-	if e := c.SIP.Return.ContextEncoding; e != "headers" && e != "params" {
-		bad("sip.return.context_encoding", "%q: want headers or params", e)
-	}
-	if n := c.SIP.Return.MaxContextBytes; n < 64 || n > 4096 {
-		bad("sip.return.max_context_bytes", "must be between 64 and 4096, got %d", n)
-	}
-	if h := c.SIP.HeadersMode; h.Enabled {
-		if h.User == "" {
-			bad("sip.headers_mode.user", "is required when sip.headers_mode.enabled is true")
-		}
-		known := false
-		for _, cr := range c.Auth.Credentials {
-			known = known || cr.ID == h.Owner
-		}
-		if !known {
-			bad("sip.headers_mode.owner", "%q is not an auth.credentials id", h.Owner)
-		}
-	}
-
-	if _, _, err := parsePortRange(c.Media.RTPPorts); err != nil {
-		bad("media.rtp_ports", "%v", err)
-	}
-	positive("media.rtp_timeout", c.Media.RTPTimeout)
-	if _, err := netip.ParseAddr(c.Media.Bind); err != nil {
-		bad("media.bind", "%q is not an IP address", c.Media.Bind)
-	}
-	switch c.Media.SRTP {
-	case "off", "optional", "required":
-	default:
-		bad("media.srtp", "%q is not off, optional or required", c.Media.SRTP)
-	}
-
-	switch c.Agent.Mode {
-	case "loopback":
-	case "websocket":
-		u, err := url.Parse(c.Agent.URL)
-		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			bad("agent.url", "%q: a ws:// or wss:// URL is required with agent.mode websocket", redactedURL(c.Agent.URL))
-		}
-		positive("agent.connect_timeout", c.Agent.ConnectTimeout)
-		if _, err := agent.ParseFormat(c.Agent.Format); err != nil {
-			bad("agent.format", "%q: want mulaw, l16-8000 or l16-16000", c.Agent.Format)
-		}
-		if c.Agent.FallbackTransferType == "" {
-			bad("agent.fallback_transfer_type", "is empty (AGENT hands the caller to a person)")
-		}
-	default:
-		bad("agent.mode", "%q: want loopback or websocket", c.Agent.Mode)
-	}
-	positive("agent.max_duration", c.Agent.MaxDuration)
-
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "json", "text":
-	default:
-		bad("log.format", "%q: want json or text", c.Log.Format)
-	}
-
-	if c.Drain.Delay < 0 {
-		bad("drain.delay", "must not be negative, got %s", c.Drain.Delay)
-	}
-	positive("drain.timeout", c.Drain.Timeout)
-	return errors.Join(errs...)
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-.!%*_+`'~", r)) {
-			return false
-		}
-	}
-	return true
 }

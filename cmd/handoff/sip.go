@@ -60,7 +60,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 		Return: sip.ReturnConfig{
 			ReferTimeout:    cfg.SIP.Return.ReferTimeout,
 			RingTimeout:     cfg.SIP.Return.RingTimeout,
-			Fallback:        transfer.ReturnType(cfg.SIP.Return.Fallback),
+			Fallback:        cfg.SIP.Return.Fallback,
 			ContextEncoding: cfg.SIP.Return.ContextEncoding,
 			MaxContextBytes: cfg.SIP.Return.MaxContextBytes,
 		},
@@ -98,9 +98,9 @@ func mediaAddr(bind netip.Addr) netip.Addr {
 
 func newPipeline(c AgentConfig, reg prometheus.Registerer, log *slog.Logger) (agent.Pipeline, error) {
 	switch c.Mode {
-	case "", "loopback":
+	case "", agentLoopback:
 		return agent.Loopback{MaxDuration: c.MaxDuration}, nil
-	case "websocket":
+	case agentWebSocket:
 		format, err := agent.ParseFormat(c.Format)
 		if err != nil {
 			return nil, err

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"net/url"
 	"time"
 
+	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -39,11 +39,6 @@ func nodeConfig(cfg Config) transfer.NodeConfig {
 	return transfer.NodeConfig{ID: cfg.Node.ID, Interval: cfg.Node.Heartbeat, Grace: cfg.Node.Grace}
 }
 
-// redactedURL hides a URL's password.
-func redactedURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
-	}
-	return u.Redacted()
-}
+// redactedURL is agent.RedactURL, the one redactor of the URLs logs and
+// errors show (agent.url, store.redis_url): no user info, no query values.
+func redactedURL(s string) string { return agent.RedactURL(s) }
