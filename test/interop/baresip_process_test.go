@@ -8,7 +8,6 @@ package interop
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,7 +55,7 @@ type baresip struct {
 	sipPort int
 	cmd     *exec.Cmd
 	done    chan struct{}
-	out     *lockedBuffer // stdout and stderr, with the SIP trace (-s)
+	out     *testenv.Buffer // stdout and stderr, with the SIP trace (-s)
 	ctrl    net.Conn
 	events  chan baresipEvent
 	replies chan baresipReply
@@ -82,7 +80,7 @@ func startBaresip(t *testing.T, bin string) *baresip {
 	t.Helper()
 	b := &baresip{
 		t: t, dir: t.TempDir(), sipPort: testenv.FreePort(t, true),
-		done: make(chan struct{}), out: &lockedBuffer{},
+		done: make(chan struct{}), out: &testenv.Buffer{},
 		events: make(chan baresipEvent, 1024), replies: make(chan baresipReply, 4),
 	}
 	ctrlPort := testenv.FreePort(t, false)
@@ -292,24 +290,6 @@ func (b *baresip) decodedDump() string {
 		b.t.Fatalf("want one decoded-audio dump in %s, found %v", b.dir, m)
 	}
 	return m[0]
-}
-
-// lockedBuffer is a bytes.Buffer the process writes while tests read.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // tail returns the last n lines of s.
