@@ -173,34 +173,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeUDPPair finds an even UDP port p with p+1 also free (RTP and RTCP).
-func freeUDPPair(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		a, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := a.LocalAddr().(*net.UDPAddr).Port
-		a.Close()
-		if p%2 == 1 || p+1 > 65535 {
-			continue
-		}
-		a, err = net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		b, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		a.Close()
-		if err == nil {
-			b.Close()
-			return p
-		}
-	}
-	t.Fatal("no free UDP port pair")
-	return 0
-}
-
 // runSIPp runs a scenario of this directory against handoff and requires
 // every one of calls to succeed: exit status 0 and the final statistics
 // row saying calls successful, 0 failed. limit bounds the run.
@@ -246,7 +218,7 @@ func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit
 		"-t", "u1", // UDP, one socket for all calls
 		"-i", "127.0.0.1", "-mi", "127.0.0.1",
 		"-p", strconv.Itoa(port),
-		"-mp", strconv.Itoa(freeUDPPair(t)),
+		"-mp", strconv.Itoa(testenv.FreeUDPRange(t, 2)),
 		"-cp", strconv.Itoa(testenv.FreePort(t, true)), // control socket
 		"-nostdin",
 		"-timeout", strconv.Itoa(int(limit/time.Second)) + "s",
