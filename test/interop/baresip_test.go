@@ -15,6 +15,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -156,7 +157,7 @@ func negotiated(t *testing.T, b *baresip) string {
 // heardTone waits until the agent has heard n frames of baresip's tone.
 func heardTone(t *testing.T, g *gateway, n int) {
 	t.Helper()
-	siptest.Eventually(t, fmt.Sprintf("the agent hears %d frames of baresip's tone", n), func() bool {
+	testenv.Eventually(t, fmt.Sprintf("the agent hears %d frames of baresip's tone", n), func() bool {
 		_, tone, _ := g.agent.heard()
 		return tone >= n
 	})

@@ -13,7 +13,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/handoff/handoff/internal/sipgate"
+	"github.com/handoff/handoff/internal/lateguard"
 	"github.com/handoff/handoff/internal/siptest"
 )
 
@@ -55,7 +55,7 @@ func newTarget(t *testing.T) *target {
 	dua := &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{
 		Address: sip.Uri{Scheme: "sip", User: "queue", Host: "127.0.0.1", Port: addr.Port},
 	}}
-	door := sipgate.New(ua)
+	door := lateguard.New(ua)
 	srv.OnInvite(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) { d.answer(dua, req, tx) }))
 	srv.OnAck(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		if dlg := d.dialog(); dlg != nil {
