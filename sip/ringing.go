@@ -9,9 +9,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// defaultRingingAfter is how long an INVITE may wait for its answer before
+// DefaultRingingAfter is how long an INVITE may wait for its answer before
 // the caller is sent 180 Ringing (Config.RingingAfter).
-const defaultRingingAfter = 500 * time.Millisecond
+const DefaultRingingAfter = 500 * time.Millisecond
 
 // ringingRepeat: a UAS that has not answered SHOULD send a provisional
 // response every minute, so proxies do not cancel the INVITE transaction

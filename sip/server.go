@@ -127,7 +127,7 @@ func (c *Config) defaults() {
 		c.AckTimeout = DefaultAckTimeout
 	}
 	if c.RingingAfter == 0 {
-		c.RingingAfter = defaultRingingAfter
+		c.RingingAfter = DefaultRingingAfter
 	}
 	if c.MinSE <= 0 {
 		c.MinSE = DefaultMinSE

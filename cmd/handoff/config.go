@@ -113,6 +113,7 @@ type SIPConfig struct {
 	Digest         DigestConfig  `yaml:"digest"`
 	TransferHeader string        `yaml:"transfer_header"`
 	AckTimeout     time.Duration `yaml:"ack_timeout"`
+	RingingAfter   time.Duration `yaml:"ringing_after"`
 	SessionMinSE   time.Duration `yaml:"session_min_se"`
 	TLS            TLSConfig     `yaml:"tls"`
 	Flood          FloodConfig   `yaml:"flood"`
@@ -227,6 +228,7 @@ func Defaults() Config {
 			TrustedCIDRs:   []string{"127.0.0.0/8", "::1/128"},
 			TransferHeader: sip.DefaultTransferHeader,
 			AckTimeout:     sip.DefaultAckTimeout,
+			RingingAfter:   sip.DefaultRingingAfter,
 			SessionMinSE:   sip.DefaultMinSE,
 			TLS:            tls,
 			Flood:          FloodConfig{Rate: 20, Burst: 40},

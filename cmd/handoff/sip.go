@@ -56,6 +56,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 		DigestUsers:    users,
 		TransferHeader: cfg.SIP.TransferHeader,
 		AckTimeout:     cfg.SIP.AckTimeout,
+		RingingAfter:   cfg.SIP.RingingAfter,
 		MinSE:          cfg.SIP.SessionMinSE,
 		Return: sip.ReturnConfig{
 			ReferTimeout:    cfg.SIP.Return.ReferTimeout,
