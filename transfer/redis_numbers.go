@@ -33,17 +33,25 @@ type numbersArgs struct {
 // dropped. A number still busy in another country is refused, and then
 // nothing changes.
 func (s *RedisStore) SetNumbers(ctx context.Context, pools map[string][]string, now time.Time) error {
+	known, err := s.rdb.SMembers(ctx, s.key("countries")).Result()
+	if err != nil {
+		return wrap(ctx, err)
+	}
 	countries := slices.Sorted(maps.Keys(pools))
 	for _, cc := range countries {
-		if err := s.eachChunk(ctx, checkNumbersScript, cc, pools[cc], now); err != nil {
-			return err
+		// Only a number of another country can be busy there: with a
+		// single country (or on the first start), there is nothing to check.
+		if slices.ContainsFunc(known, func(k string) bool { return k != cc }) {
+			if err := s.eachChunk(ctx, checkNumbersScript, cc, pools[cc], now); err != nil {
+				return err
+			}
 		}
 	}
-	if err := s.removeUnwanted(ctx, pools, now); err != nil {
+	if err := s.removeUnwanted(ctx, known, pools, now); err != nil {
 		return err
 	}
 	for _, cc := range countries {
-		// A refusal here means a lease raced the check.
+		// A refusal here means a lease or another node raced the check.
 		if err := s.eachChunk(ctx, addNumbersScript, cc, pools[cc], now); err != nil {
 			return err
 		}
@@ -51,18 +59,14 @@ func (s *RedisStore) SetNumbers(ctx context.Context, pools map[string][]string, 
 	return nil
 }
 
-// removeUnwanted runs lua/remove_numbers.lua on every known number that is
-// no longer configured for its country.
-func (s *RedisStore) removeUnwanted(ctx context.Context, pools map[string][]string, now time.Time) error {
+// removeUnwanted runs lua/remove_numbers.lua on every number of the known
+// countries that is no longer configured for its country.
+func (s *RedisStore) removeUnwanted(ctx context.Context, known []string, pools map[string][]string, now time.Time) error {
 	wanted := map[string]string{}
 	for cc, numbers := range pools {
 		for _, n := range numbers {
 			wanted[n] = cc
 		}
-	}
-	known, err := s.rdb.SMembers(ctx, s.key("countries")).Result()
-	if err != nil {
-		return wrap(ctx, err)
 	}
 	for _, cc := range known {
 		numbers, err := s.rdb.ZRange(ctx, s.key("freeat:", cc), 0, -1).Result()
