@@ -104,6 +104,12 @@ func byFreeKey(freeAt time.Time, number []byte) []byte {
 	return k
 }
 
+// appendFill is how full bbolt fills the pages of a bucket whose keys
+// arrive in key order (the pool and the number index at set-up, and the
+// free index, whose keys grow with time: a lease appends): full, where the
+// default split (half) would leave every page half empty.
+const appendFill = 1.0
+
 // putNumber writes a number's record and keeps the free index in step: old
 // is the record it replaces (nil for a new number).
 func putNumber(tx *bolt.Tx, country, number []byte, old *numberRecord, r numberRecord) error {
@@ -111,6 +117,7 @@ func putNumber(tx *bolt.Tx, country, number []byte, old *numberRecord, r numberR
 	if err != nil {
 		return err
 	}
+	byFree.FillPercent = appendFill // its keys grow with time: a lease appends
 	if old != nil && !old.retired {
 		if err := byFree.Delete(byFreeKey(old.freeAt, number)); err != nil {
 			return err
@@ -142,6 +149,7 @@ func rebuildByFree(tx *bolt.Tx) error {
 		if err != nil {
 			return err
 		}
+		byFree.FillPercent = appendFill
 		var keys [][]byte
 		err = tx.Bucket(bucketPools).Bucket(country).ForEach(func(number, v []byte) error {
 			if r := unmarshalNumber(v); !r.retired {
@@ -162,18 +170,19 @@ func rebuildByFree(tx *bolt.Tx) error {
 	})
 }
 
-// SetNumbers implements Store, in one transaction. bbolt splits a page only
-// at commit, so keys put in random order into one bucket within a
-// transaction cost a copy of the growing page each (quadratic: 99 s for
-// 100 000 numbers); every put below goes in key order.
+// SetNumbers implements Store, in one transaction that reads each pool
+// once and writes only what changes. bbolt splits a page only at commit,
+// so keys put in random order into one bucket within a transaction cost a
+// copy of the growing page each (quadratic: 99 s for 100 000 numbers);
+// every put below goes in key order.
 func (s *BoltStore) SetNumbers(ctx context.Context, pools map[string][]string, now time.Time) error {
-	wanted := map[string]string{}
-	for country, numbers := range pools {
-		for _, n := range numbers {
-			wanted[n] = country
-		}
-	}
 	return s.db.Update(func(tx *bolt.Tx) error {
+		missing := map[string]string{} // number -> country, until found in place
+		for country, numbers := range pools {
+			for _, n := range numbers {
+				missing[n] = country
+			}
+		}
 		var countries [][]byte
 		if err := tx.Bucket(bucketPools).ForEach(func(k, _ []byte) error {
 			countries = append(countries, bytes.Clone(k))
@@ -182,26 +191,30 @@ func (s *BoltStore) SetNumbers(ctx context.Context, pools map[string][]string, n
 			return err
 		}
 		for _, country := range countries {
-			if err := removeUnwanted(tx, country, wanted, now); err != nil {
+			if err := settlePool(tx, country, missing, now); err != nil {
 				return err
 			}
 		}
-		return addWanted(tx, wanted)
+		return addNumbers(tx, missing)
 	})
 }
 
-// removeUnwanted retires the country's numbers that are no longer
-// configured there while they are leased or in quarantine, and drops them
-// once free.
-func removeUnwanted(tx *bolt.Tx, country []byte, wanted map[string]string, now time.Time) error {
+// settlePool goes once through a country's pool. It retires the numbers
+// no longer configured there while they are leased or in quarantine, drops
+// them once free, un-retires those configured again, and deletes from
+// missing every number it finds in place (a number is in one pool at most).
+func settlePool(tx *bolt.Tx, country []byte, missing map[string]string, now time.Time) error {
 	pool := tx.Bucket(bucketPools).Bucket(country)
-	var drop, retire [][]byte
+	var drop, retire, back [][]byte
 	err := pool.ForEach(func(k, v []byte) error {
-		if wanted[string(k)] == string(country) {
-			return nil
-		}
-		switch unmarshalNumber(v).stateAt(now) {
-		case "free", "retired":
+		r := unmarshalNumber(v)
+		switch {
+		case missing[string(k)] == string(country):
+			delete(missing, string(k))
+			if r.retired {
+				back = append(back, bytes.Clone(k))
+			}
+		case r.stateAt(now) == "free" || r.stateAt(now) == "retired":
 			drop = append(drop, bytes.Clone(k))
 		default:
 			retire = append(retire, bytes.Clone(k))
@@ -212,53 +225,58 @@ func removeUnwanted(tx *bolt.Tx, country []byte, wanted map[string]string, now t
 		return err
 	}
 	for _, k := range retire {
-		old := unmarshalNumber(pool.Get(k))
-		r := old
-		r.retired = true
-		if err := putNumber(tx, country, k, &old, r); err != nil {
+		if err := setRetired(tx, country, k, true); err != nil {
+			return err
+		}
+	}
+	for _, k := range back {
+		if err := setRetired(tx, country, k, false); err != nil {
 			return err
 		}
 	}
 	for _, k := range drop {
-		old := unmarshalNumber(pool.Get(k))
-		if !old.retired {
-			if err := tx.Bucket(bucketByFree).Bucket(country).Delete(byFreeKey(old.freeAt, k)); err != nil {
-				return err
-			}
-		}
-		if err := pool.Delete(k); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketNumberIdx).Delete(k); err != nil {
+		if err := dropNumber(tx, country, k); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// addWanted adds the numbers not yet in their country's pool, in number
-// order, and un-retires those configured again.
-func addWanted(tx *bolt.Tx, wanted map[string]string) error {
+func setRetired(tx *bolt.Tx, country, number []byte, retired bool) error {
+	old := unmarshalNumber(tx.Bucket(bucketPools).Bucket(country).Get(number))
+	r := old
+	r.retired = retired
+	return putNumber(tx, country, number, &old, r)
+}
+
+func dropNumber(tx *bolt.Tx, country, number []byte) error {
+	pool := tx.Bucket(bucketPools).Bucket(country)
+	if old := unmarshalNumber(pool.Get(number)); !old.retired {
+		if err := tx.Bucket(bucketByFree).Bucket(country).Delete(byFreeKey(old.freeAt, number)); err != nil {
+			return err
+		}
+	}
+	if err := pool.Delete(number); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketNumberIdx).Delete(number)
+}
+
+// addNumbers adds the numbers (number -> country) to their pools, in
+// number order; one still held by another country is refused.
+func addNumbers(tx *bolt.Tx, numbers map[string]string) error {
 	root, idx := tx.Bucket(bucketPools), tx.Bucket(bucketNumberIdx)
-	for _, n := range slices.Sorted(maps.Keys(wanted)) {
-		country, number := []byte(wanted[n]), []byte(n)
+	idx.FillPercent = appendFill
+	for _, n := range slices.Sorted(maps.Keys(numbers)) {
+		country, number := []byte(numbers[n]), []byte(n)
+		if prev := idx.Get(number); prev != nil && !bytes.Equal(prev, country) {
+			return fmt.Errorf("number %s is configured for %s and %s", n, prev, country)
+		}
 		pool, err := root.CreateBucketIfNotExists(country)
 		if err != nil {
 			return err
 		}
-		if prev := idx.Get(number); prev != nil && !bytes.Equal(prev, country) {
-			return fmt.Errorf("number %s is configured for %s and %s", n, prev, country)
-		}
-		if v := pool.Get(number); v != nil {
-			if old := unmarshalNumber(v); old.retired {
-				r := old
-				r.retired = false
-				if err := putNumber(tx, country, number, &old, r); err != nil {
-					return err
-				}
-			}
-			continue
-		}
+		pool.FillPercent = appendFill
 		if err := putNumber(tx, country, number, nil, numberRecord{}); err != nil {
 			return err
 		}
