@@ -7,7 +7,7 @@ import "time"
 // (they read only the records, the clock reading and the quarantine they
 // are given), so the embedded and the Redis store follow the same rules:
 // each store only knows how to write each part, all in one transaction
-// (BoltStore.apply, lua/write.lua).
+// (apply in bolt.go, lua/write.lua for Redis).
 //
 // A write that must land with the change or not at all (an outbox event
 // for a webhook, say) is one more field here, filled in by the planner and

@@ -28,8 +28,10 @@ type RedisOptions struct {
 }
 
 // RedisStore is the Store shared by several Handoff nodes. Every change is
-// one Lua script, so it is atomic on the Redis server: two nodes never lease
-// one number, and Update is compare-and-set on a per-transfer version.
+// one Lua script (lua/*.lua, each taking one JSON argument), so it is atomic
+// on the Redis server: two nodes never lease one number, and Update is
+// compare-and-set on a per-transfer version. A create or an update writes
+// the plan that planCreate or planUpdate made, in lua/write.lua.
 // It needs a single Redis primary (standalone or Sentinel), not Redis
 // Cluster: the scripts touch keys they compute. Errors that mean Redis could
 // not be reached (or is loading, read-only, ...) wrap ErrUnavailable.
@@ -41,9 +43,10 @@ type RedisOptions struct {
 //	P expiry          zset  ACTIVE transfer ids by expiresAt
 //	P countries       set   countries that have (or had) numbers
 //	P n:<number>      hash  c=country, h=heldUntil, f=freeAt, r=retired (0/1), t=transfer id
+//	                        (a number never leased has only c: the others read as 0 and "")
 //	P avail:<cc>      zset  configured (not retired) numbers by freeAt: free ones score <= now
 //	P freeat:<cc>     zset  every number of the country by freeAt
-//	P held:<cc>       zset  every number of the country by heldUntil
+//	P held:<cc>       zset  the country's numbers leased at least once, by heldUntil
 //	P ended           zset  COMPLETED and EXPIRED transfer ids by end time
 //	P ongoing:<node>  set   ONGOING transfer ids answered by node
 //	P ongoing-nodes   set   nodes that may have ONGOING transfers

@@ -31,54 +31,98 @@ type numbersArgs struct {
 // Numbers that disappear while leased or in quarantine are retired (kept
 // until their lease and quarantine end, never leased again); free ones are
 // dropped. A number still busy in another country is refused, and then
-// nothing changes.
+// nothing changes. Only the numbers whose place changes go through the
+// scripts; the indexes tell which (a restart with the same pool runs none).
 func (s *RedisStore) SetNumbers(ctx context.Context, pools map[string][]string, now time.Time) error {
-	known, err := s.rdb.SMembers(ctx, s.key("countries")).Result()
+	places, err := s.numberPlaces(ctx)
 	if err != nil {
-		return wrap(ctx, err)
-	}
-	countries := slices.Sorted(maps.Keys(pools))
-	for _, cc := range countries {
-		// Only a number of another country can be busy there: with a
-		// single country (or on the first start), there is nothing to check.
-		if slices.ContainsFunc(known, func(k string) bool { return k != cc }) {
-			if err := s.eachChunk(ctx, checkNumbersScript, cc, pools[cc], now); err != nil {
-				return err
-			}
-		}
-	}
-	if err := s.removeUnwanted(ctx, known, pools, now); err != nil {
 		return err
 	}
-	for _, cc := range countries {
+	c := poolChanges(pools, places)
+	for _, cc := range slices.Sorted(maps.Keys(c.check)) {
+		if err := s.eachChunk(ctx, checkNumbersScript, cc, c.check[cc], now); err != nil {
+			return err
+		}
+	}
+	for _, cc := range slices.Sorted(maps.Keys(c.remove)) {
+		if err := s.eachChunk(ctx, removeNumbersScript, cc, c.remove[cc], now); err != nil {
+			return err
+		}
+	}
+	for _, cc := range slices.Sorted(maps.Keys(c.add)) {
 		// A refusal here means a lease or another node raced the check.
-		if err := s.eachChunk(ctx, addNumbersScript, cc, pools[cc], now); err != nil {
+		if err := s.eachChunk(ctx, addNumbersScript, cc, c.add[cc], now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// removeUnwanted runs lua/remove_numbers.lua on every number of the known
-// countries that is no longer configured for its country.
-func (s *RedisStore) removeUnwanted(ctx context.Context, known []string, pools map[string][]string, now time.Time) error {
+// numberPlace is where the indexes put a number: its country, and whether
+// it is retired there (in freeat but not in avail).
+type numberPlace struct {
+	country string
+	retired bool
+}
+
+// numberPlaces reads the place of every known number from the indexes.
+func (s *RedisStore) numberPlaces(ctx context.Context) (map[string]numberPlace, error) {
+	known, err := s.rdb.SMembers(ctx, s.key("countries")).Result()
+	if err != nil {
+		return nil, wrap(ctx, err)
+	}
+	places := map[string]numberPlace{}
+	for _, cc := range known {
+		all, err := s.rdb.ZRange(ctx, s.key("freeat:", cc), 0, -1).Result()
+		if err != nil {
+			return nil, wrap(ctx, err)
+		}
+		avail, err := s.rdb.ZRange(ctx, s.key("avail:", cc), 0, -1).Result()
+		if err != nil {
+			return nil, wrap(ctx, err)
+		}
+		for _, n := range all {
+			places[n] = numberPlace{country: cc, retired: true}
+		}
+		for _, n := range avail {
+			places[n] = numberPlace{country: cc}
+		}
+	}
+	return places, nil
+}
+
+// numberChanges lists, per country, the numbers each script must see.
+type numberChanges struct {
+	check  map[string][]string // wanted here, held by another country
+	remove map[string][]string // held here, no longer wanted here
+	add    map[string][]string // wanted here, not here or retired here
+}
+
+// poolChanges compares the wanted pools with the numbers' places.
+func poolChanges(pools map[string][]string, places map[string]numberPlace) numberChanges {
+	c := numberChanges{check: map[string][]string{}, remove: map[string][]string{}, add: map[string][]string{}}
 	wanted := map[string]string{}
 	for cc, numbers := range pools {
 		for _, n := range numbers {
 			wanted[n] = cc
+			p, known := places[n]
+			if known && p.country != cc {
+				c.check[cc] = append(c.check[cc], n)
+			}
+			if !known || p.country != cc || p.retired {
+				c.add[cc] = append(c.add[cc], n)
+			}
 		}
 	}
-	for _, cc := range known {
-		numbers, err := s.rdb.ZRange(ctx, s.key("freeat:", cc), 0, -1).Result()
-		if err != nil {
-			return wrap(ctx, err)
-		}
-		gone := slices.DeleteFunc(numbers, func(n string) bool { return wanted[n] == cc })
-		if err := s.eachChunk(ctx, removeNumbersScript, cc, gone, now); err != nil {
-			return err
+	for n, p := range places {
+		if wanted[n] != p.country {
+			c.remove[p.country] = append(c.remove[p.country], n)
 		}
 	}
-	return nil
+	for _, numbers := range c.remove {
+		slices.Sort(numbers)
+	}
+	return c
 }
 
 // eachChunk runs script on country cc's numbers, setNumbersChunk at a time,
