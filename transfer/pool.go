@@ -2,8 +2,8 @@ package transfer
 
 import (
 	"fmt"
-	"math/big"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -35,8 +35,8 @@ func ExpandPools(pools map[string][]string) (map[string][]string, error) {
 					return nil, fmt.Errorf("numbers.pools: %s is listed for %s and %s", n, prev, cc)
 				}
 				seen[n] = cc
-				out[cc] = append(out[cc], n)
 			}
+			out[cc] = append(out[cc], numbers...)
 		}
 	}
 	return out, nil
@@ -53,19 +53,22 @@ func expandEntry(e string) ([]string, error) {
 	if !e164.MatchString(from) || !e164.MatchString(to) || len(from) != len(to) {
 		return nil, fmt.Errorf("%q is not a range of two E.164 numbers of equal length", e)
 	}
-	a, _ := new(big.Int).SetString(from[1:], 10)
-	b, _ := new(big.Int).SetString(to[1:], 10)
-	size := new(big.Int).Sub(b, a)
-	if size.Sign() < 0 {
+	// At most 15 digits: the numbers fit in a uint64.
+	a, _ := strconv.ParseUint(from[1:], 10, 64)
+	b, _ := strconv.ParseUint(to[1:], 10, 64)
+	if b < a {
 		return nil, fmt.Errorf("range %q runs backwards", e)
 	}
-	if size.Cmp(big.NewInt(MaxRangeSize-1)) > 0 {
+	if b-a > MaxRangeSize-1 {
 		return nil, fmt.Errorf("range %q holds more than %d numbers", e, MaxRangeSize)
 	}
-	width := len(from) - 1
-	var out []string
-	for n := new(big.Int).Set(a); n.Cmp(b) <= 0; n.Add(n, big.NewInt(1)) {
-		out = append(out, fmt.Sprintf("+%0*s", width, n.String()))
+	// E.164 numbers start with 1-9 and both ends have the same length, so
+	// every number between them has that length too: no padding.
+	out := make([]string, 0, b-a+1)
+	buf := []byte{'+'}
+	for n := a; n <= b; n++ {
+		buf = strconv.AppendUint(buf[:1], n, 10)
+		out = append(out, string(buf))
 	}
 	return out, nil
 }
