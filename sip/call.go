@@ -43,9 +43,10 @@ type Call struct {
 }
 
 // newCall takes the resources a call needs before it is answered: RTP
-// ports, the agent session, and a dialog. On failure it returns the status
-// to answer and frees what it took.
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer.Transfer, log *slog.Logger) (*Call, int, string, []sip.Header) {
+// ports, the agent session (told the codec the offer negotiated, if
+// any), and a dialog. On failure it returns the status to answer and
+// frees what it took.
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer.Transfer, codec media.Codec, log *slog.Logger) (*Call, int, string, []sip.Header) {
 	dlg, err := s.dialogUA.ReadInvite(req, tx)
 	if err != nil {
 		return nil, sip.StatusBadRequest, "Bad Request", nil
@@ -55,7 +56,11 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, t *transfer
 		log.Warn("no RTP ports", "err", err)
 		return nil, sip.StatusServiceUnavailable, "No Media Ports", []sip.Header{s.retryAfter()}
 	}
-	sess, err := s.cfg.Pipeline.Open(dlg.Context(), callInfo(req, t))
+	info := callInfo(req, t)
+	if codec.Name != "" {
+		info.Codec, info.CodecRate = codec.Name, codec.SampleRate()
+	}
+	sess, err := s.cfg.Pipeline.Open(dlg.Context(), info)
 	if err != nil {
 		s.cfg.Ports.Release(ports)
 		log.Warn("agent unavailable", "err", err)
@@ -96,7 +101,7 @@ func (c *Call) run(offer *media.Description, negotiated media.Negotiated, receiv
 		c.handBack(*out)
 	}
 	st := c.media.Stats()
-	c.log.Info("call ended", "end_reason", reason, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
+	c.log.Info("call ended", "end_reason", reason, "codec", st.Codec.Name, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
 }
 
 // answer sends 200 OK and waits for the ACK. It reports whether the call

@@ -14,10 +14,6 @@ import (
 	"github.com/handoff/handoff/transfer"
 )
 
-// supportedCodecs are the audio codecs we answer with, in our preference
-// order for the offers we make.
-var supportedCodecs = []media.Codec{media.PCMU, media.PCMA}
-
 // offerDTMFPayloadType is the telephone-event payload type of our offers.
 const offerDTMFPayloadType = 101
 
@@ -80,7 +76,7 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time
 	var negotiated media.Negotiated
 	if len(req.Body()) > 0 {
 		if offer, err = media.ParseSDP(req.Body()); err == nil {
-			negotiated, err = negotiateOffer(offer, s.cfg.SRTP)
+			negotiated, err = negotiateOffer(offer, s.cfg.SRTP, s.mediaPrefs())
 		}
 		if err != nil {
 			log.Info("SDP offer refused", "err", err)
@@ -103,7 +99,7 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time
 		return sip.StatusServiceUnavailable, "Store Unavailable", []sip.Header{s.retryAfter()}
 	}
 
-	c, code, reason, hdrs := s.newCall(req, tx, t, log)
+	c, code, reason, hdrs := s.newCall(req, tx, t, negotiated.Codec, log)
 	if c == nil {
 		s.unclaim(t.ID, callID(req), log)
 		return code, reason, hdrs
