@@ -14,19 +14,7 @@ import (
 	"github.com/handoff/handoff/internal/testenv"
 )
 
-// tone is n samples at rate of the sum of sines at freqs, each of
-// amplitude amp, starting at sample offset.
-func tone(rate, offset, n int, amp float64, freqs ...float64) []int16 {
-	out := make([]int16, n)
-	for i := range out {
-		var v float64
-		for _, f := range freqs {
-			v += amp * math.Sin(2*math.Pi*f*float64(offset+i)/float64(rate))
-		}
-		out[i] = int16(v)
-	}
-	return out
-}
+var tone = testenv.Tone
 
 // toneSource returns a Source playing that tone in 20 ms frames at rate.
 func toneSource(rate int, freqs ...float64) func() ([]int16, bool) {

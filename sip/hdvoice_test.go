@@ -18,61 +18,6 @@ import (
 	"github.com/handoff/handoff/transfer"
 )
 
-// toneFrame is 20 ms frame f, at rate, of sines at freqs, each of
-// amplitude 5000.
-func toneFrame(rate, f int, freqs ...float64) []int16 {
-	n := media.FrameLen(rate)
-	out := make([]int16, n)
-	for i := range out {
-		var v float64
-		for _, hz := range freqs {
-			v += 5000 * math.Sin(2*math.Pi*hz*float64(f*n+i)/float64(rate))
-		}
-		out[i] = int16(v)
-	}
-	return out
-}
-
-// talkG722 sends the caller's G.722 stream (6 kHz and 1 kHz, the control)
-// every 20 ms until stop closes; it is the only writer of c's RTP while it
-// runs. The returned channel closes when it has stopped.
-func talkG722(c *call, stop <-chan struct{}) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var enc media.G722Encoder
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for f := 0; ; f++ {
-			c.SendRTP(9, f == 0, enc.Encode(nil, toneFrame(16000, f, 6000, 1000)))
-			c.TS += 160 // RTP clock 8000 for 320 samples
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return done
-}
-
-// readG722 decodes the next n G.722 packets c receives; any other payload
-// type fails the test.
-func readG722(t *testing.T, c *call, n int) []int16 {
-	t.Helper()
-	var dec media.G722Decoder
-	var pcm []int16
-	c.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool {
-		if pkt.PayloadType != 9 || len(pkt.Payload) != 160 {
-			t.Fatalf("packet of payload type %d, %d octets: want G.722 (9), 160", pkt.PayloadType, len(pkt.Payload))
-		}
-		pcm = dec.Decode(pcm, pkt.Payload)
-		n--
-		return n == 0
-	})
-	return pcm
-}
-
 // A caller offering G.711 first and G.722 gets G.722 in the answer, and the
 // packets it receives are G.722 too (one decision, not two): the loopback
 // agent's echo of its wideband tone comes back with the 6 kHz tone intact.
@@ -87,8 +32,8 @@ func TestG722CallIsWidebandEndToEnd(t *testing.T) {
 	}
 	g.WaitStatus("hd", transfer.StatusOngoing)
 	stop := make(chan struct{})
-	talking := talkG722(c, stop)
-	echo := readG722(t, c, 75) // the 400 ms greeting, then the echo
+	talking := c.TalkG722(stop, 6000, 1000)
+	echo := c.ReadG722(75) // the 400 ms greeting, then the echo
 	close(stop)
 	<-talking
 	checkTones(t, echo[len(echo)/2:], 16000, 6000, 1000)
@@ -155,7 +100,7 @@ func TestDelayedOfferG722(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.WaitStatus("late", transfer.StatusOngoing)
-	readG722(t, c, 5)
+	c.ReadG722(5)
 	c.Hangup()
 }
 
@@ -182,7 +127,7 @@ func TestInviteReturnG722ToPCMA(t *testing.T) {
 
 	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
 	stop := make(chan struct{})
-	talking := talkG722(c, stop)
+	talking := c.TalkG722(stop, 6000, 1000)
 	destTalking := talkPCMA(destCall, stop)
 	var alaw []int16
 	destCall.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool {
@@ -194,7 +139,7 @@ func TestInviteReturnG722ToPCMA(t *testing.T) {
 		alaw = append(alaw, pcm...)
 		return len(alaw) >= 50*media.FrameSamples
 	})
-	atCaller := readG722(t, c, 50)
+	atCaller := c.ReadG722(50)
 	close(stop)
 	<-talking
 	<-destTalking
@@ -225,7 +170,7 @@ func talkPCMA(c *call, stop <-chan struct{}) <-chan struct{} {
 		defer tick.Stop()
 		payload := make([]byte, media.FrameSamples)
 		for f := 0; ; f++ {
-			media.EncodeALaw(payload, toneFrame(8000, f, 660))
+			media.EncodeALaw(payload, testenv.Tone(8000, f*media.FrameSamples, media.FrameSamples, 5000, 660))
 			c.SendRTP(8, f == 0, bytes.Clone(payload))
 			c.TS += 160
 			select {
