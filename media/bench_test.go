@@ -10,10 +10,29 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 func rtpFrame(tb testing.TB, pt uint8, ssrc uint32) []byte {
-	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: ssrc}, Payload: bytes.Repeat([]byte{0x81}, FrameSamples)}
+	return rtpPacket(tb, pt, ssrc, bytes.Repeat([]byte{0x81}, FrameSamples))
+}
+
+// speechLike is a 20 ms payload of the codec carrying real signal (1 kHz
+// and 6 kHz at 16 kHz for G.722, 1 kHz for G.711), so the codecs work on
+// audio rather than on a constant.
+func speechLike(c Codec) []byte {
+	if c.isG722() {
+		var e G722Encoder
+		return e.Encode(nil, testenv.Tone(16000, 0, WideFrameSamples, 6000, 1000, 6000))
+	}
+	b := make([]byte, FrameSamples)
+	encodeG711(c.format(), b, testenv.Tone(8000, 0, FrameSamples, 6000, 1000))
+	return b
+}
+
+func rtpPacket(tb testing.TB, pt uint8, ssrc uint32, payload []byte) []byte {
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: ssrc}, Payload: payload}
 	b, err := pkt.Marshal()
 	if err != nil {
 		tb.Fatal(err)
@@ -131,7 +150,7 @@ func BenchmarkSessionReceive(b *testing.B) {
 		b.Run(c.Name, func(b *testing.B) {
 			s := unstartedSession(b, SessionConfig{Codec: c, Metrics: NewMetrics(nil), OnAudio: func([]int16) {}})
 			src := newPeer(b, addrOf(s.conn)).addr()
-			pkt := rtpFrame(b, c.PayloadType, 1)
+			pkt := rtpPacket(b, c.PayloadType, 1, speechLike(c))
 			var seq uint16
 			var now time.Duration
 			b.ReportAllocs()
@@ -158,10 +177,7 @@ func BenchmarkSessionSend(b *testing.B) {
 	}{{PCMU, 8000}, {G722, 16000}, {G722, 8000}} {
 		b.Run(fmt.Sprintf("%s/source-%d", tc.codec.Name, tc.rate), func(b *testing.B) {
 			p := newPeer(b, netip0())
-			pcm := make([]int16, FrameLen(tc.rate))
-			for i := range pcm {
-				pcm[i] = int16(i * 97 % 4000)
-			}
+			pcm := testenv.Tone(tc.rate, 0, FrameLen(tc.rate), 6000, 1000)
 			s := unstartedSession(b, SessionConfig{Codec: tc.codec, Remote: p.addr(), Metrics: NewMetrics(nil),
 				Source: func() ([]int16, bool) { return pcm, true }})
 			var frame uint64
