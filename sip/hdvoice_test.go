@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"math"
 	"net"
@@ -128,7 +127,11 @@ func TestInviteReturnG722ToPCMA(t *testing.T) {
 	destCall := &call{P: &phone{T: t, RTP: dest.rtp}, Remote: net.UDPAddrFromAddrPort(offer.Addr), Seq: 1, TS: 1}
 	stop := make(chan struct{})
 	talking := c.TalkG722(stop, 6000, 1000)
-	destTalking := talkPCMA(destCall, stop)
+	destTalking := destCall.TalkRTP(stop, 8, func(f int) []byte { // A-law, 660 Hz
+		b := make([]byte, media.FrameSamples)
+		media.EncodeALaw(b, testenv.Tone(8000, f*media.FrameSamples, media.FrameSamples, 5000, 660))
+		return b
+	})
 	var alaw []int16
 	destCall.ReadRTP(10*time.Second, func(pkt *rtp.Packet) bool {
 		if pkt.PayloadType != 8 {
@@ -158,27 +161,4 @@ func TestInviteReturnG722ToPCMA(t *testing.T) {
 
 	c.Hangup()
 	siptest.Receive(t, dest.byes, "the destination got no BYE")
-}
-
-// talkPCMA sends the destination's A-law 660 Hz tone every 20 ms until
-// stop closes.
-func talkPCMA(c *call, stop <-chan struct{}) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		payload := make([]byte, media.FrameSamples)
-		for f := 0; ; f++ {
-			media.EncodeALaw(payload, testenv.Tone(8000, f*media.FrameSamples, media.FrameSamples, 5000, 660))
-			c.SendRTP(8, f == 0, bytes.Clone(payload))
-			c.TS += 160
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return done
 }

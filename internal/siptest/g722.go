@@ -9,21 +9,19 @@ import (
 	"github.com/handoff/handoff/media"
 )
 
-// TalkG722 sends the call's G.722 stream (payload type 9, 20 ms packets of
-// tones at freqs, each of amplitude 5000, at 16 kHz) every 20 ms until
-// stop closes; it is the only writer of the call's RTP while it runs. The
-// timestamp advances 160 a packet: G.722's RTP clock is 8000 (RFC 3551).
-// The returned channel closes when it has stopped.
-func (c *Call) TalkG722(stop <-chan struct{}, freqs ...float64) <-chan struct{} {
+// TalkRTP sends payload(f), f = 0, 1, ..., as payload type pt every 20 ms
+// until stop closes, the timestamp 160 further each time (20 ms on the
+// 8000 Hz clock of G.711 and of G.722 alike), the first packet marked; it
+// is the only writer of the call's RTP while it runs. The returned channel
+// closes when it has stopped.
+func (c *Call) TalkRTP(stop <-chan struct{}, pt uint8, payload func(f int) []byte) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var enc media.G722Encoder
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for f := 0; ; f++ {
-			pcm := testenv.Tone(16000, f*media.WideFrameSamples, media.WideFrameSamples, 5000, freqs...)
-			c.SendRTP(9, f == 0, enc.Encode(nil, pcm))
+			c.SendRTP(pt, f == 0, payload(f))
 			c.TS += 160
 			select {
 			case <-stop:
@@ -33,6 +31,15 @@ func (c *Call) TalkG722(stop <-chan struct{}, freqs ...float64) <-chan struct{} 
 		}
 	}()
 	return done
+}
+
+// TalkG722 talks (TalkRTP) G.722, payload type 9: tones at freqs, each of
+// amplitude 5000, at 16 kHz.
+func (c *Call) TalkG722(stop <-chan struct{}, freqs ...float64) <-chan struct{} {
+	var enc media.G722Encoder
+	return c.TalkRTP(stop, 9, func(f int) []byte {
+		return enc.Encode(nil, testenv.Tone(16000, f*media.WideFrameSamples, media.WideFrameSamples, 5000, freqs...))
+	})
 }
 
 // ReadG722 decodes the next n packets the gateway sends, failing the test
