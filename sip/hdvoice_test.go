@@ -150,7 +150,7 @@ func TestInviteReturnG722ToPCMA(t *testing.T) {
 	alaw = alaw[len(alaw)/2:]
 	control, alias := testenv.Goertzel(alaw, 8000, 1000), testenv.Goertzel(alaw, 8000, 2000)
 	t.Logf("at the destination: 1 kHz at %.0f, 2 kHz at %.1f dB of it", control, testenv.DB(alias, control))
-	if control < 500 || testenv.DB(alias, control) > -30 {
+	if control < 500 || testenv.DB(alias, control) > -20 { // unfiltered, the alias would be about 0 dB
 		t.Fatalf("at the destination: 1 kHz at %.0f, 2 kHz at %.1f dB of it: want the tone, no alias", control, testenv.DB(alias, control))
 	}
 	a := testenv.Goertzel(atCaller[len(atCaller)/2:], 16000, 660)

@@ -41,7 +41,7 @@ func TestG722EchoThroughTheAgent(t *testing.T) {
 				t.Fatalf("1 kHz control at %.0f: no echo", control)
 			case tc.wideband && testenv.DB(tone, control) < -6:
 				t.Fatalf("6 kHz at %.1f dB of the control: the echo went through 8 kHz", testenv.DB(tone, control))
-			case !tc.wideband && (testenv.DB(tone, control) > -30 || testenv.DB(alias, control) > -30):
+			case !tc.wideband && (testenv.DB(tone, control) > -20 || testenv.DB(alias, control) > -20): // unfiltered: about 0 dB
 				t.Fatalf("6 kHz at %.1f dB, 2 kHz at %.1f dB of the control: want both gone", testenv.DB(tone, control), testenv.DB(alias, control))
 			}
 			c.SendDTMF('#')
