@@ -8,11 +8,17 @@ import (
 	"context"
 	"time"
 
+	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
 
-// FrameSamples is one 20 ms frame of 16-bit linear PCM at 8 kHz.
-const FrameSamples = 160
+// Audio crosses the Session interface as 20 ms frames of 16-bit linear
+// PCM whose length tells their rate (media.FrameRate): FrameSamples at
+// 8 kHz, WideFrameSamples at 16 kHz.
+const (
+	FrameSamples     = media.FrameSamples
+	WideFrameSamples = media.WideFrameSamples
+)
 
 // Track labels whose audio a frame carries.
 type Track string
@@ -39,6 +45,13 @@ type CallInfo struct {
 	// uui_text (and start.handoff.uui, uuiText) when they are not empty.
 	UUI     string
 	UUIText string
+	// Codec is the caller leg's audio codec as the INVITE's offer
+	// negotiated it ("G722", "PCMU" or "PCMA") and CodecRate its sample
+	// rate; both empty for an INVITE without SDP, whose codec is only
+	// settled by the answer in the ACK. The agent gets them as
+	// start.handoff.codec; its audio format is agent.format all the same.
+	Codec     string
+	CodecRate int
 }
 
 // DTMF is one key press from the caller.
@@ -52,13 +65,17 @@ type DTMF struct {
 // Session is one call's conversation. Push methods and NextFrame are called
 // from the media goroutines and must never block.
 type Session interface {
-	// PushAudio hands over one frame of a track's audio. The slice is reused
-	// after the call returns.
+	// PushAudio hands over one frame of a track's audio at the rate of the
+	// leg's codec: 160 samples (8 kHz) for G.711, 320 (16 kHz) for G.722.
+	// Tracks may differ (a G.722 caller bridged to a G.711 destination).
+	// The slice is reused after the call returns.
 	PushAudio(track Track, frame []int16)
 	// PushDTMF hands over a key press.
 	PushDTMF(d DTMF)
 	// NextFrame is pulled every 20 ms by the pacer: the next frame of the
-	// agent's audio, or false while the agent is silent.
+	// agent's audio at the agent's own rate (its length says which), or
+	// false while the agent is silent. The pacer resamples a frame that is
+	// not at the codec's rate.
 	NextFrame() ([]int16, bool)
 	// Done is closed when the agent has finished the conversation.
 	Done() <-chan struct{}

@@ -3,7 +3,6 @@ package agent
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/handoff/handoff/media"
@@ -62,36 +61,37 @@ func (f Format) valid() bool {
 
 func (f Format) isMulaw() bool { return f.Encoding == FormatMulaw.Encoding }
 
+// frameSamples is the number of samples in one 20 ms frame of the format.
+func (f Format) frameSamples() int { return media.FrameLen(f.SampleRate) }
+
 // frameBytes is the size of one 20 ms frame on the wire.
 func (f Format) frameBytes() int {
 	if f.isMulaw() {
-		return FrameSamples
+		return f.frameSamples()
 	}
-	return 2 * FrameSamples * f.SampleRate / 8000
+	return 2 * f.frameSamples()
 }
 
-// encoder turns 8 kHz frames into wire payloads for one track; it keeps
-// the upsampler's state, so each track has its own.
+// encoder turns one track's frames, at whatever rate the call's codec
+// delivers them (8 kHz G.711, 16 kHz G.722), into wire payloads; it keeps
+// the resampler's state, so each track has its own. A frame already at the
+// format's rate is not resampled: a G.722 call reaches an l16-16000 agent
+// as it was decoded.
 type encoder struct {
-	f    Format
-	up   upsampler
-	wide [2 * FrameSamples]int16
+	f  Format
+	rs media.Resampler
 }
 
-// encode appends the wire form of one 8 kHz frame to dst.
+// encode appends the wire form of one frame to dst.
 func (e *encoder) encode(dst []byte, pcm []int16) []byte {
-	switch {
-	case e.f.isMulaw():
+	pcm = e.rs.Frame(pcm, e.f.SampleRate)
+	if e.f.isMulaw() {
 		n := len(dst)
 		dst = append(dst, make([]byte, len(pcm))...)
 		media.EncodeULaw(dst[n:], pcm)
 		return dst
-	case e.f.SampleRate == 16000:
-		wide := e.up.process(e.wide[:0], pcm)
-		return appendL16(dst, wide)
-	default:
-		return appendL16(dst, pcm)
 	}
+	return appendL16(dst, pcm)
 }
 
 func appendL16(dst []byte, pcm []int16) []byte {
@@ -101,16 +101,15 @@ func appendL16(dst []byte, pcm []int16) []byte {
 	return dst
 }
 
-// decoder turns wire payloads from the agent into 8 kHz samples; it keeps
-// the downsampler's state.
+// decoder turns wire payloads from the agent into samples at the format's
+// rate; the media session's pacer resamples them, once, if the call's
+// codec runs at the other rate.
 type decoder struct {
-	f    Format
-	down downsampler
-	raw  []int16
+	f Format
 }
 
-// decode appends the 8 kHz samples of payload to dst. An L16 payload of
-// odd length is malformed.
+// decode appends the samples of payload to dst. An L16 payload of odd
+// length is malformed.
 func (d *decoder) decode(dst []int16, payload []byte) ([]int16, error) {
 	if d.f.isMulaw() {
 		n := len(dst)
@@ -121,130 +120,8 @@ func (d *decoder) decode(dst []int16, payload []byte) ([]int16, error) {
 	if len(payload)%2 != 0 {
 		return dst, fmt.Errorf("audio/l16 payload of %d bytes is not whole samples", len(payload))
 	}
-	if d.f.SampleRate == 8000 {
-		for i := 0; i < len(payload); i += 2 {
-			dst = append(dst, int16(binary.LittleEndian.Uint16(payload[i:])))
-		}
-		return dst, nil
-	}
-	d.raw = d.raw[:0]
 	for i := 0; i < len(payload); i += 2 {
-		d.raw = append(d.raw, int16(binary.LittleEndian.Uint16(payload[i:])))
+		dst = append(dst, int16(binary.LittleEndian.Uint16(payload[i:])))
 	}
-	return d.down.process(dst, d.raw), nil
-}
-
-// The resamplers share one anti-aliasing / anti-imaging filter: a 47-tap
-// Kaiser-windowed sinc (beta 5) cut at 4 kHz for a 16 kHz stream, normalised
-// to unity gain at DC. It is flat within half a dB up to 3.4 kHz (the
-// telephone band) and about 50 dB down from 4.6 kHz, so what would fold
-// back into the band after decimation, or the images interpolation leaves
-// above 4 kHz, is inaudible. Its delay is 23 samples at 16 kHz (1.4 ms).
-const firTaps = 47
-
-var firCoef = func() [firTaps]float32 {
-	const (
-		fc   = 4000.0 / 16000
-		beta = 5.0
-	)
-	var h [firTaps]float64
-	var sum float64
-	m := float64(firTaps-1) / 2
-	for n := range firTaps {
-		x := float64(n) - m
-		sinc := 2 * fc
-		if x != 0 {
-			sinc = math.Sin(2*math.Pi*fc*x) / (math.Pi * x)
-		}
-		r := x / m
-		h[n] = sinc * besselI0(beta*math.Sqrt(1-r*r)) / besselI0(beta)
-		sum += h[n]
-	}
-	var out [firTaps]float32
-	for n := range h {
-		out[n] = float32(h[n] / sum)
-	}
-	return out
-}()
-
-// besselI0 is the modified Bessel function of the first kind, order 0.
-func besselI0(x float64) float64 {
-	sum, term := 1.0, 1.0
-	for k := 1; k < 50; k++ {
-		term *= (x / (2 * float64(k))) * (x / (2 * float64(k)))
-		sum += term
-		if term < 1e-12*sum {
-			break
-		}
-	}
-	return sum
-}
-
-// fir runs firCoef over a stream, one sample in at a time.
-type fir struct {
-	// hist holds the last firTaps inputs twice over, so the newest firTaps
-	// are always contiguous at hist[pos:pos+firTaps].
-	hist [2 * firTaps]float32
-	pos  int
-}
-
-func (f *fir) push(v float32) {
-	f.hist[f.pos] = v
-	f.hist[f.pos+firTaps] = v
-	f.pos++
-	if f.pos == firTaps {
-		f.pos = 0
-	}
-}
-
-func (f *fir) out() float32 {
-	win := f.hist[f.pos : f.pos+firTaps]
-	var acc float32
-	for k, c := range firCoef {
-		acc += c * win[k]
-	}
-	return acc
-}
-
-// upsampler doubles the sample rate (8 kHz to 16 kHz): a zero between
-// every two samples, then the low-pass filter (gain 2) removes the image
-// above 4 kHz. Its state carries across calls, so frames join seamlessly.
-type upsampler struct{ f fir }
-
-func (u *upsampler) process(dst, src []int16) []int16 {
-	for _, s := range src {
-		u.f.push(2 * float32(s))
-		dst = append(dst, clamp16(u.f.out()))
-		u.f.push(0)
-		dst = append(dst, clamp16(u.f.out()))
-	}
-	return dst
-}
-
-// downsampler halves the sample rate (16 kHz to 8 kHz): the low-pass
-// filter, then every second sample. Its state carries across calls.
-type downsampler struct {
-	f     fir
-	phase int
-}
-
-func (d *downsampler) process(dst, src []int16) []int16 {
-	for _, s := range src {
-		d.f.push(float32(s))
-		d.phase ^= 1
-		if d.phase == 0 {
-			dst = append(dst, clamp16(d.f.out()))
-		}
-	}
-	return dst
-}
-
-func clamp16(v float32) int16 {
-	switch {
-	case v >= math.MaxInt16:
-		return math.MaxInt16
-	case v <= math.MinInt16:
-		return math.MinInt16
-	}
-	return int16(math.Round(float64(v)))
+	return dst, nil
 }

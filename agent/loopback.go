@@ -12,7 +12,9 @@ import (
 
 // Loopback is the built-in agent for trying the whole loop without any AI:
 // it plays a short greeting tone, echoes the caller, collects DTMF digits,
-// and finishes on '#' (SYSTEM) or '0' (AGENT) or after MaxDuration.
+// and finishes on '#' (SYSTEM) or '0' (AGENT) or after MaxDuration. It
+// works at either rate: the echo keeps the caller's (16 kHz for a G.722
+// call), the greeting is an 8 kHz tone the pacer resamples for G.722.
 type Loopback struct {
 	MaxDuration time.Duration
 }

@@ -54,6 +54,24 @@ func TestLoopbackGreetsThenEchoes(t *testing.T) {
 	}
 }
 
+// A G.722 caller is echoed at 16 kHz; the greeting stays an 8 kHz tone
+// that the pacer resamples.
+func TestLoopbackEchoesWideband(t *testing.T) {
+	s := open(t, Loopback{})
+	in := make([]int16, WideFrameSamples)
+	for i := range in {
+		in[i] = int16(i * 5)
+	}
+	s.PushAudio(TrackCaller, in)
+	for range greeting {
+		s.NextFrame()
+	}
+	f, ok := s.NextFrame()
+	if !ok || len(f) != WideFrameSamples || f[319] != 319*5 {
+		t.Fatalf("echo of a 16 kHz frame: ok=%v, %d samples", ok, len(f))
+	}
+}
+
 func TestLoopbackEchoQueueIsBounded(t *testing.T) {
 	s := open(t, Loopback{})
 	frame := make([]int16, FrameSamples)

@@ -85,6 +85,14 @@ type startHandoff struct {
 	Headers                map[string]string     `json:"headers,omitempty"`
 	UUI                    string                `json:"uui,omitempty"`
 	UUIText                string                `json:"uuiText,omitempty"`
+	Codec                  *codecInfo            `json:"codec,omitempty"`
+}
+
+// codecInfo is the caller leg's SIP codec: what the audio was before it
+// became mediaFormat (16000 for G.722: wideband).
+type codecInfo struct {
+	Name       string `json:"name"`
+	SampleRate int    `json:"sampleRate"`
 }
 
 type dtmfMsg struct {

@@ -12,12 +12,13 @@ import (
 func fuzzWSSession(f Format, m *Metrics) *wsSession {
 	cfg := WebSocket{Format: f, Logger: quiet, Metrics: m, PlayoutBuffer: 2 * time.Second}.withDefaults()
 	return &wsSession{
-		cfg:  cfg,
-		m:    m,
-		log:  cfg.Logger,
-		ctrl: make(chan ctrlMsg, controlQueue),
-		done: make(chan struct{}),
-		play: newPlayout(int(cfg.PlayoutBuffer / (20 * time.Millisecond) * FrameSamples)),
+		cfg:   cfg,
+		m:     m,
+		log:   cfg.Logger,
+		ctrl:  make(chan ctrlMsg, controlQueue),
+		done:  make(chan struct{}),
+		frame: f.frameSamples(),
+		play:  newPlayout(int(cfg.PlayoutBuffer/(20*time.Millisecond)) * f.frameSamples()),
 	}
 }
 
@@ -64,7 +65,7 @@ func FuzzAgentMessages(f *testing.F) {
 			s.mu.Unlock()
 		}
 		for range 8 {
-			if pcm, ok := s.NextFrame(); ok && len(pcm) != FrameSamples {
+			if pcm, ok := s.NextFrame(); ok && len(pcm) != s.cfg.Format.frameSamples() {
 				t.Fatalf("frame of %d samples", len(pcm))
 			}
 		}

@@ -31,9 +31,18 @@ func (s *wsSession) startMessage(seq string) startMsg {
 				Headers:                info.Headers,
 				UUI:                    info.UUI,
 				UUIText:                info.UUIText,
+				Codec:                  callCodec(info),
 			},
 		},
 	}
+}
+
+// callCodec is start.handoff.codec, nil when the codec is not known yet.
+func callCodec(info CallInfo) *codecInfo {
+	if info.Codec == "" {
+		return nil
+	}
+	return &codecInfo{Name: info.Codec, SampleRate: info.CodecRate}
 }
 
 // customParameters flattens the call's facts into Twilio's string map:

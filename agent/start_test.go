@@ -58,6 +58,7 @@ func TestWebSocketStartNumbersAndUUI(t *testing.T) {
 	info.To = "sip:+15557654321;npdi@handoff.example;user=phone"
 	info.UUI = "6F72646572203432;encoding=hex"
 	info.UUIText = "order 42"
+	info.Codec, info.CodecRate = "G722", 16000
 	s, err := w.Open(context.Background(), info)
 	if err != nil {
 		t.Fatal(err)
@@ -80,9 +81,16 @@ func TestWebSocketStartNumbersAndUUI(t *testing.T) {
 	if f := start.MediaFormat; f.Encoding != "audio/l16" || f.SampleRate != 16000 || f.Channels != 1 {
 		t.Errorf("mediaFormat %+v", f)
 	}
+	if c := start.Handoff.Codec; c == nil || c.Name != "G722" || c.SampleRate != 16000 {
+		t.Errorf("handoff.codec %+v, want G722 at 16000", c)
+	}
 
-	// Without UUI the keys are left out, as every empty value is.
+	// Without UUI the keys are left out, as every empty value is; so is
+	// the codec when the INVITE had no offer.
 	_, _, start2 := openSession(t, a, a.pipeline(NewMetrics(nil)))
+	if c := start2.Start.Handoff.Codec; c != nil {
+		t.Errorf("handoff.codec %+v without a codec", c)
+	}
 	for _, k := range []string{"uui", "uui_text"} {
 		if v, ok := start2.Start.CustomParameters[k]; ok {
 			t.Errorf("customParameters[%s] = %q without UUI", k, v)

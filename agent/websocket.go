@@ -151,7 +151,8 @@ func newWSSession(cfg WebSocket, conn *websocket.Conn, raw *rawConn, info CallIn
 		ctrl:       make(chan ctrlMsg, controlQueue),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
-		play:       newPlayout(int(cfg.PlayoutBuffer / (20 * time.Millisecond) * FrameSamples)),
+		frame:      cfg.Format.frameSamples(),
+		play:       newPlayout(int(cfg.PlayoutBuffer/(20*time.Millisecond)) * cfg.Format.frameSamples()),
 	}
 	s.log = cfg.Logger.With("transfer_id", info.TransferID, "call_id", info.CallID,
 		"agent_url", RedactURL(cfg.URL), "stream_sid", s.streamSid)
@@ -173,7 +174,7 @@ type audioFrame struct {
 	tsMs  int64
 	at    time.Time
 	n     int
-	pcm   [FrameSamples]int16
+	pcm   [WideFrameSamples]int16 // n samples: 8 or 16 kHz, as the leg's codec delivers
 }
 
 // ctrlMsg is a small message waiting for the socket.
@@ -216,12 +217,15 @@ type wsSession struct {
 
 	closeOnce sync.Once
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// play holds the agent's audio at the format's rate, frame samples a
+	// 20 ms frame.
 	play       playout
+	frame      int
 	stampAt    int64 // playout position of the first sample that arrived to an empty queue
 	stampT     time.Time
 	stamped    bool
-	out        [FrameSamples]int16
+	out        [WideFrameSamples]int16
 	listenOnly bool
 	// outcome is the agent's outcome: waiting for its goodbye to play out
 	// while finishing (at playout position pendingAt), final once finished.
@@ -291,19 +295,20 @@ func (s *wsSession) NextFrame() ([]int16, bool) {
 	if s.listenOnly || p.n == 0 {
 		return nil, false
 	}
-	if p.n < FrameSamples && !p.partialWait {
+	if p.n < s.frame && !p.partialWait {
 		p.partialWait = true
 		return nil, false
 	}
 	p.partialWait = false
-	n := p.pop(s.out[:])
-	clear(s.out[n:])
+	out := s.out[:s.frame]
+	n := p.pop(out)
+	clear(out[n:])
 	if s.stamped && p.played > s.stampAt {
 		s.stamped = false
 		s.m.downlink.Observe(time.Since(s.stampT).Seconds())
 	}
 	s.afterPlayLocked()
-	return s.out[:], true
+	return out, true
 }
 
 // afterPlayLocked echoes the marks the playout has reached and finishes a
@@ -323,7 +328,7 @@ func (s *wsSession) afterPlayLocked() {
 func (s *wsSession) dropPlayoutLocked() {
 	n := s.play.drop()
 	if n > 0 {
-		s.m.clearedFrames.Add(float64((n + FrameSamples - 1) / FrameSamples))
+		s.m.clearedFrames.Add(s.frames(n))
 	}
 	s.stamped = false
 	s.afterPlayLocked()

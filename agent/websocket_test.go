@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,10 @@ type wireMsg struct {
 			TransferID   string                `json:"transferId"`
 			InputContext transfer.InputContext `json:"inputContext"`
 			Headers      map[string]string     `json:"headers"`
+			Codec        *struct {
+				Name       string `json:"name"`
+				SampleRate int    `json:"sampleRate"`
+			} `json:"codec"`
 		} `json:"handoff"`
 	} `json:"start"`
 	Media *struct {
@@ -845,39 +850,84 @@ func TestWebSocketWideband(t *testing.T) {
 	if f := start.Start.MediaFormat; f.Encoding != "audio/l16" || f.SampleRate != 16000 {
 		t.Fatalf("mediaFormat %+v", f)
 	}
-	// Caller: 8 kHz frames arrive as 640-byte 16 kHz frames.
+	// A G.711 caller: 8 kHz frames arrive as 640-byte 16 kHz frames.
 	tone8 := sine(1000, 8000, 8000, 4*FrameSamples)
 	for f := range 4 {
 		s.PushAudio(TrackCaller, tone8[f*FrameSamples:(f+1)*FrameSamples])
 	}
-	var wide []int16
+	wide := l16Frames(t, p, 4)
+	if r := rms(wide[100:]); r < 0.9*8000/1.4142 || r > 1.1*8000/1.4142 {
+		t.Errorf("upsampled tone RMS %.0f", r)
+	}
+	// A G.722 caller: 16 kHz frames arrive untouched, 6 kHz tone and all.
+	tone16 := sine(6000, 16000, 8000, 4*WideFrameSamples)
+	for f := range 4 {
+		s.PushAudio(TrackCaller, tone16[f*WideFrameSamples:(f+1)*WideFrameSamples])
+	}
+	if got := l16Frames(t, p, 4); !slices.Equal(got, tone16) {
+		t.Error("16 kHz caller audio was not passed through as it is")
+	}
+	// Agent: 16 kHz audio plays as 16 kHz frames; the pacer of an 8 kHz
+	// call resamples them, once.
+	p.sendMedia(appendL16(nil, tone16))
+	waitQueued(t, s, len(tone16))
+	var played []int16
 	for range 4 {
+		f, ok := s.NextFrame()
+		if !ok || len(f) != WideFrameSamples {
+			t.Fatalf("frame of %d samples, want 320", len(f))
+		}
+		played = append(played, f...)
+	}
+	if !slices.Equal(played, tone16) {
+		t.Error("16 kHz agent audio was not played as it came")
+	}
+}
+
+// A μ-law agent hears a G.722 caller downsampled with the anti-aliasing
+// filter: the 1 kHz tone stays, the 6 kHz one goes, and nothing folds to
+// 2 kHz.
+func TestWebSocketMulawFromWideband(t *testing.T) {
+	a := newTestAgent(t, true)
+	s, p, _ := openSession(t, a, a.pipeline(NewMetrics(nil)))
+	mix := sine(1000, 16000, 6000, 25*WideFrameSamples)
+	for i, v := range sine(6000, 16000, 6000, len(mix)) {
+		mix[i] += v
+	}
+	for f := range 25 {
+		s.PushAudio(TrackCaller, mix[f*WideFrameSamples:(f+1)*WideFrameSamples])
+	}
+	var narrow []int16
+	for range 25 {
+		b := p.nextEvent("media").payload(t)
+		if len(b) != FrameSamples {
+			t.Fatalf("payload %d bytes, want 160", len(b))
+		}
+		pcm := make([]int16, len(b))
+		media.DecodeULaw(pcm, b)
+		narrow = append(narrow, pcm...)
+	}
+	narrow = narrow[FrameSamples:]
+	control, alias := testenv.Goertzel(narrow, 8000, 1000), testenv.Goertzel(narrow, 8000, 2000)
+	if control < 5000 || testenv.DB(alias, control) > -40 {
+		t.Fatalf("1 kHz at %.0f, 2 kHz at %.1f dB of it: want the control and no alias", control, testenv.DB(alias, control))
+	}
+}
+
+// l16Frames reads n media messages of 640 bytes and returns their samples.
+func l16Frames(t *testing.T, p *peer, n int) []int16 {
+	t.Helper()
+	var out []int16
+	for range n {
 		b := p.nextEvent("media").payload(t)
 		if len(b) != 640 {
 			t.Fatalf("payload %d bytes, want 640", len(b))
 		}
 		for i := 0; i < len(b); i += 2 {
-			wide = append(wide, int16(uint16(b[i])|uint16(b[i+1])<<8))
+			out = append(out, int16(uint16(b[i])|uint16(b[i+1])<<8))
 		}
 	}
-	if r := rms(wide[100:]); r < 0.9*8000/1.4142 || r > 1.1*8000/1.4142 {
-		t.Errorf("upsampled tone RMS %.0f", r)
-	}
-	// Agent: 16 kHz audio plays as 8 kHz frames.
-	tone16 := sine(1000, 16000, 8000, 8*2*FrameSamples)
-	p.sendMedia(appendL16(nil, tone16))
-	waitQueued(t, s, 8*FrameSamples)
-	var narrow []int16
-	for range 8 {
-		f, ok := s.NextFrame()
-		if !ok {
-			t.Fatal("missing frame")
-		}
-		narrow = append(narrow, f...)
-	}
-	if r := rms(narrow[100:]); r < 0.9*8000/1.4142 || r > 1.1*8000/1.4142 {
-		t.Errorf("downsampled tone RMS %.0f", r)
-	}
+	return out
 }
 
 var value = testenv.Value

@@ -271,22 +271,24 @@ func (s *wsSession) enqueue(pcm []int16, recv time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.listenOnly {
-		s.m.drops.WithLabelValues(dropListenOnly).Add(frames(len(pcm)))
+		s.m.drops.WithLabelValues(dropListenOnly).Add(s.frames(len(pcm)))
 		return
 	}
 	wasEmpty := s.play.n == 0
 	at := s.play.queued
 	k := s.play.push(pcm)
 	if k < len(pcm) {
-		s.m.drops.WithLabelValues(dropPlayoutFull).Add(frames(len(pcm) - k))
+		s.m.drops.WithLabelValues(dropPlayoutFull).Add(s.frames(len(pcm) - k))
 	}
 	if wasEmpty && k > 0 && !s.stamped {
 		s.stamped, s.stampAt, s.stampT = true, at, recv
 	}
 }
 
-func frames(samples int) float64 {
-	return float64((samples + FrameSamples - 1) / FrameSamples)
+// frames counts the 20 ms frames (a part counts whole) in samples of
+// agent audio.
+func (s *wsSession) frames(samples int) float64 {
+	return float64((samples + s.frame - 1) / s.frame)
 }
 
 // mark queues a mark after the audio queued so far; with nothing queued it

@@ -3,16 +3,36 @@ package media
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
-	"net/netip"
-	"runtime"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 func rtpFrame(tb testing.TB, pt uint8, ssrc uint32) []byte {
-	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: ssrc}, Payload: bytes.Repeat([]byte{0x81}, FrameSamples)}
+	return rtpPacket(tb, pt, ssrc, bytes.Repeat([]byte{0x81}, FrameSamples))
+}
+
+// speechLike is a 20 ms payload of the codec carrying real signal (1 kHz
+// and 6 kHz at 16 kHz for G.722, 1 kHz for G.711), so the codecs work on
+// audio rather than on a constant.
+func speechLike(c Codec) []byte {
+	if c.isG722() {
+		var e G722Encoder
+		return e.Encode(nil, testenv.Tone(16000, 0, WideFrameSamples, 6000, 1000, 6000))
+	}
+	b := make([]byte, FrameSamples)
+	encodeG711(c.format(), b, testenv.Tone(8000, 0, FrameSamples, 6000, 1000))
+	return b
+}
+
+func rtpPacket(tb testing.TB, pt uint8, ssrc uint32, payload []byte) []byte {
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: ssrc}, Payload: payload}
 	b, err := pkt.Marshal()
 	if err != nil {
 		tb.Fatal(err)
@@ -41,11 +61,18 @@ func unstartedSession(tb testing.TB, cfg SessionConfig) *Session {
 	return s
 }
 
+// rtpFrame's payload is 160 octets: 20 ms of G.711 or of G.722.
 func TestReceivePathDoesNotAllocate(t *testing.T) {
+	for _, c := range []Codec{PCMU, G722} {
+		t.Run(c.Name, func(t *testing.T) { testReceiveAllocs(t, c) })
+	}
+}
+
+func testReceiveAllocs(t *testing.T, codec Codec) {
 	frames := 0
-	s := unstartedSession(t, SessionConfig{DTMFPayloadType: 101, Metrics: NewMetrics(nil), OnAudio: func([]int16) { frames++ }})
+	s := unstartedSession(t, SessionConfig{Codec: codec, DTMFPayloadType: 101, Metrics: NewMetrics(nil), OnAudio: func([]int16) { frames++ }})
 	src := newPeer(t, addrOf(s.conn)).addr()
-	b := rtpFrame(t, 0, 1)
+	b := rtpFrame(t, codec.PayloadType, 1)
 	seq := uint16(0)
 	now := time.Duration(0)
 	step := func() {
@@ -74,13 +101,21 @@ func TestReceivePathDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// The send path, with a Source at the codec's rate and at the other one
+// (resampled).
 func TestSendPathDoesNotAllocate(t *testing.T) {
-	p := newPeer(t, netip0())
-	pcm := make([]int16, FrameSamples)
-	s := unstartedSession(t, SessionConfig{Remote: p.addr(), Metrics: NewMetrics(nil), Source: func() ([]int16, bool) { return pcm, true }})
-	i := uint64(0)
-	if n := testing.AllocsPerRun(200, func() { s.sendFrame(i); i++ }); n != 0 {
-		t.Fatalf("send path allocs/packet = %v", n)
+	for _, c := range []Codec{PCMU, G722} {
+		for _, rate := range []int{8000, 16000} {
+			t.Run(fmt.Sprintf("%s/source-%d", c.Name, rate), func(t *testing.T) {
+				p := newPeer(t, netip0())
+				pcm := make([]int16, FrameLen(rate))
+				s := unstartedSession(t, SessionConfig{Codec: c, Remote: p.addr(), Metrics: NewMetrics(nil), Source: func() ([]int16, bool) { return pcm, true }})
+				i := uint64(0)
+				if n := testing.AllocsPerRun(200, func() { s.sendFrame(i); i++ }); n != 0 {
+					t.Fatalf("send path allocs/packet = %v", n)
+				}
+			})
+		}
 	}
 }
 
@@ -109,22 +144,51 @@ func BenchmarkJitterBuffer(b *testing.B) {
 
 // BenchmarkSessionReceive measures the per-packet receive path (parse,
 // latch/SSRC checks, RFC 3550 stats, jitter buffer, decode, OnAudio) without
-// the socket.
+// the socket, for a G.711 and a G.722 call (160 octets a packet either way).
 func BenchmarkSessionReceive(b *testing.B) {
-	s := unstartedSession(b, SessionConfig{Metrics: NewMetrics(nil), OnAudio: func([]int16) {}})
-	src := newPeer(b, addrOf(s.conn)).addr()
-	pkt := rtpFrame(b, 0, 1)
-	var seq uint16
-	var now time.Duration
-	b.ReportAllocs()
-	b.SetBytes(int64(len(pkt)))
-	for b.Loop() {
-		setSeq(pkt, seq)
-		s.handleRTP(pkt, src, now)
-		seq++
-		now += frameDuration
+	for _, c := range []Codec{PCMU, G722} {
+		b.Run(c.Name, func(b *testing.B) {
+			s := unstartedSession(b, SessionConfig{Codec: c, Metrics: NewMetrics(nil), OnAudio: func([]int16) {}})
+			src := newPeer(b, addrOf(s.conn)).addr()
+			pkt := rtpPacket(b, c.PayloadType, 1, speechLike(c))
+			var seq uint16
+			var now time.Duration
+			b.ReportAllocs()
+			b.SetBytes(int64(len(pkt)))
+			for b.Loop() {
+				setSeq(pkt, seq)
+				s.handleRTP(pkt, src, now)
+				seq++
+				now += frameDuration
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+		})
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+// BenchmarkSessionSend measures the per-packet send path (Source, encode,
+// RTP header, the socket write to a loopback peer) for a G.711 and a G.722
+// call, with the Source at the codec's rate, and for G.722 also at 8 kHz
+// (an 8 kHz agent: resampled on the way).
+func BenchmarkSessionSend(b *testing.B) {
+	for _, tc := range []struct {
+		codec Codec
+		rate  int
+	}{{PCMU, 8000}, {G722, 16000}, {G722, 8000}} {
+		b.Run(fmt.Sprintf("%s/source-%d", tc.codec.Name, tc.rate), func(b *testing.B) {
+			p := newPeer(b, netip0())
+			pcm := testenv.Tone(tc.rate, 0, FrameLen(tc.rate), 6000, 1000)
+			s := unstartedSession(b, SessionConfig{Codec: tc.codec, Remote: p.addr(), Metrics: NewMetrics(nil),
+				Source: func() ([]int16, bool) { return pcm, true }})
+			var frame uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				s.sendFrame(frame)
+				frame++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+		})
+	}
 }
 
 // BenchmarkSessionReceiveUDP is the same path through a real loopback

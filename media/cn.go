@@ -23,11 +23,7 @@ type comfortNoise struct {
 // startSilence begins a CN interval at the CN packet's arrival; a partial
 // frame of audio before it is completed with silence and delivered.
 func (r *receiver) startSilence(at time.Duration, onAudio func([]int16)) {
-	if r.pcmN > 0 {
-		clear(r.pcm[r.pcmN:FrameSamples])
-		r.pcmN = 0
-		onAudio(r.pcm[:FrameSamples])
-	}
+	r.flushPartial(onAudio)
 	if !r.silent {
 		r.silent, r.nextSilence = true, at
 	}
@@ -45,8 +41,9 @@ func (r *receiver) fillSilence(now time.Duration, onAudio func([]int16)) {
 			r.nextSilence = now + frameDuration
 			return
 		}
-		clear(r.pcm[:FrameSamples])
-		onAudio(r.pcm[:FrameSamples])
+		frame := r.frameLen() // at the rate of the audio before the silence
+		clear(r.pcm[:frame])
+		onAudio(r.pcm[:frame])
 		r.nextSilence += frameDuration
 	}
 }

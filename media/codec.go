@@ -1,6 +1,9 @@
 package media
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Codec identifies an audio payload format as negotiated in SDP. PayloadType
 // is the number used on the wire, which for dynamic mappings comes from the
@@ -11,14 +14,83 @@ type Codec struct {
 	ClockRate   int
 }
 
-// Static G.711 codecs (RFC 3551 table 4).
+// The static audio codecs Handoff speaks (RFC 3551 table 4). G.722
+// samples at 16 kHz but its RTP clock is 8000 (RFC 3551 §4.5.2): a 20 ms
+// packet is 320 samples in 160 octets, and its timestamp advances 160.
 var (
 	PCMU = Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000}
 	PCMA = Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000}
+	G722 = Codec{Name: "G722", PayloadType: 9, ClockRate: 8000}
 )
 
-// FrameSamples is one 20 ms frame at 8 kHz, the unit of pacing and of OnAudio.
-const FrameSamples = 160
+// DefaultCodecs is the default preference list: G.722 when the peer
+// offers it, else G.711 as the peer orders it (see Negotiate).
+var DefaultCodecs = []Codec{G722, PCMU, PCMA}
+
+// Frames are 20 ms whatever the rate: the unit of pacing, of OnAudio and
+// of Source. FrameSamples is one at 8 kHz (G.711), WideFrameSamples one at
+// 16 kHz (G.722).
+const (
+	FrameSamples     = 160
+	WideFrameSamples = 320
+)
+
+// FrameLen is the number of samples in one 20 ms frame at rate (8000 or
+// 16000).
+func FrameLen(rate int) int { return rate / 50 }
+
+// FrameRate is the sample rate of a 20 ms frame of n samples: a frame is
+// 8 kHz up to FrameSamples samples and 16 kHz above (a short frame is
+// padded with silence). Frames say their rate by their length, so one
+// Source can mix, say, the agent's 16 kHz audio and an 8 kHz ringback.
+func FrameRate(n int) int {
+	if n > FrameSamples {
+		return 16000
+	}
+	return 8000
+}
+
+// SampleRate is the rate of the codec's audio, which for G.722 is not its
+// RTP clock rate.
+func (c Codec) SampleRate() int {
+	if c.isG722() {
+		return 16000
+	}
+	return c.ClockRate
+}
+
+// ParseCodec reads a codec name as configured (PCMU, PCMA or G722, any
+// case) into its static codec.
+func ParseCodec(name string) (Codec, error) {
+	for _, c := range []Codec{PCMU, PCMA, G722} {
+		if strings.EqualFold(name, c.Name) {
+			return c, nil
+		}
+	}
+	return Codec{}, fmt.Errorf("codec %q: want G722, PCMU or PCMA", name)
+}
+
+// ParseCodecs reads a preference list of codec names: not empty, no
+// unknown name, none twice.
+func ParseCodecs(names []string) ([]Codec, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no codec: want a list of G722, PCMU and PCMA")
+	}
+	out := make([]Codec, 0, len(names))
+	for _, n := range names {
+		c, err := ParseCodec(n)
+		if err != nil {
+			return nil, err
+		}
+		for _, have := range out {
+			if have == c {
+				return nil, fmt.Errorf("codec %s listed twice", c.Name)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
 
 // sameFormat reports whether two codecs describe the same encoding,
 // regardless of payload type number.
@@ -31,6 +103,11 @@ func (c Codec) isALaw() bool { return strings.EqualFold(c.Name, "PCMA") }
 func (c Codec) isG711() bool {
 	return c.ClockRate == 8000 && (strings.EqualFold(c.Name, "PCMU") || strings.EqualFold(c.Name, "PCMA"))
 }
+
+func (c Codec) isG722() bool { return c.ClockRate == 8000 && strings.EqualFold(c.Name, "G722") }
+
+// supported reports whether a session can carry the codec.
+func (c Codec) supported() bool { return c.isG711() || c.isG722() }
 
 // The tables are built once from the ITU-T G.711 reference algorithms (as in
 // the classic Sun g711.c): decoding is a 256-entry lookup and encoding a lookup
@@ -99,17 +176,30 @@ type audioFormat uint8
 const (
 	formatULaw audioFormat = iota
 	formatALaw
+	formatG722
 )
 
 func (c Codec) format() audioFormat {
-	if c.isALaw() {
+	switch {
+	case c.isALaw():
 		return formatALaw
+	case c.isG722():
+		return formatG722
 	}
 	return formatULaw
 }
 
-// encodeFrame and decodeFrame dispatch on the format.
-func encodeFrame(f audioFormat, dst []byte, src []int16) {
+// rate is the sample rate of the format's audio.
+func (f audioFormat) rate() int {
+	if f == formatG722 {
+		return 16000
+	}
+	return 8000
+}
+
+// encodeG711 and decodeG711 dispatch on a G.711 format; G.722 is
+// stateful and has its own encoder and decoder per session.
+func encodeG711(f audioFormat, dst []byte, src []int16) {
 	if f == formatALaw {
 		EncodeALaw(dst, src)
 	} else {
@@ -117,7 +207,7 @@ func encodeFrame(f audioFormat, dst []byte, src []int16) {
 	}
 }
 
-func decodeFrame(f audioFormat, dst []int16, src []byte) {
+func decodeG711(f audioFormat, dst []int16, src []byte) {
 	if f == formatALaw {
 		DecodeALaw(dst, src)
 	} else {

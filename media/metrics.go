@@ -55,6 +55,7 @@ func (t *total) add(c *counters) {
 // Metrics are the process-wide media metrics shared by all sessions.
 type Metrics struct {
 	sessions *sessionTotals
+	started  *prometheus.CounterVec
 	lost     prometheus.Counter
 	jitter   prometheus.Histogram
 }
@@ -63,8 +64,11 @@ type Metrics struct {
 // registered). Registering twice on the same registry reuses the existing
 // collectors, so tests and restarts within a process are safe.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		sessions: register(reg, newSessionTotals()),
+		started: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_media_sessions_total", Help: "Media sessions started, by the codec they started with (G722, PCMU or PCMA).",
+		}, []string{"codec"})),
 		lost: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "handoff_rtp_packets_lost_total", Help: "Inbound RTP packets lost in the network (RFC 3550 expected minus received).",
 		})),
@@ -74,6 +78,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .002, .005, .01, .02, .03, .05, .1, .2, .5},
 		})),
 	}
+	for _, c := range []Codec{G722, PCMU, PCMA} { // the codecs a session can carry
+		m.started.WithLabelValues(c.Name)
+	}
+	return m
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
@@ -151,9 +159,13 @@ func (t *sessionTotals) Collect(ch chan<- prometheus.Metric) {
 
 // The helpers tolerate a nil *Metrics so sessions need not check.
 
-// sessionStarted makes a running session's counters part of the totals.
-func (m *Metrics) sessionStarted(c *counters) {
+// sessionStarted counts a session under its codec and makes its counters
+// part of the totals.
+func (m *Metrics) sessionStarted(c *counters, codec Codec) {
 	if m != nil {
+		if f, err := ParseCodec(codec.Name); err == nil { // bounded: only the codecs we speak
+			m.started.WithLabelValues(f.Name).Inc()
+		}
 		m.sessions.mu.Lock()
 		m.sessions.live[c] = struct{}{}
 		m.sessions.mu.Unlock()

@@ -5,25 +5,26 @@ import "sync"
 // FrameQueue hands 20 ms PCM frames from one goroutine (a leg's receive
 // path, an agent link) to another (a pacer). Push never blocks: past its
 // capacity the oldest frame is dropped, so a stalled reader costs bounded
-// memory and bounded delay.
+// memory and bounded delay. A frame keeps its rate: 8 kHz frames come out
+// as 160 samples and 16 kHz ones as 320 (see FrameRate), so a queue
+// between legs of different codecs leaves the resampling to the pacer of
+// the leg that needs it.
 type FrameQueue struct {
 	mu      sync.Mutex
-	ring    [][]int16
+	ring    [][WideFrameSamples]int16
+	lens    []int
 	head, n int
-	out     []int16
+	out     [WideFrameSamples]int16
 	dropped uint64
 }
 
 // NewFrameQueue makes a queue holding up to capacity frames.
 func NewFrameQueue(capacity int) *FrameQueue {
-	q := &FrameQueue{ring: make([][]int16, capacity), out: make([]int16, FrameSamples)}
-	for i := range q.ring {
-		q.ring[i] = make([]int16, FrameSamples)
-	}
-	return q
+	return &FrameQueue{ring: make([][WideFrameSamples]int16, capacity), lens: make([]int, capacity)}
 }
 
-// Push copies one frame in (shorter frames are padded with silence).
+// Push copies one frame in, padded with silence to a whole frame of its
+// rate.
 func (q *FrameQueue) Push(pcm []int16) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -32,8 +33,11 @@ func (q *FrameQueue) Push(pcm []int16) {
 		q.n--
 		q.dropped++
 	}
-	slot := q.ring[(q.head+q.n)%len(q.ring)]
+	i := (q.head + q.n) % len(q.ring)
+	n := FrameLen(FrameRate(len(pcm)))
+	slot := q.ring[i][:n]
 	clear(slot[copy(slot, pcm):])
+	q.lens[i] = n
 	q.n++
 }
 
@@ -45,10 +49,10 @@ func (q *FrameQueue) Pop() ([]int16, bool) {
 	if q.n == 0 {
 		return nil, false
 	}
-	copy(q.out, q.ring[q.head])
+	n := copy(q.out[:], q.ring[q.head][:q.lens[q.head]])
 	q.head = (q.head + 1) % len(q.ring)
 	q.n--
-	return q.out, true
+	return q.out[:n], true
 }
 
 // Clear drops every queued frame (barge-in).

@@ -22,8 +22,13 @@ type receiver struct {
 	srtpHdr rtp.Header
 	jb      *jitterBuffer
 	events  eventStream
-	pcm     [maxPayload + FrameSamples]int16
-	pcmN    int
+	// pcm holds decoded audio, pcmN samples of a partial frame in format
+	// (its rate) between packets; a G.722 payload decodes to two samples
+	// an octet.
+	pcm    [2*maxPayload + WideFrameSamples]int16
+	pcmN   int
+	format audioFormat
+	g722   G722Decoder
 	comfortNoise
 	lastTick time.Duration
 	// Bound once so the per-packet path does not allocate closures.
@@ -32,6 +37,7 @@ type receiver struct {
 }
 
 func (r *receiver) init(s *Session, jitterDepth int) {
+	r.format = s.cfg.Codec.format()
 	r.buf = make([]byte, 1500)
 	r.plain = make([]byte, 1500)
 	r.jb = newJitterBuffer(jitterDepth)
@@ -145,6 +151,7 @@ func (s *Session) handleRTP(b []byte, src netip.AddrPort, now time.Duration) {
 	s.bytesIn.Add(uint64(wireLen))
 	if in.restart {
 		s.flushJitter()
+		s.recv.g722.Reset() // a new stream: the codec state was the old one's
 	}
 	switch in.route {
 	case routeAudio:
@@ -327,30 +334,71 @@ func (s *Session) playout(now time.Duration) {
 }
 
 // deliver hands a buffered packet, in order, to OnAudio: audio decoded in
-// 20 ms frames whatever the peer's ptime, comfort noise as the start of
-// silence.
+// 20 ms frames at the codec's rate whatever the peer's ptime, comfort
+// noise as the start of silence.
 func (s *Session) deliver(slot *jbSlot) {
 	if s.cfg.OnAudio == nil {
 		return
 	}
 	r := &s.recv
-	switch slot.kind {
-	case slotCN:
-		r.startSilence(slot.arrived, s.cfg.OnAudio)
+	if slot.kind == slotSkip {
 		return
-	case slotSkip:
+	}
+	if slot.format != r.format {
+		r.switchFormat(slot.format, s.cfg.OnAudio)
+	}
+	if slot.kind == slotCN {
+		r.startSilence(slot.arrived, s.cfg.OnAudio)
 		return
 	}
 	r.silent = false
-	decodeFrame(slot.format, r.pcm[r.pcmN:], slot.payload[:slot.n])
-	r.pcmN += slot.n
+	r.decode(slot.format, slot.payload[:slot.n], s.cfg.OnAudio)
+}
+
+// decode adds a payload's samples to the partial frame and delivers every
+// whole frame.
+func (r *receiver) decode(f audioFormat, payload []byte, onAudio func([]int16)) {
+	room := r.pcm[r.pcmN:]
+	if f == formatG722 {
+		payload = payload[:min(len(payload), len(room)/2)]
+		r.pcmN += len(r.g722.Decode(room[:0], payload)) // in place: room has the capacity
+	} else {
+		n := min(len(payload), len(room))
+		decodeG711(f, room[:n], payload[:n])
+		r.pcmN += n
+	}
+	frame := r.frameLen()
 	off := 0
-	for r.pcmN-off >= FrameSamples {
-		s.cfg.OnAudio(r.pcm[off : off+FrameSamples])
-		off += FrameSamples
+	for r.pcmN-off >= frame {
+		onAudio(r.pcm[off : off+frame])
+		off += frame
 	}
 	if off > 0 {
 		r.pcmN = copy(r.pcm[:], r.pcm[off:r.pcmN])
+	}
+}
+
+// frameLen is the length of a frame at the rate of the audio decoding now.
+func (r *receiver) frameLen() int { return FrameLen(r.format.rate()) }
+
+// switchFormat follows a codec change (re-INVITE): a partial frame of the
+// old rate goes out padded with silence, and a G.722 stream starts from
+// the codec's initial state.
+func (r *receiver) switchFormat(f audioFormat, onAudio func([]int16)) {
+	r.flushPartial(onAudio)
+	r.format = f
+	if f == formatG722 {
+		r.g722.Reset()
+	}
+}
+
+// flushPartial completes a partial frame with silence and delivers it.
+func (r *receiver) flushPartial(onAudio func([]int16)) {
+	if r.pcmN > 0 {
+		frame := r.frameLen()
+		clear(r.pcm[r.pcmN:frame])
+		r.pcmN = 0
+		onAudio(r.pcm[:frame])
 	}
 }
 

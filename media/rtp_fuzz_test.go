@@ -57,8 +57,9 @@ func packetStream(pkts ...[]byte) []byte {
 }
 
 // FuzzHandleRTP drives the RTP receive path (validation, latching, SSRC
-// changes, RFC 4733 events, jitter buffer, decoding) with arbitrary
-// packets from two sources.
+// changes, RFC 4733 events, jitter buffer, G.711 and G.722 decoding) with
+// arbitrary packets from two sources; frames are always whole frames of
+// the codec's rate.
 func FuzzHandleRTP(f *testing.F) {
 	voice := make([]byte, 160)
 	for i := range voice {
@@ -90,6 +91,11 @@ func FuzzHandleRTP(f *testing.F) {
 		rtpBytes(0, 1, 160, 7, true, voice), rtpBytes(13, 2, 320, 7, true, []byte{60}), rtpBytes(13, 3, 8320, 7, false, []byte{58, 1, 2}),
 		rtpBytes(101, 900, 5000, 8, true, dtmf(1, false, 160)), rtpBytes(101, 901, 5000, 8, false, dtmf(1, true, 320)),
 		rtpBytes(0, 4, 16320, 7, true, voice)))
+	// G.722: 160 octets, timestamps 160 apart, one octet short, a 1280-octet
+	// packet (the jitter buffer's bound, 2560 samples), comfort noise.
+	f.Add(uint8(8|4), packetStream(
+		rtpBytes(9, 1, 160, 7, true, voice), rtpBytes(9, 2, 320, 7, false, voice[:159]), rtpBytes(9, 3, 480, 7, false, make([]byte, 1280)),
+		rtpBytes(13, 4, 640, 7, true, []byte{60}), rtpBytes(9, 5, 8640, 7, true, voice)))
 
 	f.Fuzz(func(t *testing.T, mode uint8, stream []byte) {
 		codec, dtmfPT := PCMU, uint8(101)
@@ -97,13 +103,16 @@ func FuzzHandleRTP(f *testing.F) {
 			codec = PCMA
 			codec.PayloadType = 8
 		}
+		if mode&8 != 0 {
+			codec = G722
+		}
 		if mode&2 != 0 {
 			dtmfPT = 0
 		}
 		frames := 0
 		s := fuzzSession(t, codec, dtmfPT, func(pcm []int16) {
-			if len(pcm) != FrameSamples {
-				t.Fatalf("OnAudio got %d samples", len(pcm))
+			if len(pcm) != FrameLen(codec.SampleRate()) {
+				t.Fatalf("OnAudio got %d samples of %s", len(pcm), codec.Name)
 			}
 			frames++
 		}, func(ev DTMFEvent) {

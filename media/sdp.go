@@ -234,8 +234,9 @@ func (d *Description) readAttributes(m *sdp.MediaDescription) map[uint8]Codec {
 // cnPayloadType is comfort noise's static payload type (RFC 3551 table 4).
 const cnPayloadType = 13
 
-// readFormats sorts the m= formats into G.711 codecs, telephone-event and
-// comfort noise (the first of each of the last two); others are ignored.
+// readFormats sorts the m= formats into the audio codecs we speak (G.711,
+// G.722), telephone-event and comfort noise (the first of each of the last
+// two); others are ignored.
 func (d *Description) readFormats(m *sdp.MediaDescription, rtpmap map[uint8]Codec) {
 	for _, f := range m.MediaName.Formats {
 		n, err := strconv.ParseUint(f, 10, 8)
@@ -249,7 +250,7 @@ func (d *Description) readFormats(m *sdp.MediaDescription, rtpmap map[uint8]Code
 		}
 		switch {
 		case !mapped:
-		case c.isG711():
+		case c.supported():
 			c.PayloadType = pt
 			d.Codecs = append(d.Codecs, c)
 		case c.ClockRate != 8000:
@@ -268,6 +269,8 @@ func staticFormat(pt uint8) (Codec, bool) {
 		return PCMU, true
 	case PCMA.PayloadType:
 		return PCMA, true
+	case G722.PayloadType:
+		return G722, true
 	case cnPayloadType:
 		return Codec{Name: "CN", PayloadType: cnPayloadType, ClockRate: 8000}, true
 	}
@@ -294,7 +297,7 @@ func parseRtpmap(v string) (uint8, Codec, bool) {
 		return 0, Codec{}, false
 	}
 	name := parts[0]
-	for _, known := range []string{"PCMU", "PCMA", "telephone-event", "CN"} {
+	for _, known := range []string{"PCMU", "PCMA", "G722", "telephone-event", "CN"} {
 		if strings.EqualFold(name, known) {
 			name = known
 		}
@@ -323,8 +326,9 @@ type Negotiated struct {
 // SRTP reports whether the stream is protected.
 func (n Negotiated) SRTP() bool { return n.RemoteKey != nil }
 
-// Negotiate picks the first codec of the offer that we support, keeping the
-// offer's payload type numbers, and accepts telephone-event if offered, and
+// Negotiate picks the offered codec our preference list supported ranks
+// first (see pickCodec), keeping the offer's payload type numbers, and
+// accepts telephone-event if offered, and
 // comfort noise if offered unless ComfortNoise(false) is among opts (other
 // options concern only offers). An offer that wants SRTP gets its first
 // usable a=crypto key as RemoteKey (ErrNoCommonCrypto if there is none);
@@ -333,7 +337,7 @@ func Negotiate(offer *Description, supported []Codec, opts ...OfferOption) (Nego
 	if offer == nil {
 		return Negotiated{}, fmt.Errorf("%w: no offer", ErrInvalidSDP)
 	}
-	codec, ok := firstCommon(offer.Codecs, supported)
+	codec, ok := pickCodec(offer.Codecs, supported)
 	if !ok {
 		return Negotiated{}, ErrNoCommonCodec
 	}
@@ -364,16 +368,37 @@ func Negotiate(offer *Description, supported []Codec, opts ...OfferOption) (Nego
 	return n, nil
 }
 
-// firstCommon is the first offered codec we support.
-func firstCommon(offered, supported []Codec) (Codec, bool) {
+// pickCodec chooses the codec of an answer (or, for an answer to our
+// offer, the one we send): among the offered codecs that supported lists,
+// the one of the sample rate the list ranks first, and between codecs of
+// that rate the one offered first, as RFC 3264 §6.1 recommends. So the
+// default [G722, PCMU, PCMA] takes G.722 whenever it is offered, and a
+// caller offering "8 0" keeps PCMA; the list chooses the bandwidth, the
+// peer the variant.
+func pickCodec(offered, supported []Codec) (Codec, bool) {
+	best, bestRank := Codec{}, -1
 	for _, oc := range offered {
-		for _, sc := range supported {
-			if oc.sameFormat(sc) {
-				return oc, true
-			}
+		if r := rateRank(oc, supported); r >= 0 && (bestRank < 0 || r < bestRank) {
+			best, bestRank = oc, r
 		}
 	}
-	return Codec{}, false
+	return best, bestRank >= 0
+}
+
+// rateRank is the position in supported of the first codec with c's sample
+// rate, or -1 when supported does not list c.
+func rateRank(c Codec, supported []Codec) int {
+	rank, listed := -1, false
+	for i, sc := range supported {
+		listed = listed || c.sameFormat(sc)
+		if rank < 0 && sc.SampleRate() == c.SampleRate() {
+			rank = i
+		}
+	}
+	if !listed {
+		return -1
+	}
+	return rank
 }
 
 // LocalSDP builds our side of the SDP for one dialog. The o= session id is

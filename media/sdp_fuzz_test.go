@@ -34,16 +34,19 @@ var sdpSeeds = []string{
 	// Comfort noise on its static payload type, as Cisco and Polycom phones offer it.
 	"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101 13\r\n" +
 		"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\n",
+	// baresip's default offer: Opus, G.722, G.711.
+	"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 96 9 0 8 101\r\n" +
+		"a=rtpmap:96 opus/48000/2\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
 }
 
 // FuzzParseSDP: ParseSDP and Negotiate never panic; any negotiation picks a
-// supported G.711 codec; the answers and offers we generate parse back.
+// supported codec; the answers and offers we generate parse back.
 func FuzzParseSDP(f *testing.F) {
 	for _, s := range sdpSeeds {
 		f.Add([]byte(s))
 	}
 	f.Add(bytes.Repeat([]byte("m=audio 4000 RTP/AVP 0\r\n"), MaxSDPMedia+1))
-	supported := []Codec{PCMU, PCMA}
+	supported := DefaultCodecs
 	local := NewLocalSDP(netip.MustParseAddr("127.0.0.1"), 40000, "handoff")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, err := ParseSDP(body)
@@ -71,8 +74,8 @@ func FuzzParseSDP(f *testing.F) {
 			t.Fatalf("ptime %d", d.Ptime)
 		}
 		for _, c := range d.Codecs {
-			if !c.isG711() {
-				t.Fatalf("non-G.711 codec %+v in Codecs", c)
+			if !c.supported() {
+				t.Fatalf("unsupported codec %+v in Codecs", c)
 			}
 		}
 		n, err := Negotiate(d, supported)

@@ -9,19 +9,23 @@ import (
 
 // sender is the pacer goroutine's private state.
 type sender struct {
-	buf      [rtpHeaderLen + maxPayload]byte
-	silence  [FrameSamples]int16
-	seq      uint16
-	sentAny  bool
-	talking  bool
-	sending  bool // previous frame was sent (false while on hold)
-	gap      bool // frames were skipped: next packet starts a talkspurt
-	dtmf     dtmfSender
-	frame    uint64 // next frame index
-	paceFrom time.Duration
-	srtp     srtpState
-	srtpHdr  rtp.Header
-	enc      [rtpHeaderLen + maxPayload + srtpOverhead]byte
+	buf [rtpHeaderLen + maxPayload]byte
+	// padded holds a short Source frame padded to length; silence stays zero.
+	padded, silence [WideFrameSamples]int16
+	resample        Resampler   // a Source frame at the other rate to the codec's
+	g722            G722Encoder // reset when the codec turns to G.722
+	format          audioFormat // of the last audio packet sent
+	seq             uint16
+	sentAny         bool
+	talking         bool
+	sending         bool // previous frame was sent (false while on hold)
+	gap             bool // frames were skipped: next packet starts a talkspurt
+	dtmf            dtmfSender
+	frame           uint64 // next frame index
+	paceFrom        time.Duration
+	srtp            srtpState
+	srtpHdr         rtp.Header
+	enc             [rtpHeaderLen + maxPayload + srtpOverhead]byte
 }
 
 func (s *Session) paceLoop() {
@@ -73,7 +77,10 @@ func (s *Session) sendFrame(frame uint64) {
 		st.dtmf.active = false
 		return
 	}
-	h := rtp.Header{Version: 2, SequenceNumber: st.seq, Timestamp: s.tsBase + uint32(frame)*FrameSamples, SSRC: s.ssrc}
+	// The timestamp counts the RTP clock, not samples: 160 a frame for
+	// G.722 too (RFC 3551 §4.5.2).
+	ts := s.tsBase + uint32(frame)*uint32(FrameLen(codec.ClockRate))
+	h := rtp.Header{Version: 2, SequenceNumber: st.seq, Timestamp: ts, SSRC: s.ssrc}
 	var n int
 	if s.nextDTMF(dtmfPT, h.Timestamp) {
 		h.PayloadType = dtmfPT
@@ -81,8 +88,7 @@ func (s *Session) sendFrame(frame uint64) {
 		n = 4
 	} else {
 		h.PayloadType = codec.PayloadType
-		h.Marker = st.audioPayload(codec.format(), pcm, talk)
-		n = FrameSamples
+		n, h.Marker = st.audioPayload(codec.format(), pcm, talk)
 	}
 	s.writeRTP(&h, n, dest)
 }
@@ -106,21 +112,36 @@ func (s *Session) nextDTMF(pt uint8, ts uint32) bool {
 	return d.active
 }
 
-// audioPayload encodes one frame of audio (silence when the source has
-// none, padded when it is short) after the header and returns the marker.
-func (st *sender) audioPayload(f audioFormat, pcm []int16, talk bool) (marker bool) {
+// audioPayload encodes one frame of audio after the header (silence when
+// the source has none; resampled to the codec's rate, and padded when
+// short) and returns its length and the marker.
+func (st *sender) audioPayload(f audioFormat, pcm []int16, talk bool) (n int, marker bool) {
 	st.dtmf.active = false
-	if !talk {
-		pcm = st.silence[:]
+	frame := FrameLen(f.rate())
+	if talk {
+		pcm = st.resample.Frame(pcm, f.rate())
+	} else {
+		pcm = st.silence[:frame]
 	}
-	payload := st.buf[rtpHeaderLen : rtpHeaderLen+FrameSamples]
-	n := min(len(pcm), FrameSamples)
-	encodeFrame(f, payload[:n], pcm[:n])
-	encodeFrame(f, payload[n:], st.silence[n:])
+	if len(pcm) < frame {
+		clear(st.padded[copy(st.padded[:frame], pcm):frame])
+		pcm = st.padded[:frame]
+	}
+	payload := st.buf[rtpHeaderLen:]
+	if f == formatG722 {
+		if st.format != f {
+			st.g722.Reset()
+		}
+		n = len(st.g722.Encode(payload[:0], pcm[:frame]))
+	} else {
+		n = frame
+		encodeG711(f, payload[:n], pcm[:n])
+	}
+	st.format = f
 	// RFC 3551 §4.1: marker on the first packet of a talkspurt.
 	marker = !st.sentAny || !st.sending || st.gap || (talk && !st.talking)
 	st.talking, st.gap = talk, false
-	return marker
+	return n, marker
 }
 
 // writeRTP puts the header before the n payload bytes already in the

@@ -61,12 +61,17 @@ type SessionConfig struct {
 	LocalKey, RemoteKey *SRTPKey
 
 	// OnAudio receives caller audio, decoded, in order, one 20 ms frame per
-	// call, from a single goroutine. The slice is reused after return.
+	// call, from a single goroutine, at the codec's own rate: 320 samples
+	// (16 kHz) for G.722, 160 (8 kHz) for G.711. Nothing is resampled on
+	// the way in; a consumer wanting another rate converts once. The slice
+	// is reused after return.
 	OnAudio func(pcm []int16)
 	// OnDTMF is called once per RFC 4733 event, from the same goroutine as OnAudio.
 	OnDTMF func(DTMFEvent)
-	// Source is pulled every 20 ms; false sends silence. It should return
-	// FrameSamples samples (shorter is padded with silence).
+	// Source is pulled every 20 ms; false sends silence. It returns one
+	// 20 ms frame at 8 or 16 kHz, which its length tells (FrameRate): a
+	// frame at the codec's rate is encoded as it is, one at the other rate
+	// is resampled first, a short one padded with silence.
 	Source func() ([]int16, bool)
 
 	RTPTimeout   time.Duration // 0 disables
@@ -90,6 +95,7 @@ type Stats struct {
 	DTMFEvents            uint64
 	Latched               bool
 	Remote                netip.AddrPort // where we send
+	Codec                 Codec          // the negotiated codec, now
 	SSRC, RemoteSSRC      uint32
 
 	RTCPIn, RTCPOut    uint64
@@ -167,7 +173,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if cfg.Ports == nil || cfg.Ports.RTP == nil || cfg.Ports.RTCP == nil {
 		return nil, errors.New("media: session needs ports")
 	}
-	if !cfg.Codec.isG711() {
+	if !cfg.Codec.supported() {
 		return nil, fmt.Errorf("media: unsupported codec %q/%d", cfg.Codec.Name, cfg.Codec.ClockRate)
 	}
 	keys, err := newSRTPKeys(cfg.LocalKey, cfg.RemoteKey)
@@ -226,7 +232,11 @@ func (s *Session) Start() {
 	now := s.since()
 	s.lastRx.Store(int64(now))
 	s.send.paceFrom = now
-	s.m.sessionStarted(&s.counters)
+	s.mu.Lock()
+	codec := s.codec
+	s.mu.Unlock()
+	s.m.sessionStarted(&s.counters, codec)
+	s.log.Debug("media started", "codec", codec.Name, "sample_rate", codec.SampleRate())
 
 	s.wg.Add(3)
 	go s.readLoop()
@@ -248,6 +258,15 @@ func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
+}
+
+// SampleRate is the rate of the audio OnAudio delivers and the pacer
+// encodes now: the negotiated codec's (16000 for G.722, 8000 for G.711).
+// Each frame also says its rate by its length (FrameRate).
+func (s *Session) SampleRate() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.codec.SampleRate()
 }
 
 // LocalPort is the RTP port we receive on.
@@ -314,7 +333,7 @@ func (s *Session) Update(n Negotiated) {
 		s.rtcpRemote = netip.AddrPort{}
 	}
 	codec := s.codec
-	if n.Codec.isG711() {
+	if n.Codec.supported() {
 		codec = n.Codec
 	}
 	s.negotiatedLocked(codec, n.DTMFPayloadType, n.CNPayloadType, n.RemoteDirection)
@@ -397,6 +416,7 @@ func (s *Session) Stats() Stats {
 	defer s.mu.Unlock()
 	st.Latched = s.latched
 	st.Remote = s.remote
+	st.Codec = s.codec
 	if s.audioPinned { // latched, and the audio has an SSRC
 		st.RemoteSSRC = s.latchSSRC
 		st.PacketsLost = s.rx.lost()

@@ -16,8 +16,11 @@ import (
 const bridgeDepth = 5
 
 // bridge carries audio between the caller and the destination of an
-// INVITE return. Each leg decodes to PCM and encodes with its own codec,
-// so payload types map and PCMU<->PCMA transcode on their own.
+// INVITE return. Each leg decodes to PCM at its codec's rate and encodes
+// with its own codec, so payload types map and PCMU<->PCMA transcode on
+// their own; the queues keep each frame's rate, and the pacer of a leg
+// whose codec runs at the other rate resamples (G.722 16 kHz <-> G.711
+// 8 kHz), once.
 type bridge struct {
 	toDestination *media.FrameQueue
 	toCaller      *media.FrameQueue

@@ -57,7 +57,11 @@ func (s *Server) newCall(tx sip.ServerTransaction, a *admission) (*Call, *reject
 		a.log.Warn("no RTP ports", "err", err)
 		return nil, s.unavailable("No Media Ports")
 	}
-	sess, err := s.cfg.Pipeline.Open(dlg.Context(), callInfo(a.req, a.transfer))
+	info := callInfo(a.req, a.transfer)
+	if codec := a.negotiated.Codec; codec.Name != "" {
+		info.Codec, info.CodecRate = codec.Name, codec.SampleRate()
+	}
+	sess, err := s.cfg.Pipeline.Open(dlg.Context(), info)
 	if err != nil {
 		s.cfg.Ports.Release(ports)
 		if errors.Is(context.Cause(dlg.Context()), sip.ErrTransactionCanceled) {
@@ -103,7 +107,7 @@ func (c *Call) run(a *admission) {
 		c.handBack(*out)
 	}
 	st := c.rtp.Stats()
-	c.log.Info("call ended", "end_reason", reason, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
+	c.log.Info("call ended", "end_reason", reason, "codec", st.Codec.Name, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.PacketsLost)
 }
 
 // answer sends 200 OK and waits for the ACK. It reports whether the call

@@ -316,7 +316,7 @@ func FuzzMessage(f *testing.F) {
 		_ = info
 		if len(req.Body()) > 0 {
 			if d, err := media.ParseSDP(req.Body()); err == nil {
-				_, _ = media.Negotiate(d, supportedCodecs)
+				_, _ = media.Negotiate(d, media.DefaultCodecs)
 			} else if w := warning(err); strings.ContainsAny(w.Value(), "\r\n") {
 				t.Fatalf("Warning spans lines: %q", w.Value())
 			}

@@ -15,10 +15,6 @@ import (
 	"github.com/handoff/handoff/transfer"
 )
 
-// supportedCodecs are the audio codecs we answer with, in our preference
-// order for the offers we make.
-var supportedCodecs = []media.Codec{media.PCMU, media.PCMA}
-
 // offerDTMFPayloadType is the telephone-event payload type of our offers.
 const offerDTMFPayloadType = 101
 
@@ -77,7 +73,7 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time
 		return nil, rej
 	}
 	a := &admission{req: req, received: received, log: log.With("transfer_id", t.ID), transfer: t}
-	if rej := a.readOffer(s.cfg.SRTP); rej != nil {
+	if rej := a.readOffer(s.cfg.SRTP, s.mediaPrefs()); rej != nil {
 		return nil, rej
 	}
 	var minSE sip.Header
@@ -124,13 +120,13 @@ func (s *Server) findTransfer(ctx context.Context, req *sip.Request, log *slog.L
 }
 
 // readOffer negotiates the INVITE's SDP offer, if it has one.
-func (a *admission) readOffer(srtp SRTPPolicy) *rejection {
+func (a *admission) readOffer(srtp SRTPPolicy, prefs mediaPrefs) *rejection {
 	if len(a.req.Body()) == 0 {
 		return nil
 	}
 	offer, err := media.ParseSDP(a.req.Body())
 	if err == nil {
-		a.negotiated, err = negotiateOffer(offer, srtp)
+		a.negotiated, err = negotiateOffer(offer, srtp, prefs)
 	}
 	if err != nil {
 		a.log.Info("SDP offer refused", "err", err)

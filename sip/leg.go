@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/emiago/sipgo"
@@ -19,6 +20,7 @@ type leg struct {
 	local          *media.LocalSDP
 	ports          *media.Ports
 	srtp           SRTPPolicy       // for offers we receive
+	prefs          mediaPrefs       // codecs and comfort noise, both ways
 	rtp            *media.Session   // the RTP session, nil until the dialog is confirmed
 	negotiated     media.Negotiated // current remote description
 	awaitingAnswer bool             // our offer waits for the answer in an ACK
@@ -26,7 +28,32 @@ type leg struct {
 }
 
 func newLeg(s *Server, ports *media.Ports) leg {
-	return leg{local: media.NewLocalSDP(s.cfg.MediaAddr, ports.Port, "handoff"), ports: ports, srtp: s.cfg.SRTP}
+	return leg{local: media.NewLocalSDP(s.cfg.MediaAddr, ports.Port, "handoff"), ports: ports, srtp: s.cfg.SRTP, prefs: s.mediaPrefs()}
+}
+
+// mediaPrefs is our side of every offer/answer exchange: the audio codecs
+// in preference order and whether comfort noise is on. The codec an
+// answer names and the one the session then sends and receives come from
+// the same Negotiated, never from two decisions.
+type mediaPrefs struct {
+	codecs       []media.Codec
+	comfortNoise bool
+}
+
+func (s *Server) mediaPrefs() mediaPrefs {
+	return mediaPrefs{codecs: s.cfg.Codecs, comfortNoise: !s.cfg.DisableComfortNoise}
+}
+
+// negotiate takes an offer, or the answer to our offer.
+func (p mediaPrefs) negotiate(d *media.Description) (media.Negotiated, error) {
+	return media.Negotiate(d, p.codecs, media.ComfortNoise(p.comfortNoise))
+}
+
+// offer is our offer on local: every codec of the list, telephone-event,
+// comfort noise if on, and opts (SRTP).
+func (p mediaPrefs) offer(local *media.LocalSDP, opts []media.OfferOption) []byte {
+	opts = append(slices.Clip(opts), media.ComfortNoise(p.comfortNoise))
+	return local.Offer(p.codecs, offerDTMFPayloadType, media.SendRecv, opts...)
 }
 
 // SRTPPolicy is the media encryption policy of Config.SRTP.
@@ -66,7 +93,7 @@ var (
 )
 
 // negotiateOffer negotiates an offer under an SRTP policy.
-func negotiateOffer(d *media.Description, policy SRTPPolicy) (media.Negotiated, error) {
+func negotiateOffer(d *media.Description, policy SRTPPolicy, prefs mediaPrefs) (media.Negotiated, error) {
 	plainOnly := func() *media.Description {
 		p := *d
 		p.Crypto, p.CryptoLines = nil, 0
@@ -80,7 +107,7 @@ func negotiateOffer(d *media.Description, policy SRTPPolicy) (media.Negotiated, 
 	case d.SRTP() && !d.SecureProfile() && (policy == SRTPOff || (len(d.Crypto) == 0 && policy != SRTPRequired)):
 		d = plainOnly()
 	}
-	return media.Negotiate(d, supportedCodecs)
+	return prefs.negotiate(d)
 }
 
 // offerOptions are the options of offers we make under the leg's policy.
@@ -98,7 +125,7 @@ func (l *leg) offerOrAnswer(offer *media.Description, n media.Negotiated) []byte
 	defer l.mu.Unlock()
 	if offer == nil {
 		l.awaitingAnswer = true
-		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, l.offerOptions()...)
+		return l.prefs.offer(l.local, l.offerOptions())
 	}
 	body := l.local.Answer(n, n.RemoteDirection.Reverse())
 	n.LocalKey = l.local.Key()
@@ -125,7 +152,7 @@ func (l *leg) takeAnswer(body []byte) error {
 	case !d.SRTP():
 		return errAnswerSRTP
 	}
-	n, err := media.Negotiate(d, supportedCodecs)
+	n, err := l.prefs.negotiate(d)
 	if err != nil {
 		return err
 	}
@@ -183,6 +210,9 @@ func (l *leg) startMedia(cfg media.SessionConfig) error {
 	}
 	l.rtp = sess
 	sess.Start()
+	if cfg.Logger != nil {
+		cfg.Logger.Info("media started", "codec", n.Codec.Name, "sample_rate", n.Codec.SampleRate(), "srtp", n.SRTP())
+	}
 	return nil
 }
 
@@ -207,7 +237,7 @@ func (l *leg) answerOffer(req *sip.Request) ([]byte, *rejection) {
 		d, err := media.ParseSDP(req.Body())
 		var n media.Negotiated
 		if err == nil {
-			n, err = negotiateOffer(d, l.srtp)
+			n, err = negotiateOffer(d, l.srtp, l.prefs)
 		}
 		if err == nil && l.negotiated.SRTP() && !n.SRTP() {
 			err = errSRTPDowngrade
@@ -231,7 +261,7 @@ func (l *leg) answerOffer(req *sip.Request) ([]byte, *rejection) {
 		if l.negotiated.SRTP() {
 			opts = []media.OfferOption{media.OfferSRTP()}
 		}
-		return l.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, opts...), nil
+		return l.prefs.offer(l.local, opts), nil
 	}
 	return nil, nil
 }

@@ -38,7 +38,7 @@ func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResu
 	r := &returnLeg{leg: newLeg(c.s, ports), call: c}
 	defer r.close()
 
-	req := c.returnRequest(target, out, r.local.Offer(supportedCodecs, offerDTMFPayloadType, media.SendRecv, c.returnOfferOptions(target)...))
+	req := c.returnRequest(target, out, r.prefs.offer(r.local, c.returnOfferOptions(target)))
 	// The caller hanging up while it rings cancels the return call.
 	ringCtx, cancel := context.WithTimeout(c.dlg.Context(), c.s.cfg.Return.RingTimeout)
 	defer cancel()

@@ -101,6 +101,14 @@ type Config struct {
 	// SRTPOptional (the default) or SRTPRequired; see SRTPPolicy for what
 	// each means for offers, answers and the INVITE return.
 	SRTP SRTPPolicy
+	// Codecs are the audio codecs we offer and answer with, in preference
+	// order (media.DefaultCodecs when empty: G.722 first); see
+	// media.Negotiate for how an answer picks. An offer sharing none gets
+	// 488.
+	Codecs []media.Codec
+	// DisableComfortNoise stops offering and accepting RFC 3389 comfort
+	// noise (media.ComfortNoise), which is on by default.
+	DisableComfortNoise bool
 
 	// dropInbound, when set, drops the raw inbound SIP messages it returns
 	// true for (fault-injection tests: lost INVITEs, ACKs, BYEs).
@@ -134,6 +142,9 @@ func (c *Config) defaults() {
 	}
 	if c.SRTP == "" {
 		c.SRTP = DefaultSRTP
+	}
+	if len(c.Codecs) == 0 {
+		c.Codecs = media.DefaultCodecs
 	}
 	if c.RetryAfter <= 0 {
 		c.RetryAfter = 30 * time.Second

@@ -15,6 +15,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 )
@@ -166,6 +167,26 @@ type MediaConfig struct {
 	RTPTimeout time.Duration  `yaml:"rtp_timeout"`
 	Bind       string         `yaml:"bind"`
 	SRTP       sip.SRTPPolicy `yaml:"srtp"` // media encryption: off, optional or required
+	// Codecs are the audio codecs offered and answered, in preference
+	// order: G722, PCMU, PCMA (media.ParseCodecs).
+	Codecs []string `yaml:"codecs"`
+	// ComfortNoise offers and accepts RFC 3389 comfort noise.
+	ComfortNoise bool `yaml:"comfort_noise"`
+}
+
+// codecs is media.codecs as the SIP server takes it (validated by Load).
+func (m MediaConfig) codecs() []media.Codec {
+	c, _ := media.ParseCodecs(m.Codecs)
+	return c
+}
+
+// codecNames are the names of codecs, for the configuration's defaults.
+func codecNames(codecs []media.Codec) []string {
+	names := make([]string, len(codecs))
+	for i, c := range codecs {
+		names[i] = c.Name
+	}
+	return names
 }
 
 // AgentConfig selects the agent pipeline.
@@ -236,7 +257,8 @@ func Defaults() Config {
 				Fallback: sip.DefaultFallback, ContextEncoding: sip.DefaultContextEncoding, MaxContextBytes: sip.DefaultMaxContextBytes},
 			HeadersMode: HeadersConfig{User: "agent", Owner: devCredentialID},
 		},
-		Media: MediaConfig{RTPPorts: "20000-20999", RTPTimeout: 30 * time.Second, Bind: "127.0.0.1", SRTP: sip.DefaultSRTP},
+		Media: MediaConfig{RTPPorts: "20000-20999", RTPTimeout: 30 * time.Second, Bind: "127.0.0.1", SRTP: sip.DefaultSRTP,
+			Codecs: codecNames(media.DefaultCodecs), ComfortNoise: true},
 		Agent: AgentConfig{Mode: agentLoopback, MaxDuration: 5 * time.Minute, ConnectTimeout: agent.DefaultConnectTimeout,
 			Format: agent.FormatMulaw.String(), FallbackTransferType: agent.TransferAgent},
 		Log:   LogConfig{Level: "info", Format: "json"},

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/media"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -191,6 +193,8 @@ func TestEnvOverrides(t *testing.T) {
 		"HANDOFF_SIP_DIGEST_USERS":     "u:p",
 		"HANDOFF_SIP_TRANSFER_HEADER":  "X-Id",
 		"HANDOFF_MEDIA_RTP_PORTS":      "30000-30099",
+		"HANDOFF_MEDIA_CODECS":         "pcma, G722",
+		"HANDOFF_MEDIA_COMFORT_NOISE":  "false",
 		"HANDOFF_AGENT_MODE":           "websocket",
 		"HANDOFF_AGENT_URL":            "wss://agent.example/ws",
 		"HANDOFF_LOG_LEVEL":            "debug",
@@ -217,6 +221,8 @@ func TestEnvOverrides(t *testing.T) {
 		{"sip.digest", cfg.SIP.Digest, DigestConfig{Realm: "r", Users: []DigestUser{{Username: "u", Password: "p"}}}},
 		{"sip.transfer_header", cfg.SIP.TransferHeader, "X-Id"},
 		{"media.rtp_ports", cfg.Media.RTPPorts, "30000-30099"},
+		{"media.codecs", cfg.Media.codecs(), []media.Codec{media.PCMA, media.G722}},
+		{"media.comfort_noise", cfg.Media.ComfortNoise, false},
 		{"agent.mode", cfg.Agent.Mode, "websocket"},
 		{"agent.url", cfg.Agent.URL, "wss://agent.example/ws"},
 		{"log.level", cfg.Log.Level, "debug"},
@@ -268,6 +274,9 @@ func TestValidationErrors(t *testing.T) {
 		{name: "bad rtp ports", yaml: "media:\n  rtp_ports: \"30000\"\n", want: []string{"media.rtp_ports"}},
 		{name: "low rtp ports", yaml: "media:\n  rtp_ports: \"100-200\"\n", want: []string{"media.rtp_ports", "1024"}},
 		{name: "bad bind", yaml: "media:\n  bind: everywhere\n", want: []string{"media.bind"}},
+		{name: "unknown codec", yaml: "media:\n  codecs: [G722, opus]\n", want: []string{"media.codecs", `"opus"`}},
+		{name: "codec twice", env: map[string]string{"HANDOFF_MEDIA_CODECS": "PCMU,pcmu"}, want: []string{"media.codecs", "twice"}},
+		{name: "no codec", yaml: "media:\n  codecs: []\n", want: []string{"media.codecs"}},
 		{name: "websocket without url", yaml: "agent:\n  mode: websocket\n", want: []string{"agent.url"}},
 		{name: "bad agent mode", yaml: "agent:\n  mode: gpt\n", want: []string{"agent.mode"}},
 		{name: "bad log", yaml: "log:\n  level: loud\n  format: xml\n", want: []string{"log.level", "log.format"}},
@@ -326,5 +335,16 @@ func TestExternalHostDerivation(t *testing.T) {
 	}
 	if cfg.SIP.ExternalHost != "[2001:db8::1]:5060" {
 		t.Errorf("external_host %q", cfg.SIP.ExternalHost)
+	}
+}
+
+// A file's media.codecs replaces the default list rather than adding to it.
+func TestCodecsFromFile(t *testing.T) {
+	cfg, err := Load(writeFile(t, "c.yaml", "media:\n  codecs: [PCMU]\n  comfort_noise: false\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Media.codecs(); !reflect.DeepEqual(got, []media.Codec{media.PCMU}) || cfg.Media.ComfortNoise {
+		t.Fatalf("codecs %v, comfort noise %v", got, cfg.Media.ComfortNoise)
 	}
 }

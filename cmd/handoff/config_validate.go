@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 )
@@ -253,6 +254,9 @@ func (m *MediaConfig) validate(v *validation) {
 	}
 	if _, err := sip.ParseSRTPPolicy(string(m.SRTP)); err != nil {
 		v.bad(&m.SRTP, "%v", err)
+	}
+	if _, err := media.ParseCodecs(m.Codecs); err != nil {
+		v.bad(&m.Codecs, "%v", err)
 	}
 }
 

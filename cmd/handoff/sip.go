@@ -71,12 +71,14 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 			Owner:     cfg.SIP.HeadersMode.Owner,
 			ReturnURI: cfg.SIP.HeadersMode.ReturnURI,
 		},
-		RTPTimeout: cfg.Media.RTPTimeout,
-		SRTP:       cfg.Media.SRTP,
-		NodeID:     cfg.Node.ID,
-		Ports:      ports,
-		Pipeline:   pipeline,
-		Logger:     log,
+		RTPTimeout:          cfg.Media.RTPTimeout,
+		SRTP:                cfg.Media.SRTP,
+		Codecs:              cfg.Media.codecs(),
+		DisableComfortNoise: !cfg.Media.ComfortNoise,
+		NodeID:              cfg.Node.ID,
+		Ports:               ports,
+		Pipeline:            pipeline,
+		Logger:              log,
 	}, svc, reg)
 	if err != nil {
 		return nil, err

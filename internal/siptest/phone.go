@@ -142,6 +142,8 @@ func SDP(port int, formats string, extra ...string) []byte {
 			lines = append(lines, "a=rtpmap:0 PCMU/8000")
 		case "8":
 			lines = append(lines, "a=rtpmap:8 PCMA/8000")
+		case "9":
+			lines = append(lines, "a=rtpmap:9 G722/8000")
 		case "18":
 			lines = append(lines, "a=rtpmap:18 G729/8000")
 		case "101":

@@ -55,6 +55,7 @@ type handoff struct {
 type handoffOptions struct {
 	logLevel string // default info
 	sipExtra string // YAML lines appended to the sip: section (indented two spaces)
+	extra    string // top-level YAML sections appended to the file (agent:, ...)
 }
 
 func startHandoff(t *testing.T) *handoff { return startHandoffWith(t, handoffOptions{}) }
@@ -98,7 +99,7 @@ log:
   format: json
 drain:
   timeout: 10s
-`, httpPort, filepath.Join(dir, "data", "handoff.db"), h.sipPort, o.logLevel, o.sipExtra)
+%[6]s`, httpPort, filepath.Join(dir, "data", "handoff.db"), h.sipPort, o.logLevel, o.sipExtra, o.extra)
 	cfgPath := filepath.Join(dir, "handoff.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,20 @@
 //
 //	go run ./test/sipp/gen -o test/sipp/pcap            # the committed files
 //	go run ./test/sipp/gen -o /tmp/x -audio 20s -digits ""  # a longer audio file
+//
+// With -g722 it packetises instead a raw G.722 file that ffmpeg encoded
+// (the reference encoder nobody here wrote) into g722_<s>s.pcap: payload
+// type 9, 160 octets (20 ms of 16 kHz audio) a packet, timestamps 160
+// apart (RFC 3551's 8000 Hz clock for G.722), an SSRC of its own. The
+// committed g722_4s.pcap is a 6 kHz tone (above G.711's band) plus a 1 kHz
+// control, made with:
+//
+//	ffmpeg -f lavfi -i sine=frequency=6000:sample_rate=16000:duration=4 \
+//	       -f lavfi -i sine=frequency=1000:sample_rate=16000:duration=4 \
+//	       -filter_complex '[0:a][1:a]amix=inputs=2:normalize=0' \
+//	       -ac 1 -ar 16000 -c:a pcm_s16le /tmp/tones.wav
+//	ffmpeg -i /tmp/tones.wav -ar 16000 -ac 1 -c:a g722 -f g722 /tmp/tones.g722
+//	go run ./test/sipp/gen -o test/sipp/pcap -g722 /tmp/tones.g722
 package main
 
 import (
@@ -29,9 +43,11 @@ import (
 const (
 	ptPCMU     = 0
 	ptPCMA     = 8
+	ptG722     = 9
 	ptEvent    = 101
 	ssrc       = 0x48414e44 // "HAND"
 	ssrcAlaw   = 0x52455455 // "RETU": the return destination's stream
+	ssrcG722   = 0x48445643 // "HDVC": the wideband caller's stream
 	frame      = 160        // samples per 20 ms at 8 kHz
 	toneHz     = 440        // the caller's tone
 	toneAlawHz = 660        // the destination's tone
@@ -48,8 +64,15 @@ func main() {
 	raw := flag.Bool("ulaw", false, "also write the audio as a headerless μ-law file (for SIPp's rtp_stream)")
 	after := flag.Duration("after", 6*time.Second, "length of the μ-law audio that follows the digits in the same stream (0: none)")
 	alaw := flag.Duration("alaw", 4*time.Second, "length of the A-law audio file of its own stream (0: none)")
+	g722 := flag.String("g722", "", "packetise this raw G.722 file (ffmpeg -f g722) into g722_<s>s.pcap, and nothing else")
 	flag.Parse()
-	if err := run(*out, *audio, *digits, *eventMS, *raw, *after, *alaw); err != nil {
+	var err error
+	if *g722 != "" {
+		err = packG722(*out, *g722)
+	} else {
+		err = run(*out, *audio, *digits, *eventMS, *raw, *after, *alaw)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -112,6 +135,29 @@ func run(dir string, audio time.Duration, digits string, eventMS int, raw bool, 
 		}
 	}
 	return nil
+}
+
+// packG722 writes the G.722 octets of src as an RTP stream: 160 octets
+// (two samples each, 20 ms) a packet, the timestamp 160 further each time.
+func packG722(dir, src string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	const octets = frame // 160 octets carry 320 samples at 16 kHz
+	if len(b) < octets {
+		return fmt.Errorf("%s: %d octets, less than one 20 ms packet", src, len(b))
+	}
+	w := newPcap()
+	st := &stream{seq: 3000, ts: 16000}
+	n := len(b) / octets
+	for f := range n {
+		w.packet(st.at, rtpSSRC(f == 0, ptG722, st.seq, st.ts, ssrcG722, b[f*octets:(f+1)*octets]))
+		st.seq++
+		st.ts += frame
+		st.at += 20 * time.Millisecond
+	}
+	return w.save(filepath.Join(dir, fmt.Sprintf("g722_%gs.pcap", float64(n)/50)))
 }
 
 // event maps a key to its RFC 4733 event code and a file-name-safe name.
