@@ -39,6 +39,11 @@ type CallInfo struct {
 	// uui_text (and start.handoff.uui, uuiText) when they are not empty.
 	UUI     string
 	UUIText string
+	// Identity holds the INVITE's identity and history facts (asserted
+	// identity, diversion, History-Info, Call-Info, Avaya UCID, platform
+	// call ids) by the keys the SIP side documents; each is also a
+	// customParameters entry, and start.handoff.identity has them all.
+	Identity map[string]string
 }
 
 // DTMF is one key press from the caller.

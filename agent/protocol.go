@@ -85,6 +85,7 @@ type startHandoff struct {
 	Headers                map[string]string     `json:"headers,omitempty"`
 	UUI                    string                `json:"uui,omitempty"`
 	UUIText                string                `json:"uuiText,omitempty"`
+	Identity               map[string]string     `json:"identity,omitempty"`
 }
 
 type dtmfMsg struct {
