@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/emiago/sipgo"
@@ -231,15 +232,40 @@ func (c *Call) returnOfferOptions(target sip.Uri) []media.OfferOption {
 }
 
 // returnRequest builds the return INVITE: the destination sees the
-// original caller (From user and display name, P-Asserted-Identity) and
-// the agent's outcome in X-Handoff- headers.
+// original caller (From user and display name, P-Asserted-Identity), the
+// returnUri's own URI headers as headers (RFC 3261 §19.1.5; the
+// Request-URI and To carry none), then the outcome under the transfer's
+// names and the User-to-User value, never a name twice.
 func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer []byte) *sip.Request {
+	uriHeaders := target.Headers
+	target.Headers = nil
 	req := sip.NewRequest(sip.INVITE, target)
 	if tp, ok := target.UriParams.Get("transport"); ok && tp != "" {
 		req.SetTransport(strings.ToUpper(tp))
 	}
 	req.SetBody(offer)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	c.appendCaller(req, target)
+	has := appendURIHeaders(req, uriHeaders)
+	rc := newReturnContext(c.transfer, out, c.s.cfg.Return)
+	if rc.id != nil && !has(rc.id.name) {
+		req.AppendHeader(sip.NewHeader(rc.id.name, rc.id.value))
+	}
+	uui, fields := rc.fit(has)
+	if uui != nil {
+		fields = append(fields, *uui)
+	}
+	for _, f := range fields {
+		req.AppendHeader(sip.NewHeader(f.name, sanitizeHeaderValue(f.value)))
+	}
+	req.AppendHeader(c.s.contactFor(req.Transport()))
+	return req
+}
+
+// appendCaller adds From (the inbound caller's user and display name at
+// our host), To and P-Asserted-Identity (the inbound one, else the inbound
+// From URI).
+func (c *Call) appendCaller(req *sip.Request, target sip.Uri) {
 	in := c.dlg.InviteRequest
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: c.s.host, Port: c.s.port}, Params: sip.NewParams()}
 	if f := in.From(); f != nil {
@@ -256,12 +282,50 @@ func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer [
 	} else if f := in.From(); f != nil {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+f.Address.Addr()+">"))
 	}
-	req.AppendHeader(sip.NewHeader("X-Handoff-Transfer-Id", c.transfer.ID))
-	for _, f := range contextFields(out) {
-		req.AppendHeader(sip.NewHeader(f[0], sanitizeHeaderValue(f[1])))
+}
+
+// uriHeadersRefused are the headers a returnUri may not set on the return
+// INVITE (lower case, compact forms too): the ones that make the request
+// what it is, routes and credentials. RFC 3261 §19.1.5 asks for this care.
+var uriHeadersRefused = map[string]bool{
+	"via": true, "v": true, "from": true, "f": true, "to": true, "t": true, "call-id": true, "i": true,
+	"cseq": true, "contact": true, "m": true, "max-forwards": true, "content-length": true, "l": true,
+	"content-type": true, "c": true, "route": true, "record-route": true, "authorization": true,
+	"proxy-authorization": true, "p-asserted-identity": true, "body": true,
+}
+
+// appendURIHeaders adds the returnUri's headers to req (percent-escapes
+// decoded, control characters made spaces) and returns which names req
+// now has from them (case-insensitive).
+func appendURIHeaders(req *sip.Request, hdrs sip.HeaderParams) func(name string) bool {
+	added := map[string]bool{}
+	for _, kv := range hdrs {
+		name, value := unescapeURIPart(kv.K), unescapeURIPart(kv.V)
+		if !validHeaderToken(name) || uriHeadersRefused[strings.ToLower(name)] {
+			continue
+		}
+		req.AppendHeader(sip.NewHeader(name, sanitizeHeaderValue(value)))
+		added[strings.ToLower(name)] = true
 	}
-	req.AppendHeader(c.s.contactFor(req.Transport()))
-	return req
+	return func(name string) bool { return added[strings.ToLower(name)] }
+}
+
+func unescapeURIPart(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// validHeaderToken reports whether s may be a header name (RFC 3261 token).
+func validHeaderToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-.!%*_+`'~", ch) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // sanitizeHeaderValue keeps a value on one header line.
