@@ -26,7 +26,7 @@ const maxUUIBytes = 1024
 // label of handoff_sip_uui_ignored_total (a fixed set, never input).
 const (
 	uuiMalformed = "malformed" // bad hex, empty data, control characters
-	uuiOversized = "oversized" // over maxUUIBytes
+	uuiOversized = "oversized" // over maxUUIBytes, or past maxInboundEntries values
 	uuiDuplicate = "duplicate" // a second value for a purpose already read
 )
 
@@ -53,8 +53,12 @@ func uuiValues(req *sip.Request, name string, ignored func(reason, header string
 	for _, h := range req.GetHeaders(name) {
 		for _, v := range splitOutside(h.Value(), ',') {
 			u, reason := parseUUI(name, v)
-			if reason == "" && hasPurpose(kept, u.Purpose) {
+			switch {
+			case reason != "":
+			case hasPurpose(kept, u.Purpose):
 				reason = uuiDuplicate
+			case len(kept) == maxInboundEntries:
+				reason = uuiOversized
 			}
 			if reason != "" {
 				ignored(reason, name, len(v))
