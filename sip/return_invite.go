@@ -246,10 +246,18 @@ func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer [
 	req.SetBody(offer)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	c.appendCaller(req, target)
+	appendContext(req, uriHeaders, newReturnContext(c.transfer, out, c.s.cfg.Return))
+	req.AppendHeader(c.s.contactFor(req.Transport()))
+	return req
+}
+
+// appendContext adds the returnUri's URI headers, then Handoff's: the
+// transfer id (Handoff's names), the outcome within the cap and the
+// User-to-User value, each only if the URI did not set it.
+func appendContext(req *sip.Request, uriHeaders sip.HeaderParams, rc returnContext) {
 	has := appendURIHeaders(req, uriHeaders)
-	rc := newReturnContext(c.transfer, out, c.s.cfg.Return)
 	if rc.id != nil && !has(rc.id.name) {
-		req.AppendHeader(sip.NewHeader(rc.id.name, rc.id.value))
+		req.AppendHeader(sip.NewHeader(rc.id.name, sanitizeHeaderValue(rc.id.value)))
 	}
 	uui, fields := rc.fit(has)
 	if uui != nil {
@@ -258,8 +266,6 @@ func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer [
 	for _, f := range fields {
 		req.AppendHeader(sip.NewHeader(f.name, sanitizeHeaderValue(f.value)))
 	}
-	req.AppendHeader(c.s.contactFor(req.Transport()))
-	return req
 }
 
 // appendCaller adds From (the inbound caller's user and display name at
