@@ -130,8 +130,9 @@ func headersInput(req *sip.Request) *transfer.InputContext {
 }
 
 // headersReturn is the return an INVITE's headers ask for: REFER to
-// X-Handoff-Return-Uri, else to the configured URI; BYE with neither (or
-// with a URI that is not sip: or sips:).
+// X-Handoff-Return-Uri, else to the configured URI; BYE with neither, or
+// with a URI the API would refuse as a returnUri (transfer.ParseSIPURI:
+// sip: or sips:, no control bytes, raw or percent-encoded).
 func headersReturn(req *sip.Request, configured string) *transfer.SIPReturn {
 	returnURI := configured
 	if h := req.GetHeader(hdrReturnURI); h != nil {
@@ -139,7 +140,7 @@ func headersReturn(req *sip.Request, configured string) *transfer.SIPReturn {
 	}
 	if returnURI != "" {
 		var u sip.Uri
-		if err := sip.ParseUri(returnURI, &u); err == nil && (u.Scheme == "sip" || u.Scheme == "sips") && u.Host != "" {
+		if _, err := transfer.ParseSIPURI(returnURI); err == nil && sip.ParseUri(returnURI, &u) == nil {
 			return &transfer.SIPReturn{ReturnTransferType: transfer.ReturnRefer, ReturnURI: returnURI}
 		}
 	}

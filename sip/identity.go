@@ -153,7 +153,7 @@ func identityParams(in *transfer.Inbound) map[string]string {
 // has one.
 func firstNumber(values []string) string {
 	for _, v := range values {
-		if n := agent.PhoneNumber(addrURI(v)); n != "" {
+		if n := agent.PhoneNumber(addrURI(v)); n != "" && !hasControl(n) {
 			return n
 		}
 	}

@@ -334,12 +334,17 @@ func validHeaderToken(s string) bool {
 	return s != ""
 }
 
-// sanitizeHeaderValue keeps a value on one header line.
+// sanitizeHeaderValue keeps a value on one header line: each control byte
+// (C0, DEL) becomes a space, every other byte stays as it is.
 func sanitizeHeaderValue(v string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
+	if !hasControl(v) {
+		return v
+	}
+	b := []byte(v)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
 		}
-		return r
-	}, v)
+	}
+	return string(b)
 }
