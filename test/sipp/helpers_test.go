@@ -55,6 +55,7 @@ type handoff struct {
 type handoffOptions struct {
 	logLevel string // default info
 	sipExtra string // YAML lines appended to the sip: section (indented two spaces)
+	agentURL string // a WebSocket agent (agent.mode websocket); "": the loopback agent
 }
 
 func startHandoff(t *testing.T) *handoff { return startHandoffWith(t, handoffOptions{}) }
@@ -99,6 +100,9 @@ log:
 drain:
   timeout: 10s
 `, httpPort, filepath.Join(dir, "data", "handoff.db"), h.sipPort, o.logLevel, o.sipExtra)
+	if o.agentURL != "" {
+		cfg += fmt.Sprintf("agent:\n  mode: websocket\n  url: %s\n", o.agentURL)
+	}
 	cfgPath := filepath.Join(dir, "handoff.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
