@@ -78,3 +78,49 @@ func TestSIPpGenesysRefer(t *testing.T) {
 	h.waitIdle(t)
 	h.stop(t)
 }
+
+// TestSIPpAvayaInviteReturn: an Avaya-style INVITE (uac_avaya_return.xml)
+// with the UCID, identity and history headers; the agent gets the UCID
+// and the numbers; GET shows the history; the return INVITE to a SIPp
+// destination (uas_avaya_dest.xml) carries the UCID back unchanged and the
+// returnUri's URI header as a header.
+func TestSIPpAvayaInviteReturn(t *testing.T) {
+	sipp := needSIPp(t)
+	agent := newRecordingAgent(t)
+	h := startHandoffWith(t, handoffOptions{agentURL: agent.url})
+	uasPort := testenv.FreePort(t, true)
+	returnURI := fmt.Sprintf("sip:ret@127.0.0.1:%d?X-Route=sales%%20queue", uasPort)
+	tr := h.createSIP(t, "sipp-avaya", fmt.Sprintf(`{"returnTransferType":"INVITE","returnUri":%q}`, returnURI))
+
+	dest := h.startSIPp(t, sipp, "uas_avaya_dest.xml", uasPort, 60*time.Second, "-m", "1")
+	caller := h.startSIPp(t, sipp, "uac_avaya_return.xml", 0, 60*time.Second, "-s", tr.ID, "-m", "1")
+	start := agent.start(t)
+	caller.wait(t, 1)
+	dest.wait(t, 1)
+
+	cp := start.CustomParameters
+	if cp["uui"] != "00FA080019001038F725B3;encoding=hex" || cp["uui_text"] != "" || cp["avaya_ucid"] != "00025000160955721139" ||
+		cp["asserted_number"] != "+15551230000" || cp["diversion_number"] != "+15557654321" || cp["from_number"] != "+15551230000" ||
+		!strings.Contains(cp["history_info"], "index=1.1") || start.Handoff.Identity["avaya_ucid"] == "" {
+		t.Errorf("the agent's customParameters %v", cp)
+	}
+	in := h.inbound(t, tr.ID).SIP.Inbound
+	if len(in.UUI) != 1 || in.UUI[0].UCID != "00025000160955721139" || in.UUI[0].PD != "00" ||
+		len(in.HistoryInfo) != 2 || len(in.Diversion) != 1 || len(in.PAssertedIdentity) != 1 {
+		t.Errorf("GET sip.inbound %+v", in)
+	}
+	msgs := dest.messages(t)
+	if got := header(t, msgs, "INVITE", "User-to-User"); got != "00FA080019001038F725B3;encoding=hex" {
+		t.Errorf("return INVITE User-to-User %q", got)
+	}
+	if got := header(t, msgs, "INVITE", "X-Route"); got != "sales queue" {
+		t.Errorf("return INVITE X-Route %q", got)
+	}
+	got := h.get(t, tr.ID)
+	checkCompleted(t, got)
+	if rr := got.ReturnResult; rr == nil || rr.Method != "INVITE" || rr.Result != "succeeded" {
+		t.Errorf("returnResult %+v", rr)
+	}
+	h.waitIdle(t)
+	h.stop(t)
+}
