@@ -124,3 +124,42 @@ func TestSIPpAvayaInviteReturn(t *testing.T) {
 	h.waitIdle(t)
 	h.stop(t)
 }
+
+// TestSIPpCiscoUUICorrelation: a Cisco-style INVITE (uac_cisco_uui.xml)
+// dials a DNIS no transfer has and names the transfer in User-to-User;
+// Handoff takes the call for it; the agent and GET see the Cisco call ids.
+// Then an INVITE naming two transfers (uac_ambiguous_485.xml) is refused
+// with 485 and leaves both transfers alone.
+func TestSIPpCiscoUUICorrelation(t *testing.T) {
+	sipp := needSIPp(t)
+	agent := newRecordingAgent(t)
+	h := startHandoffWith(t, handoffOptions{agentURL: agent.url})
+	tr := h.createSIP(t, "sipp-cvp-7", `{"returnTransferType":"BYE"}`)
+
+	run := h.startSIPp(t, sipp, "uac_cisco_uui.xml", 0, 60*time.Second, "-s", "8005551212", "-key", "uui", hexText(tr.ID), "-m", "1")
+	start := agent.start(t)
+	run.wait(t, 1)
+	cp := start.CustomParameters
+	if start.Handoff.TransferID != tr.ID || cp["uui_text"] != tr.ID || cp["Cisco-GUID"] != "2882343740-0000065536-0000000245-3725134016" ||
+		cp["Cisco-GUCID"] != "0A1B2C3D4E5F60718293A4B5C6D7E8F9" || cp["to_number"] != "8005551212" {
+		t.Errorf("the agent's start: transfer %q, customParameters %v", start.Handoff.TransferID, cp)
+	}
+	in := h.inbound(t, tr.ID).SIP.Inbound
+	if in.CallIDs["Cisco-GUID"] == "" || in.CallIDs["Cisco-GUCID"] == "" || len(in.UUI) != 1 || in.UUI[0].Text != tr.ID || in.UUI[0].PD != "" {
+		t.Errorf("GET sip.inbound %+v", in)
+	}
+	checkCompleted(t, h.get(t, tr.ID))
+
+	a := h.createSIP(t, "sipp-amb-a", `{"returnTransferType":"BYE"}`)
+	b := h.createSIP(t, "sipp-amb-b", `{"returnTransferType":"BYE"}`)
+	h.startSIPp(t, sipp, "uac_ambiguous_485.xml", 0, 30*time.Second, "-s", a.ID, "-key", "other", b.ID, "-m", "1").wait(t, 1)
+	for _, id := range []string{a.ID, b.ID} {
+		if got := h.get(t, id); got.Status != "ACTIVE" {
+			t.Errorf("%s is %s after the refused INVITE, want ACTIVE", id, got.Status)
+		}
+	}
+	if n := h.waitIdle(t).get(`handoff_sip_invites_total{code="485"}`); n != 1 {
+		t.Errorf(`handoff_sip_invites_total{code="485"} = %v, want 1`, n)
+	}
+	h.stop(t)
+}
