@@ -31,7 +31,7 @@ type CallInfo struct {
 	Input                  transfer.InputContext
 	From, To               string
 	CallID                 string
-	// Headers are the INVITE's X- headers, by canonical name.
+	// Headers are the INVITE's X- headers, by name as received.
 	Headers map[string]string
 	// UUI is the inbound User-to-User value (RFC 7433) as received, and
 	// UUIText its decoded content when that is printable text. The SIP side
