@@ -162,9 +162,14 @@ func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 	if in := t.InputContext; in != nil && (in.TaskName != "" || len(in.InputVariables) > 0) {
 		v.InputContext = &inputContextView{TaskName: in.TaskName, InputVariables: in.InputVariables}
 	}
-	if !full {
-		return v
+	if full {
+		addGetFields(v, t)
 	}
+	return v
+}
+
+// addGetFields adds to v what only GET shows.
+func addGetFields(v *transferView, t *transfer.Transfer) {
 	v.CreatedAt = timestamp(t.CreatedAt)
 	v.CallReceivedAt = timestamp(t.CallReceivedAt)
 	v.CompletedAt = timestamp(t.CompletedAt)
@@ -186,5 +191,4 @@ func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 			TransferVariables:  out.TransferVariables,
 		}
 	}
-	return v
 }

@@ -30,7 +30,7 @@ func TestContextKeys(t *testing.T) {
 	}
 	for yaml, want := range map[string]string{
 		"sip:\n  return:\n    context_encoding: isdn\n": "headers, params or uui",
-		"sip:\n  headers_mode:\n    names: x-ga\n":        "sip.headers_mode.names",
+		"sip:\n  headers_mode:\n    names: x-ga\n":      "sip.headers_mode.names",
 	} {
 		_, err := Load(writeFile(t, "bad.yaml", yaml), envMap(nil))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -40,15 +40,22 @@ func (h *handoff) inbound(t *testing.T, id string) inboundView {
 
 func hexText(s string) string { return strings.ToUpper(hex.EncodeToString([]byte(s))) }
 
+// startWithAgent starts handoff linked to a recording agent, with sipExtra
+// in its sip: section.
+func startWithAgent(t *testing.T, sipExtra string) (sipp string, agent *recordingAgent, h *handoff) {
+	t.Helper()
+	sipp = needSIPp(t)
+	agent = newRecordingAgent(t)
+	return sipp, agent, startHandoffWith(t, handoffOptions{agentURL: agent.url, sipExtra: sipExtra})
+}
+
 // TestSIPpGenesysRefer: a Genesys-style INVITE (uac_genesys_refer.xml):
 // the agent gets the UUI, its text and the Genesys call id; GET shows the
 // discriminator and the text; the REFER's Refer-To is Genesys's returnUri,
 // its UUI untouched, with the outcome after it. context_encoding is uui,
 // and the returnUri's own UUI wins over Handoff's.
 func TestSIPpGenesysRefer(t *testing.T) {
-	sipp := needSIPp(t)
-	agent := newRecordingAgent(t)
-	h := startHandoffWith(t, handoffOptions{agentURL: agent.url, sipExtra: "  return:\n    context_encoding: uui\n"})
+	sipp, agent, h := startWithAgent(t, "  return:\n    context_encoding: uui\n")
 	port := testenv.FreePort(t, true)
 	returnURI := fmt.Sprintf("sip:+15551234567@127.0.0.1:%d?User-to-User=00FA1B2C%%3Bencoding%%3Dhex", port)
 	tr := h.createSIP(t, "sipp-genesys", fmt.Sprintf(`{"returnTransferType":"REFER","returnUri":%q}`, returnURI))
@@ -85,9 +92,7 @@ func TestSIPpGenesysRefer(t *testing.T) {
 // destination (uas_avaya_dest.xml) carries the UCID back unchanged and the
 // returnUri's URI header as a header.
 func TestSIPpAvayaInviteReturn(t *testing.T) {
-	sipp := needSIPp(t)
-	agent := newRecordingAgent(t)
-	h := startHandoffWith(t, handoffOptions{agentURL: agent.url})
+	sipp, agent, h := startWithAgent(t, "")
 	uasPort := testenv.FreePort(t, true)
 	returnURI := fmt.Sprintf("sip:ret@127.0.0.1:%d?X-Route=sales%%20queue", uasPort)
 	tr := h.createSIP(t, "sipp-avaya", fmt.Sprintf(`{"returnTransferType":"INVITE","returnUri":%q}`, returnURI))
@@ -131,9 +136,7 @@ func TestSIPpAvayaInviteReturn(t *testing.T) {
 // Then an INVITE naming two transfers (uac_ambiguous_485.xml) is refused
 // with 485 and leaves both transfers alone.
 func TestSIPpCiscoUUICorrelation(t *testing.T) {
-	sipp := needSIPp(t)
-	agent := newRecordingAgent(t)
-	h := startHandoffWith(t, handoffOptions{agentURL: agent.url})
+	sipp, agent, h := startWithAgent(t, "")
 	tr := h.createSIP(t, "sipp-cvp-7", `{"returnTransferType":"BYE"}`)
 
 	run := h.startSIPp(t, sipp, "uac_cisco_uui.xml", 0, 60*time.Second, "-s", "8005551212", "-key", "uui", hexText(tr.ID), "-m", "1")
