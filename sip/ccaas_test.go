@@ -199,36 +199,39 @@ func TestCiscoStyleCallCorrelatedByUUI(t *testing.T) {
 
 // A Call-Info with purpose=handoff-transfer claims its transfer, as Google
 // CCAI's SIP trunk reads a conversation id from Call-Info; naming two
-// different transfers is refused with 485 and a Warning, and claims
-// neither.
+// different live transfers is refused with 485 and a Warning, and claims
+// neither; naming one that has ended as well refuses nothing.
 func TestCallInfoCorrelationAndAmbiguity(t *testing.T) {
 	g := newGateway(t)
-	g.createSIP("ci-a")
-	g.createSIP("ci-b")
+	for _, id := range []string{"ci-a", "ci-b", "ci-c"} {
+		g.createSIP(id)
+	}
 	p := newPhone(t)
 	c := p.MustAnswer("sip:ccai@"+g.addr, p.Offer("0"),
 		sip.NewHeader("Call-Info", "<urn:handoff:transfer:ci-a>;purpose=handoff-transfer"))
 	g.WaitStatus("ci-a", transfer.StatusOngoing)
 	c.Hangup()
+	g.WaitStatus("ci-a", transfer.StatusCompleted)
 
 	_, err := p.Invite(g.srv.TransferURI("ci-b"), p.Offer("0"), answerNone,
-		sip.NewHeader("Call-Info", "<http://example.com/logo.png>;purpose=icon, <sip:ci-a@handoff.example.com>;purpose=handoff-transfer"))
-	if statusOf(err) != sip.StatusAmbiguous {
-		t.Fatalf("INVITE naming two transfers: %v, want 485", err)
-	}
+		sip.NewHeader("Call-Info", "<http://example.com/logo.png>;purpose=icon, <sip:ci-c@handoff.example.com>;purpose=handoff-transfer"))
 	var rejected *sipgo.ErrDialogResponse
-	if !errorsAs(err, &rejected) {
-		t.Fatalf("no response: %v", err)
+	if !errorsAs(err, &rejected) || rejected.Res.StatusCode != sip.StatusAmbiguous {
+		t.Fatalf("INVITE naming two transfers: %v, want 485", err)
 	}
 	if w := rejected.Res.GetHeader("Warning"); w == nil || w.Value() != `399 handoff "the INVITE names two transfers: by Call-Info and by the Request-URI"` {
 		t.Fatalf("Warning %v", w)
 	}
-	if st := g.Get("ci-b").StatusAt(g.svc.Now()); st != transfer.StatusActive || g.Get("ci-b").Claim != nil {
-		t.Fatalf("ci-b %s after the refusal", st)
+	for _, id := range []string{"ci-b", "ci-c"} {
+		if tr := g.Get(id); tr.StatusAt(g.svc.Now()) != transfer.StatusActive || tr.Claim != nil || tr.Inbound != nil {
+			t.Fatalf("%s after the refusal: %+v", id, tr)
+		}
 	}
-	// The same transfer named twice is no ambiguity.
+	// The same transfer named twice, or an ended one named too, is no
+	// ambiguity.
 	c = p.MustAnswer(g.srv.TransferURI("ci-b"), p.Offer("0"),
-		sip.NewHeader("Call-Info", "<urn:handoff:transfer:ci-b>;purpose=handoff-transfer"))
+		sip.NewHeader("Call-Info", "<urn:handoff:transfer:ci-b>;purpose=handoff-transfer, <urn:handoff:transfer:ci-a>;purpose=handoff-transfer"),
+		sip.NewHeader("User-to-User", hexOf("ci-a")+";encoding=hex"))
 	g.WaitStatus("ci-b", transfer.StatusOngoing)
 	c.Hangup()
 }

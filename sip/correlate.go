@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -46,21 +47,28 @@ func (e *ambiguousError) Error() string {
 	return "the INVITE names two transfers: by " + e.first.source + " and by " + e.second.source
 }
 
-// correlate finds the ACTIVE transfer an INVITE is for. Every place that
-// can name one is read: the transfer header, a Call-Info with purpose
+// correlate finds the transfer an INVITE is for. Every place that can
+// name one is read: the transfer header, a Call-Info with purpose
 // handoff-transfer, a User-to-User value whose text is a transfer id, and
 // the Request-URI user part (a SIP transfer id, else a dialled number
-// leased to a PHONE_NUMBER transfer). They must agree: two different
-// transfers is an *ambiguousError, never a guess. Headers mode creates its
-// transfer only when nothing else named one.
+// leased to a PHONE_NUMBER transfer). They must agree: two different live
+// transfers (ACTIVE or ONGOING) is an *ambiguousError, never a guess. A
+// transfer that has ended counts only when no live one is named (its
+// claim then refuses the call), so data that happens to spell an old id
+// refuses nothing. Headers mode creates its transfer only when nothing
+// else named one.
 func (s *Server) correlate(ctx context.Context, req *sip.Request, in *transfer.Inbound) (*transfer.Transfer, error) {
-	var found *match
+	var found, ended *match
+	now := s.svc.Now()
 	note := func(source string, t *transfer.Transfer, err error) error {
 		switch {
 		case errors.Is(err, transfer.ErrNotFound):
-			return nil
 		case err != nil:
 			return err
+		case !live(t, now):
+			if ended == nil {
+				ended = &match{source, t}
+			}
 		case found == nil:
 			found = &match{source, t}
 		case found.t.ID != t.ID:
@@ -85,10 +93,19 @@ func (s *Server) correlate(ctx context.Context, req *sip.Request, in *transfer.I
 	if err := note(byRequestURI, t, err); err != nil {
 		return nil, err
 	}
-	if found == nil {
-		return nil, transfer.ErrNotFound
+	switch {
+	case found != nil:
+		return found.t, nil
+	case ended != nil:
+		return ended.t, nil
 	}
-	return found.t, nil
+	return nil, transfer.ErrNotFound
+}
+
+// live reports whether t can still have a call: ACTIVE or ONGOING at now.
+func live(t *transfer.Transfer, now time.Time) bool {
+	st := t.StatusAt(now)
+	return st == transfer.StatusActive || st == transfer.StatusOngoing
 }
 
 // idCandidates are the distinct transfer ids req's headers carry, in the
