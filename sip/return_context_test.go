@@ -141,3 +141,43 @@ func TestGANamesOnTheReturn(t *testing.T) {
 		t.Fatalf("%d bytes of context", n)
 	}
 }
+
+// The return INVITE: the returnUri's URI headers become headers (escapes
+// decoded, structural ones refused), then Handoff's, never a name twice;
+// with context_encoding uui the outcome is a User-to-User header unless the
+// URI gave one.
+func TestAppendContextOnTheReturnInvite(t *testing.T) {
+	headersOf := func(uri string, enc ContextEncoding) map[string][]string {
+		t.Helper()
+		var target sip.Uri
+		if err := sip.ParseUri(uri, &target); err != nil {
+			t.Fatal(err)
+		}
+		cfg := ReturnConfig{ContextEncoding: enc}
+		cfg.defaults()
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", Host: "192.0.2.9"})
+		appendContext(req, target.Headers, newReturnContext(&transfer.Transfer{ID: "t1"}, billing, cfg))
+		got := map[string][]string{}
+		for _, h := range req.Headers() {
+			got[h.Name()] = append(got[h.Name()], h.Value())
+		}
+		return got
+	}
+	got := headersOf("sip:ret@pbx.example.com?X-Route=sales%20queue&Via=SIP%2F2.0%2FUDP%20evil&X-Handoff-Task=Fixed&User-to-User=00FA1B2C%3Bencoding%3Dhex", ContextUUI)
+	want := map[string][]string{
+		"X-Route": {"sales queue"}, "X-Handoff-Task": {"Fixed"}, "User-to-User": {"00FA1B2C;encoding=hex"},
+		"X-Handoff-Transfer-Id": {"t1"}, "X-Handoff-Transfer-Type": {"AGENT"}, "X-Handoff-Var-a": {"1"}, "X-Handoff-Var-b": {"x y&z"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("headers %v, want %v", got, want)
+	}
+	for name, v := range want {
+		if len(got[name]) != 1 || got[name][0] != v[0] {
+			t.Errorf("%s: %q, want %q", name, got[name], v)
+		}
+	}
+	got = headersOf("sip:ret@pbx.example.com", ContextUUI)
+	if u, reason := parseUUI(hdrUUI, got["User-to-User"][0]); reason != "" || u.Text != "transfer=AGENT&task=Billing&a=1&b=x%20y%26z" {
+		t.Fatalf("outcome UUI header %q", got["User-to-User"])
+	}
+}
