@@ -269,8 +269,9 @@ func appendContext(req *sip.Request, uriHeaders sip.HeaderParams, rc returnConte
 }
 
 // appendCaller adds From (the inbound caller's user and display name at
-// our host), To and P-Asserted-Identity (the inbound one, else the inbound
-// From URI).
+// our host), To and P-Asserted-Identity (the inbound one when it is at most
+// maxInboundValue bytes without control characters, else the inbound From
+// URI).
 func (c *Call) appendCaller(req *sip.Request, target sip.Uri) {
 	in := c.dlg.InviteRequest
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: c.s.host, Port: c.s.port}, Params: sip.NewParams()}
@@ -283,7 +284,7 @@ func (c *Call) appendCaller(req *sip.Request, target sip.Uri) {
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
-	if pai := in.GetHeader("P-Asserted-Identity"); pai != nil {
+	if pai := in.GetHeader("P-Asserted-Identity"); pai != nil && len(pai.Value()) <= maxInboundValue && !hasControl(pai.Value()) {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", pai.Value()))
 	} else if f := in.From(); f != nil {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+f.Address.Addr()+">"))
