@@ -276,7 +276,9 @@ func (c *Call) appendCaller(req *sip.Request, target sip.Uri) {
 	in := c.dlg.InviteRequest
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: c.s.host, Port: c.s.port}, Params: sip.NewParams()}
 	if f := in.From(); f != nil {
-		from.DisplayName = f.DisplayName
+		if len(f.DisplayName) <= maxInboundValue && !hasControl(f.DisplayName) {
+			from.DisplayName = f.DisplayName
+		}
 		if f.Address.User != "" {
 			from.Address.User = f.Address.User
 		}
