@@ -37,7 +37,7 @@ type CallInfo struct {
 	Input                  transfer.InputContext
 	From, To               string
 	CallID                 string
-	// Headers are the INVITE's X- headers, by canonical name.
+	// Headers are the INVITE's X- headers, by name as received.
 	Headers map[string]string
 	// UUI is the inbound User-to-User value (RFC 7433) as received, and
 	// UUIText its decoded content when that is printable text. The SIP side
@@ -52,6 +52,11 @@ type CallInfo struct {
 	// start.handoff.codec; its audio format is agent.format all the same.
 	Codec     string
 	CodecRate int
+	// Identity holds the INVITE's identity and history facts (asserted
+	// identity, diversion, History-Info, Call-Info, Avaya UCID, platform
+	// call ids) by the keys the SIP side documents; each is also a
+	// customParameters entry, and start.handoff.identity has them all.
+	Identity map[string]string
 }
 
 // DTMF is one key press from the caller.

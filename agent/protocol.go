@@ -86,6 +86,7 @@ type startHandoff struct {
 	UUI                    string                `json:"uui,omitempty"`
 	UUIText                string                `json:"uuiText,omitempty"`
 	Codec                  *codecInfo            `json:"codec,omitempty"`
+	Identity               map[string]string     `json:"identity,omitempty"`
 }
 
 // codecInfo is the caller leg's SIP codec: what the audio was before it

@@ -32,6 +32,7 @@ func (s *wsSession) startMessage(seq string) startMsg {
 				UUI:                    info.UUI,
 				UUIText:                info.UUIText,
 				Codec:                  callCodec(info),
+				Identity:               info.Identity,
 			},
 		},
 	}
@@ -47,7 +48,8 @@ func callCodec(info CallInfo) *codecInfo {
 
 // customParameters flattens the call's facts into Twilio's string map:
 // inputVariables is one JSON-encoded string; X- headers keep their names;
-// from_number and to_number are the numbers Pipecat's runner reads.
+// from_number and to_number are the numbers Pipecat's runner reads; the
+// identity parameters keep the keys the SIP side gave them.
 func customParameters(info CallInfo) map[string]string {
 	p := map[string]string{"transferId": info.TransferID}
 	set := func(k, v string) {
@@ -59,8 +61,8 @@ func customParameters(info CallInfo) map[string]string {
 	set("callId", info.CallID)
 	set("from", info.From)
 	set("to", info.To)
-	set("from_number", phoneNumber(info.From))
-	set("to_number", phoneNumber(info.To))
+	set("from_number", PhoneNumber(info.From))
+	set("to_number", PhoneNumber(info.To))
 	set("taskName", info.Input.TaskName)
 	set("uui", info.UUI)
 	set("uui_text", info.UUIText)
@@ -68,18 +70,21 @@ func customParameters(info CallInfo) map[string]string {
 		b, _ := json.Marshal(info.Input.InputVariables)
 		p["inputVariables"] = string(b)
 	}
+	for k, v := range info.Identity {
+		set(k, v)
+	}
 	for k, v := range info.Headers {
 		p[k] = v
 	}
 	return p
 }
 
-// phoneNumber is the user part of a sip:, sips: or tel: URI, as Twilio's
+// PhoneNumber is the user part of a sip:, sips: or tel: URI, as Twilio's
 // From and To carry a number: user and URI parameters (";npdi",
 // ";phone-context=…") left out, percent-escapes decoded, and when it is a
 // telephone number the visual separators of RFC 3966 ("-", ".", "(", ")")
 // removed. A URI with no user part, or of another scheme, gives "".
-func phoneNumber(uri string) string {
+func PhoneNumber(uri string) string {
 	scheme, rest, ok := strings.Cut(strings.Trim(uri, "<> "), ":")
 	if !ok {
 		return ""

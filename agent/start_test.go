@@ -22,8 +22,8 @@ func TestPhoneNumber(t *testing.T) {
 		"urn:service:sos":                                        "",
 		"":                                                       "",
 	} {
-		if got := phoneNumber(in); got != want {
-			t.Errorf("phoneNumber(%q) = %q, want %q", in, got, want)
+		if got := PhoneNumber(in); got != want {
+			t.Errorf("PhoneNumber(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

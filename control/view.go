@@ -7,7 +7,8 @@ import (
 )
 
 // transferView is the API shape of a transfer: the reference fields plus
-// the documented extensions sip.transferUri, sip.expiresAt and endReason.
+// the documented extensions sip.transferUri, sip.expiresAt, sip.inbound,
+// endReason and returnResult.
 // It is built field by field from the stored record, so stored-only data
 // (owner, request hash, claim, the digest password) can never leak.
 type transferView struct {
@@ -51,6 +52,50 @@ type sipView struct {
 	ReturnInviteAuthentication *authView           `json:"returnInviteAuthentication,omitempty"`
 	TransferURI                string              `json:"transferUri"`
 	ExpiresAt                  string              `json:"expiresAt"`
+	Inbound                    *inboundView        `json:"inbound,omitempty"`
+}
+
+// inboundView is the documented sip.inbound extension of GET: what the
+// INVITE that took the call said about it (UUI, identity and history
+// headers, platform call ids, the X- headers the agent received).
+type inboundView struct {
+	CallID           string            `json:"callId,omitempty"`
+	From             string            `json:"from,omitempty"`
+	To               string            `json:"to,omitempty"`
+	UUI              []uuiView         `json:"uui,omitempty"`
+	AssertedIdentity []string          `json:"pAssertedIdentity,omitempty"`
+	Diversion        []string          `json:"diversion,omitempty"`
+	HistoryInfo      []string          `json:"historyInfo,omitempty"`
+	CallInfo         []string          `json:"callInfo,omitempty"`
+	CallIDs          map[string]string `json:"callIds,omitempty"`
+	Headers          map[string]string `json:"headers,omitempty"`
+}
+
+type uuiView struct {
+	Header   string `json:"header"`
+	Value    string `json:"value"`
+	Encoding string `json:"encoding"`
+	Purpose  string `json:"purpose"`
+	Content  string `json:"content,omitempty"`
+	PD       string `json:"pd,omitempty"`
+	Text     string `json:"text,omitempty"`
+	UCID     string `json:"ucid,omitempty"`
+}
+
+func newInboundView(in *transfer.Inbound) *inboundView {
+	if in == nil {
+		return nil
+	}
+	v := &inboundView{
+		CallID: in.CallID, From: in.From, To: in.To,
+		AssertedIdentity: in.AssertedIdentity, Diversion: in.Diversion, HistoryInfo: in.HistoryInfo, CallInfo: in.CallInfo,
+		CallIDs: in.CallIDs, Headers: in.Headers,
+	}
+	for _, u := range in.UUI {
+		v.UUI = append(v.UUI, uuiView{Header: u.Header, Value: u.Value, Encoding: u.Encoding, Purpose: u.Purpose,
+			Content: u.Content, PD: u.PD, Text: u.Text, UCID: u.UCID})
+	}
+	return v
 }
 
 // authView carries the username only: the password is write-only.
@@ -80,7 +125,7 @@ func timestamp(t time.Time) string {
 }
 
 // view renders t; full adds the fields only GET returns (timestamps,
-// outputContext, endReason).
+// outputContext, endReason, returnResult, sip.inbound).
 func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 	v := &transferView{
 		ID:                     t.ID,
@@ -117,13 +162,21 @@ func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 	if in := t.InputContext; in != nil && (in.TaskName != "" || len(in.InputVariables) > 0) {
 		v.InputContext = &inputContextView{TaskName: in.TaskName, InputVariables: in.InputVariables}
 	}
-	if !full {
-		return v
+	if full {
+		addGetFields(v, t)
 	}
+	return v
+}
+
+// addGetFields adds to v what only GET shows.
+func addGetFields(v *transferView, t *transfer.Transfer) {
 	v.CreatedAt = timestamp(t.CreatedAt)
 	v.CallReceivedAt = timestamp(t.CallReceivedAt)
 	v.CompletedAt = timestamp(t.CompletedAt)
 	v.EndReason = string(t.EndReason)
+	if v.SIP != nil {
+		v.SIP.Inbound = newInboundView(t.Inbound)
+	}
 	if r := t.Return; r != nil {
 		v.ReturnResult = &returnResultView{
 			Method: r.Method, Result: r.Result, SIPCode: r.SIPCode, Reason: r.Reason, Fallback: r.Fallback,
@@ -138,5 +191,4 @@ func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 			TransferVariables:  out.TransferVariables,
 		}
 	}
-	return v
 }

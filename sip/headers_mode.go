@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -13,10 +14,14 @@ import (
 )
 
 // HeadersMode is the API-less way in: the IVR sends the call to a static
-// URI (sip:<User>@handoff) with its context in X-Handoff- headers, and
-// Handoff creates the transfer as the INVITE arrives. The call goes back
-// by REFER to the header's or the configured return URI, with the outcome
-// on the Refer-To URI, through the same code as API-created transfers.
+// URI (sip:<User>@handoff) with its context in headers, and Handoff
+// creates the transfer as the INVITE arrives. Two name sets are read on
+// every INVITE: Handoff's X-Handoff- headers and the X-GA- names of the
+// GenerativeAgent "SIP Headers Transfer", so an IVR set up for that mode
+// works unchanged; where both give a field, Handoff's wins. The call goes
+// back by REFER to the header's or the configured return URI, with the
+// outcome on the Refer-To URI under the names Names selects, through the
+// same code as API-created transfers.
 type HeadersMode struct {
 	Enabled bool
 	// User is the Request-URI user part that selects this mode.
@@ -26,6 +31,28 @@ type HeadersMode struct {
 	// ReturnURI is used when the INVITE carries no X-Handoff-Return-Uri;
 	// with neither, the call returns by BYE.
 	ReturnURI string
+	// Names is the name set of the outcome on the return: NamesAuto (the
+	// default: X-GA- when the INVITE carried an X-GA- header, else
+	// X-Handoff-), NamesHandoff or NamesGA.
+	Names HeaderNames
+}
+
+// HeaderNames selects the header names headers mode answers with.
+type HeaderNames string
+
+const (
+	NamesAuto    HeaderNames = "auto"
+	NamesHandoff HeaderNames = "handoff"
+	NamesGA      HeaderNames = "ga"
+)
+
+// ParseHeaderNames reads a name set as configured: auto, handoff or ga.
+func ParseHeaderNames(s string) (HeaderNames, error) {
+	switch n := HeaderNames(s); n {
+	case NamesAuto, NamesHandoff, NamesGA:
+		return n, nil
+	}
+	return "", fmt.Errorf("%q: want auto, handoff or ga", s)
 }
 
 // Headers read in headers mode.
@@ -35,6 +62,17 @@ const (
 	hdrTask           = "X-Handoff-Task"
 	hdrVarPrefix      = "X-Handoff-Var-"
 	hdrReturnURI      = "X-Handoff-Return-Uri"
+)
+
+// The X-GA- names of the GenerativeAgent SIP Headers Transfer, read as
+// well (docs.asapp.com/generativeagent/integrate/sip-transfers-headers).
+const (
+	gaTask           = "X-GA-taskName"
+	gaConversationID = "X-GA-extConversationId"
+	gaCustomerID     = "X-GA-customerId"
+	gaVarPrefix      = "X-GA-iv-"
+	// gaCustomerVar is the input variable X-GA-customerId becomes.
+	gaCustomerVar = "customerId"
 )
 
 // Bounds on what one INVITE may carry in headers mode.
@@ -52,33 +90,16 @@ func (s *Server) createFromHeaders(ctx context.Context, req *sip.Request) (*tran
 	if h := req.GetHeader(hdrTransferID); h != nil && transferIDPattern.MatchString(strings.TrimSpace(h.Value())) {
 		id = strings.TrimSpace(h.Value())
 	}
-	conv := callID(req)
-	if h := req.GetHeader(hdrConversationID); h != nil && h.Value() != "" {
-		conv = headerValue(h.Value())
+	conv := firstHeaderValue(req, hdrConversationID, gaConversationID)
+	if conv == "" {
+		conv = callID(req)
 	}
-	in := &transfer.InputContext{InputVariables: map[string]string{}}
-	if h := req.GetHeader(hdrTask); h != nil {
-		in.TaskName = headerValue(h.Value())
-	}
-	for _, h := range req.Headers() {
-		name := h.Name()
-		if len(name) > len(hdrVarPrefix) && strings.EqualFold(name[:len(hdrVarPrefix)], hdrVarPrefix) && len(in.InputVariables) < maxHeaderVars {
-			in.InputVariables[name[len(hdrVarPrefix):]] = headerValue(h.Value())
-		}
-	}
-	ret := &transfer.SIPReturn{ReturnTransferType: transfer.ReturnBye}
-	returnURI := m.ReturnURI
-	if h := req.GetHeader(hdrReturnURI); h != nil {
-		returnURI = strings.Trim(strings.TrimSpace(h.Value()), "<>")
-	}
-	if returnURI != "" {
-		var u sip.Uri
-		if err := sip.ParseUri(returnURI, &u); err == nil && (u.Scheme == "sip" || u.Scheme == "sips") && u.Host != "" {
-			ret = &transfer.SIPReturn{ReturnTransferType: transfer.ReturnRefer, ReturnURI: returnURI}
-		}
+	ret := headersReturn(req, m.ReturnURI)
+	if m.Names == NamesGA || (m.Names != NamesHandoff && hasGAHeader(req)) {
+		ret.ContextNames = ContextNamesGA
 	}
 	t, _, err := s.svc.Create(ctx, m.Owner, transfer.CreateRequest{
-		ID: id, ExternalConversationID: conv, Type: transfer.TypeSIP, SIP: ret, InputContext: in,
+		ID: id, ExternalConversationID: conv, Type: transfer.TypeSIP, SIP: ret, InputContext: headersInput(req),
 	})
 	if err != nil {
 		return nil, err
@@ -87,8 +108,69 @@ func (s *Server) createFromHeaders(ctx context.Context, req *sip.Request) (*tran
 	return t, nil
 }
 
-// headerValue unescapes a percent-encoded value (as IVRs often send them)
-// and bounds its length.
+// headersInput is the input context an INVITE's headers give: the task,
+// and the variables (X-GA-iv- first, so X-Handoff-Var- wins a name both
+// give; X-GA-customerId as customerId unless a variable of that name came).
+func headersInput(req *sip.Request) *transfer.InputContext {
+	in := &transfer.InputContext{TaskName: firstHeaderValue(req, hdrTask, gaTask), InputVariables: map[string]string{}}
+	for _, prefix := range []string{gaVarPrefix, hdrVarPrefix} {
+		for _, h := range req.Headers() {
+			name := h.Name()
+			if len(name) > len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) && len(in.InputVariables) < maxHeaderVars {
+				in.InputVariables[name[len(prefix):]] = headerValue(h.Value())
+			}
+		}
+	}
+	if _, set := in.InputVariables[gaCustomerVar]; !set && len(in.InputVariables) < maxHeaderVars {
+		if v := firstHeaderValue(req, gaCustomerID); v != "" {
+			in.InputVariables[gaCustomerVar] = v
+		}
+	}
+	return in
+}
+
+// headersReturn is the return an INVITE's headers ask for: REFER to
+// X-Handoff-Return-Uri, else to the configured URI; BYE with neither, or
+// with a URI the API would refuse as a returnUri (transfer.ParseSIPURI:
+// sip: or sips:, no control bytes, raw or percent-encoded).
+func headersReturn(req *sip.Request, configured string) *transfer.SIPReturn {
+	returnURI := configured
+	if h := req.GetHeader(hdrReturnURI); h != nil {
+		returnURI = strings.Trim(strings.TrimSpace(h.Value()), "<>")
+	}
+	if returnURI != "" {
+		var u sip.Uri
+		if _, err := transfer.ParseSIPURI(returnURI); err == nil && sip.ParseUri(returnURI, &u) == nil {
+			return &transfer.SIPReturn{ReturnTransferType: transfer.ReturnRefer, ReturnURI: returnURI}
+		}
+	}
+	return &transfer.SIPReturn{ReturnTransferType: transfer.ReturnBye}
+}
+
+// firstHeaderValue is the value (see headerValue) of the first of names
+// req carries with a value, or "".
+func firstHeaderValue(req *sip.Request, names ...string) string {
+	for _, name := range names {
+		if h := req.GetHeader(name); h != nil && strings.TrimSpace(h.Value()) != "" {
+			return headerValue(h.Value())
+		}
+	}
+	return ""
+}
+
+// hasGAHeader reports whether req carries an X-GA- header.
+func hasGAHeader(req *sip.Request) bool {
+	for _, h := range req.Headers() {
+		if n := h.Name(); len(n) > 5 && strings.EqualFold(n[:5], "X-GA-") {
+			return true
+		}
+	}
+	return false
+}
+
+// headerValue unescapes a percent-encoded value (as IVRs often send them),
+// turns control characters (an escaped CR/LF, NUL) into spaces and bounds
+// its length.
 func headerValue(v string) string {
 	v = strings.TrimSpace(v)
 	if u, err := url.PathUnescape(v); err == nil {
@@ -97,5 +179,5 @@ func headerValue(v string) string {
 	if len(v) > maxHeaderValueLen {
 		v = v[:maxHeaderValueLen]
 	}
-	return v
+	return sanitizeHeaderValue(v)
 }

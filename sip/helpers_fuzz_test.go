@@ -177,9 +177,9 @@ func FuzzWithContext(f *testing.F) {
 		cfg.defaults()
 		out := transfer.OutputContext{TransferType: typ, CurrentTaskName: task,
 			TransferVariables: map[string]string{k1: v1, k2: v2}}
-		got, err := withContext(uri, out, cfg)
+		got, err := encodeOutcome(uri, out, cfg)
 		if err != nil {
-			t.Fatalf("withContext(%q): %v", uri, err)
+			t.Fatalf("encodeOutcome(%q): %v", uri, err)
 		}
 		if strings.ContainsAny(got, "\r\n\x00") {
 			t.Fatalf("CR/LF/NUL in %q", got)

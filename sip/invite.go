@@ -50,7 +50,8 @@ type admission struct {
 	transfer   *transfer.Transfer // claimed for this call
 	offer      *media.Description // nil: the INVITE carried no SDP
 	negotiated media.Negotiated
-	interval   time.Duration // the session timer's; 0 for none
+	interval   time.Duration     // the session timer's; 0 for none
+	inbound    *transfer.Inbound // what the INVITE said about its call
 }
 
 // admit runs the checks an INVITE must pass to become a call, and claims
@@ -68,11 +69,12 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction, received time
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	t, rej := s.findTransfer(ctx, req, log)
+	in := s.readInbound(req, log)
+	t, rej := s.findTransfer(ctx, req, in, log)
 	if rej != nil {
 		return nil, rej
 	}
-	a := &admission{req: req, received: received, log: log.With("transfer_id", t.ID), transfer: t}
+	a := &admission{req: req, received: received, log: log.With("transfer_id", t.ID), transfer: t, inbound: in}
 	if rej := a.readOffer(s.cfg.SRTP, s.mediaPrefs()); rej != nil {
 		return nil, rej
 	}
@@ -105,10 +107,17 @@ func (s *Server) screen(req *sip.Request, received time.Time, log *slog.Logger) 
 	return nil
 }
 
-// findTransfer correlates an INVITE with its ACTIVE transfer.
-func (s *Server) findTransfer(ctx context.Context, req *sip.Request, log *slog.Logger) (*transfer.Transfer, *rejection) {
-	t, err := s.correlate(ctx, req)
+// findTransfer correlates an INVITE with its ACTIVE transfer. One that
+// names two transfers is refused with 485 Ambiguous (RFC 3261 §21.4.23)
+// and a Warning saying where it named them.
+func (s *Server) findTransfer(ctx context.Context, req *sip.Request, in *transfer.Inbound, log *slog.Logger) (*transfer.Transfer, *rejection) {
+	t, err := s.correlate(ctx, req, in)
+	var ambiguous *ambiguousError
 	switch {
+	case errors.As(err, &ambiguous):
+		log.Info("INVITE refused: it names two transfers", "transfer_id", ambiguous.first.t.ID, "by", ambiguous.first.source,
+			"other_transfer_id", ambiguous.second.t.ID, "other_by", ambiguous.second.source)
+		return nil, reject(sip.StatusAmbiguous, "Ambiguous", warning(err))
 	case errors.Is(err, transfer.ErrNotFound):
 		log.Info("INVITE for no active transfer", "request_uri", req.Recipient.String())
 		return nil, reject(sip.StatusNotFound, "Not Found")
@@ -137,9 +146,13 @@ func (a *admission) readOffer(srtp SRTPPolicy, prefs mediaPrefs) *rejection {
 }
 
 // claim holds the transfer for this call while it is set up, so a second
-// INVITE for it is busy.
+// INVITE for it is busy, and records what the INVITE said about its call.
 func (s *Server) claim(ctx context.Context, a *admission) *rejection {
-	switch _, err := s.svc.Claim(ctx, a.transfer.ID, callID(a.req), s.cfg.NodeID); {
+	t, err := s.svc.ClaimWith(ctx, a.transfer.ID, callID(a.req), s.cfg.NodeID, a.inbound)
+	if err == nil {
+		a.transfer = t
+	}
+	switch {
 	case errors.Is(err, transfer.ErrClaimed):
 		a.log.Info("transfer already claimed by another call")
 		return reject(sip.StatusBusyHere, "Busy Here")
@@ -150,47 +163,6 @@ func (s *Server) claim(ctx context.Context, a *admission) *rejection {
 		return s.unavailable("Store Unavailable")
 	}
 	return nil
-}
-
-// correlate finds the ACTIVE transfer an INVITE is for: by the transfer
-// header, else by the Request-URI user part as a SIP transfer id, else as a
-// dialled number leased to a PHONE_NUMBER transfer.
-func (s *Server) correlate(ctx context.Context, req *sip.Request) (*transfer.Transfer, error) {
-	if h := req.GetHeader(s.cfg.TransferHeader); h != nil {
-		return s.lookupSIP(ctx, strings.TrimSpace(h.Value()))
-	}
-	user := requestUser(req)
-	if user == "" {
-		return nil, transfer.ErrNotFound
-	}
-	if m := s.cfg.HeadersMode; m.Enabled && user == m.User {
-		return s.createFromHeaders(ctx, req)
-	}
-	t, err := s.lookupSIP(ctx, user)
-	if !errors.Is(err, transfer.ErrNotFound) {
-		return t, err
-	}
-	for _, n := range numberCandidates(user) {
-		t, err := s.svc.FindByNumber(ctx, n)
-		if !errors.Is(err, transfer.ErrNotFound) {
-			return t, err
-		}
-	}
-	return nil, transfer.ErrNotFound
-}
-
-func (s *Server) lookupSIP(ctx context.Context, id string) (*transfer.Transfer, error) {
-	if id == "" {
-		return nil, transfer.ErrNotFound
-	}
-	t, err := s.svc.Lookup(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if t.Type != transfer.TypeSIP {
-		return nil, transfer.ErrNotFound
-	}
-	return t, nil
 }
 
 // requestUser is the Request-URI's user part (unescaped), or the number of
@@ -243,7 +215,8 @@ func numberCandidates(s string) []string {
 	return out
 }
 
-// callInfo is what the agent learns of the call.
+// callInfo is what the agent learns of the call: the transfer, and what
+// its INVITE said (recorded on the transfer with the claim).
 func callInfo(req *sip.Request, t *transfer.Transfer) agent.CallInfo {
 	info := agent.CallInfo{
 		TransferID:             t.ID,
@@ -254,18 +227,18 @@ func callInfo(req *sip.Request, t *transfer.Transfer) agent.CallInfo {
 	if t.InputContext != nil {
 		info.Input = *t.InputContext
 	}
-	if f := req.From(); f != nil {
-		info.From = f.Address.String()
+	in := t.Inbound
+	if in == nil {
+		in = &transfer.Inbound{}
 	}
-	if to := req.To(); to != nil {
-		info.To = to.Address.String()
+	info.From, info.To = in.From, in.To
+	if in.Headers != nil {
+		info.Headers = in.Headers
 	}
-	for _, h := range req.Headers() {
-		name := h.Name()
-		if len(name) > 2 && (name[0] == 'X' || name[0] == 'x') && name[1] == '-' {
-			info.Headers[name] = h.Value()
-		}
+	if u := in.PrimaryUUI(); u != nil {
+		info.UUI, info.UUIText = u.Value, u.Text
 	}
+	info.Identity = identityParams(in)
 	return info
 }
 

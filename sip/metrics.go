@@ -13,6 +13,7 @@ type metrics struct {
 	answerLatency prometheus.Histogram
 	returns       *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
+	uuiIgnored    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -42,6 +43,10 @@ func newMetrics() *metrics {
 			Name: "handoff_sip_requests_refused_total",
 			Help: "Out-of-dialog requests refused before any processing, by reason (rate_limited, scanner).",
 		}, []string{"reason"}),
+		uuiIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_sip_uui_ignored_total",
+			Help: "Inbound User-to-User values ignored, by reason (malformed, oversized, duplicate).",
+		}, []string{"reason"}),
 	}
 }
 
@@ -56,6 +61,9 @@ func (m *metrics) precreate() {
 	for _, r := range []string{"rate_limited", "scanner"} {
 		m.dropped.WithLabelValues(r)
 	}
+	for _, r := range []string{uuiMalformed, uuiOversized, uuiDuplicate} {
+		m.uuiIgnored.WithLabelValues(r)
+	}
 	for _, code := range []int{200, 401, 403, 404, 486, 487, 488, 503} {
 		m.invites.WithLabelValues(statusLabel(code))
 	}
@@ -63,7 +71,7 @@ func (m *metrics) precreate() {
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	m.precreate()
-	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns, m.dropped} {
+	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns, m.dropped, m.uuiIgnored} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +23,17 @@ type ReturnConfig struct {
 	// default) or REFER (only after a failed INVITE, to the same returnUri).
 	Fallback transfer.ReturnType
 	// ContextEncoding is how the outcome rides on the Refer-To URI (and the
-	// return INVITE): ContextHeaders (the default) or ContextParams.
+	// return INVITE): ContextHeaders (the default), ContextParams or
+	// ContextUUI.
 	ContextEncoding ContextEncoding
 	// MaxContextBytes caps the encoded outcome; past it variables are
 	// dropped (in key order, last first) and a truncation marker is added.
 	MaxContextBytes int
+	// UUIPassthrough sends the inbound User-to-User value back on the
+	// return (in the Refer-To URI, as a header of the return INVITE) when
+	// neither the returnUri nor ContextUUI gives one. The configuration's
+	// default is on (DefaultUUIPassthrough); the zero value is off.
+	UUIPassthrough bool
 }
 
 // ContextEncoding is how the agent's outcome rides on a return URI.
@@ -39,15 +44,19 @@ const (
 	ContextHeaders ContextEncoding = "headers"
 	// ContextParams: URI parameters.
 	ContextParams ContextEncoding = "params"
+	// ContextUUI: URI headers, and the outcome also as User-to-User (hex):
+	// inside the Refer-To URI for REFER, a header of the return INVITE.
+	ContextUUI ContextEncoding = "uui"
 )
 
-// ParseContextEncoding reads an encoding as configured: headers or params.
+// ParseContextEncoding reads an encoding as configured: headers, params or
+// uui.
 func ParseContextEncoding(s string) (ContextEncoding, error) {
 	switch e := ContextEncoding(s); e {
-	case ContextHeaders, ContextParams:
+	case ContextHeaders, ContextParams, ContextUUI:
 		return e, nil
 	}
-	return "", fmt.Errorf("%q: want headers or params", s)
+	return "", fmt.Errorf("%q: want headers, params or uui", s)
 }
 
 // Defaults of the ReturnConfig fields left zero.
@@ -57,6 +66,7 @@ const (
 	DefaultFallback        = transfer.ReturnBye
 	DefaultContextEncoding = ContextHeaders
 	DefaultMaxContextBytes = 1024
+	DefaultUUIPassthrough  = true
 )
 
 func (c *ReturnConfig) defaults() {
@@ -250,109 +260,11 @@ func (c *Call) referTarget(out transfer.OutputContext) (target, reason string) {
 	if c.transfer.SIP == nil || c.transfer.SIP.ReturnURI == "" {
 		return "", "no returnUri"
 	}
-	target, err := withContext(c.transfer.SIP.ReturnURI, out, c.s.cfg.Return)
+	rc := newReturnContext(c.transfer, out, c.s.cfg.Return)
+	target, err := withContext(c.transfer.SIP.ReturnURI, rc, c.s.cfg.Return.ContextEncoding)
 	if err != nil {
 		c.log.Warn("returnUri unusable", "err", err)
 		return "", "returnUri is not a valid SIP URI"
 	}
 	return target, ""
-}
-
-// contextFields is the outcome as ordered name/value pairs: the transfer
-// type and task first, then the transfer variables by key. Empty values are
-// left off: "X-Handoff-Var-digits=" tells the IVR nothing a missing
-// variable does not, and some parse it as a malformed header.
-func contextFields(out transfer.OutputContext) [][2]string {
-	var f [][2]string
-	if out.TransferType != "" {
-		f = append(f, [2]string{"X-Handoff-Transfer-Type", out.TransferType})
-	}
-	if out.CurrentTaskName != "" {
-		f = append(f, [2]string{"X-Handoff-Task", out.CurrentTaskName})
-	}
-	keys := make([]string, 0, len(out.TransferVariables))
-	for k, v := range out.TransferVariables {
-		if v != "" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		f = append(f, [2]string{"X-Handoff-Var-" + tokenize(k), out.TransferVariables[k]})
-	}
-	return f
-}
-
-// withContext attaches the outcome to uri as escaped URI headers
-// (?X-Handoff-Transfer-Type=AGENT&X-Handoff-Var-digits=12) or parameters
-// (;x-handoff-transfer-type=AGENT), within the configured size.
-func withContext(uri string, out transfer.OutputContext, cfg ReturnConfig) (string, error) {
-	var u sip.Uri
-	if err := sip.ParseUri(uri, &u); err != nil {
-		return "", fmt.Errorf("returnUri: %w", err)
-	}
-	asParams := cfg.ContextEncoding == ContextParams
-	var parts []string
-	size := 0
-	truncated := false
-	for _, f := range contextFields(out) {
-		name := f[0]
-		if asParams {
-			name = strings.ToLower(name)
-		}
-		p := name + "=" + escapeURIValue(f[1])
-		if size+len(p)+1 > cfg.MaxContextBytes {
-			truncated = true
-			break
-		}
-		parts = append(parts, p)
-		size += len(p) + 1
-	}
-	if truncated {
-		name := "X-Handoff-Truncated"
-		if asParams {
-			name = strings.ToLower(name)
-		}
-		parts = append(parts, name+"=true")
-	}
-	if len(parts) == 0 {
-		return uri, nil
-	}
-	base, headers, hasHeaders := strings.Cut(uri, "?")
-	if asParams {
-		uri = base + ";" + strings.Join(parts, ";")
-		if hasHeaders {
-			uri += "?" + headers
-		}
-		return uri, nil
-	}
-	if hasHeaders {
-		return uri + "&" + strings.Join(parts, "&"), nil
-	}
-	return uri + "?" + strings.Join(parts, "&"), nil
-}
-
-// escapeURIValue percent-escapes everything but unreserved characters, so
-// a value is safe as a URI header or parameter value (RFC 3261 §25.1).
-func escapeURIValue(v string) string {
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		ch := v[i]
-		if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-_.~", ch) >= 0 {
-			b.WriteByte(ch)
-			continue
-		}
-		fmt.Fprintf(&b, "%%%02X", ch)
-	}
-	return b.String()
-}
-
-// tokenize makes a variable name safe as part of a header name.
-func tokenize(k string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '-'
-	}, k)
 }

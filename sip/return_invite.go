@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/emiago/sipgo"
@@ -231,19 +232,53 @@ func (c *Call) returnOfferOptions(target sip.Uri) []media.OfferOption {
 }
 
 // returnRequest builds the return INVITE: the destination sees the
-// original caller (From user and display name, P-Asserted-Identity) and
-// the agent's outcome in X-Handoff- headers.
+// original caller (From user and display name, P-Asserted-Identity), the
+// returnUri's own URI headers as headers (RFC 3261 §19.1.5; the
+// Request-URI and To carry none), then the outcome under the transfer's
+// names and the User-to-User value, never a name twice.
 func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer []byte) *sip.Request {
+	uriHeaders := target.Headers
+	target.Headers = nil
 	req := sip.NewRequest(sip.INVITE, target)
 	if tp, ok := target.UriParams.Get("transport"); ok && tp != "" {
 		req.SetTransport(strings.ToUpper(tp))
 	}
 	req.SetBody(offer)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	c.appendCaller(req, target)
+	appendContext(req, uriHeaders, newReturnContext(c.transfer, out, c.s.cfg.Return))
+	req.AppendHeader(c.s.contactFor(req.Transport()))
+	return req
+}
+
+// appendContext adds the returnUri's URI headers, then Handoff's: the
+// transfer id (Handoff's names), the outcome within the cap and the
+// User-to-User value, each only if the URI did not set it.
+func appendContext(req *sip.Request, uriHeaders sip.HeaderParams, rc returnContext) {
+	has := appendURIHeaders(req, uriHeaders)
+	if rc.id != nil && !has(rc.id.name) {
+		req.AppendHeader(sip.NewHeader(rc.id.name, sanitizeHeaderValue(rc.id.value)))
+	}
+	uui, fields := rc.fit(has)
+	if uui != nil {
+		fields = append(fields, *uui)
+	}
+	for _, f := range fields {
+		req.AppendHeader(sip.NewHeader(f.name, sanitizeHeaderValue(f.value)))
+	}
+}
+
+// appendCaller adds From (the inbound caller's user and display name at
+// our host), To and P-Asserted-Identity (the inbound one when it is at most
+// maxInboundValue bytes without control characters, else the inbound From
+// URI).
+func (c *Call) appendCaller(req *sip.Request, target sip.Uri) {
 	in := c.dlg.InviteRequest
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: c.s.host, Port: c.s.port}, Params: sip.NewParams()}
 	if f := in.From(); f != nil {
-		from.DisplayName = f.DisplayName
+		if len(f.DisplayName) <= maxInboundValue && !hasControl(f.DisplayName) {
+			from.DisplayName = f.DisplayName
+		}
 		if f.Address.User != "" {
 			from.Address.User = f.Address.User
 		}
@@ -251,25 +286,68 @@ func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer [
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
-	if pai := in.GetHeader("P-Asserted-Identity"); pai != nil {
+	if pai := in.GetHeader("P-Asserted-Identity"); pai != nil && len(pai.Value()) <= maxInboundValue && !hasControl(pai.Value()) {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", pai.Value()))
 	} else if f := in.From(); f != nil {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+f.Address.Addr()+">"))
 	}
-	req.AppendHeader(sip.NewHeader("X-Handoff-Transfer-Id", c.transfer.ID))
-	for _, f := range contextFields(out) {
-		req.AppendHeader(sip.NewHeader(f[0], sanitizeHeaderValue(f[1])))
-	}
-	req.AppendHeader(c.s.contactFor(req.Transport()))
-	return req
 }
 
-// sanitizeHeaderValue keeps a value on one header line.
-func sanitizeHeaderValue(v string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
+// uriHeadersRefused are the headers a returnUri may not set on the return
+// INVITE (lower case, compact forms too): the ones that make the request
+// what it is, routes and credentials. RFC 3261 §19.1.5 asks for this care.
+var uriHeadersRefused = map[string]bool{
+	"via": true, "v": true, "from": true, "f": true, "to": true, "t": true, "call-id": true, "i": true,
+	"cseq": true, "contact": true, "m": true, "max-forwards": true, "content-length": true, "l": true,
+	"content-type": true, "c": true, "route": true, "record-route": true, "authorization": true,
+	"proxy-authorization": true, "p-asserted-identity": true, "body": true,
+}
+
+// appendURIHeaders adds the returnUri's headers to req (percent-escapes
+// decoded, control characters made spaces) and returns which names req
+// now has from them (case-insensitive).
+func appendURIHeaders(req *sip.Request, hdrs sip.HeaderParams) func(name string) bool {
+	added := map[string]bool{}
+	for _, kv := range hdrs {
+		name, value := unescapeURIPart(kv.K), unescapeURIPart(kv.V)
+		if !validHeaderToken(name) || uriHeadersRefused[strings.ToLower(name)] {
+			continue
 		}
-		return r
-	}, v)
+		req.AppendHeader(sip.NewHeader(name, sanitizeHeaderValue(value)))
+		added[strings.ToLower(name)] = true
+	}
+	return func(name string) bool { return added[strings.ToLower(name)] }
+}
+
+func unescapeURIPart(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// validHeaderToken reports whether s may be a header name (RFC 3261 token).
+func validHeaderToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-.!%*_+`'~", ch) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// sanitizeHeaderValue keeps a value on one header line: each control byte
+// (C0, DEL) becomes a space, every other byte stays as it is.
+func sanitizeHeaderValue(v string) string {
+	if !hasControl(v) {
+		return v
+	}
+	b := []byte(v)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }

@@ -133,7 +133,7 @@ func TestReferReturnFailures(t *testing.T) {
 
 func TestReferContextEncoding(t *testing.T) {
 	out := transfer.OutputContext{TransferType: "AGENT", CurrentTaskName: "Billing", TransferVariables: map[string]string{"b": "x y&z", "a": "1"}}
-	got, err := withContext("sip:ivr@10.0.0.1:5060", out, ReturnConfig{ContextEncoding: "headers", MaxContextBytes: 1024})
+	got, err := encodeOutcome("sip:ivr@10.0.0.1:5060", out, ReturnConfig{ContextEncoding: "headers", MaxContextBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestReferContextEncoding(t *testing.T) {
 	if got != want {
 		t.Fatalf("headers encoding\n got %s\nwant %s", got, want)
 	}
-	got, _ = withContext("sip:ivr@10.0.0.1", out, ReturnConfig{ContextEncoding: "params", MaxContextBytes: 1024})
+	got, _ = encodeOutcome("sip:ivr@10.0.0.1", out, ReturnConfig{ContextEncoding: "params", MaxContextBytes: 1024})
 	if got != "sip:ivr@10.0.0.1;x-handoff-transfer-type=AGENT;x-handoff-task=Billing;x-handoff-var-a=1;x-handoff-var-b=x%20y%26z" {
 		t.Fatalf("params encoding: %s", got)
 	}
@@ -150,14 +150,14 @@ func TestReferContextEncoding(t *testing.T) {
 	if err := sip.ParseUri(got, &u); err != nil {
 		t.Fatalf("encoded URI does not parse: %v", err)
 	}
-	got, _ = withContext("sip:ivr@10.0.0.1", out, ReturnConfig{ContextEncoding: "headers", MaxContextBytes: 60})
+	got, _ = encodeOutcome("sip:ivr@10.0.0.1", out, ReturnConfig{ContextEncoding: "headers", MaxContextBytes: 60})
 	if !strings.HasSuffix(got, "&X-Handoff-Truncated=true") || strings.Contains(got, "Var-b") {
 		t.Fatalf("truncation: %s", got)
 	}
 	// Empty values are left off, in both encodings.
 	sparse := transfer.OutputContext{TransferType: "AGENT", TransferVariables: map[string]string{"digits": "", "a": "1"}}
 	for _, enc := range []ContextEncoding{"headers", "params"} {
-		got, _ = withContext("sip:ivr@10.0.0.1", sparse, ReturnConfig{ContextEncoding: enc, MaxContextBytes: 1024})
+		got, _ = encodeOutcome("sip:ivr@10.0.0.1", sparse, ReturnConfig{ContextEncoding: enc, MaxContextBytes: 1024})
 		if strings.Contains(strings.ToLower(got), "digits") || !strings.Contains(strings.ToLower(got), "x-handoff-var-a=1") {
 			t.Errorf("%s encoding of an empty variable: %s", enc, got)
 		}

@@ -142,6 +142,12 @@ func (s *Service) FindByNumber(ctx context.Context, number string) (*Transfer, e
 // It fails with ErrNotActive when the transfer has ended or expired and with
 // ErrClaimed when another call is already on it.
 func (s *Service) Claim(ctx context.Context, id, callID, node string) (*Transfer, error) {
+	return s.ClaimWith(ctx, id, callID, node, nil)
+}
+
+// ClaimWith is Claim that also records, in the same step, what the claiming
+// INVITE said about its call (in, when not nil). Unclaim removes it again.
+func (s *Service) ClaimWith(ctx context.Context, id, callID, node string, in *Inbound) (*Transfer, error) {
 	now := s.Now()
 	return s.store.Update(ctx, id, now, func(t *Transfer) error {
 		switch t.StatusAt(now) {
@@ -155,18 +161,23 @@ func (s *Service) Claim(ctx context.Context, id, callID, node string) (*Transfer
 			return ErrClaimed
 		}
 		t.Claim = &Claim{CallID: callID, Node: node, ExpiresAt: now.Add(s.cfg.ClaimTTL)}
+		if in != nil {
+			t.Inbound = in.Clone()
+		}
 		return nil
 	})
 }
 
 // Unclaim drops callID's claim (the call was cancelled or failed before
-// answer), leaving the transfer ACTIVE for a retry.
+// answer), and what its INVITE recorded, leaving the transfer ACTIVE for a
+// retry.
 func (s *Service) Unclaim(ctx context.Context, id, callID string) error {
 	_, err := s.store.Update(ctx, id, s.Now(), func(t *Transfer) error {
 		if t.Claim == nil || t.Claim.CallID != callID {
 			return errNoChange
 		}
 		t.Claim = nil
+		t.Inbound = nil
 		return nil
 	})
 	if errors.Is(err, errNoChange) {

@@ -102,6 +102,11 @@ type SIPReturn struct {
 	ReturnTransferType ReturnType   `json:"returnTransferType"`
 	ReturnURI          string       `json:"returnUri,omitempty"`
 	Auth               *Credentials `json:"returnInviteAuthentication,omitempty"`
+	// ContextNames names the header set the outcome goes back under: ""
+	// for Handoff's X-Handoff- names, "ga" for the X-GA- names of the
+	// GenerativeAgent SIP Headers Transfer (set by the SIP side's headers
+	// mode; the API never sets it).
+	ContextNames string `json:"contextNames,omitempty"`
 }
 
 // Transfer is the stored record. Its JSON form is the storage encoding, not
@@ -132,6 +137,9 @@ type Transfer struct {
 	// Node is the instance that answered the call (ONGOING and after), so a
 	// surviving node can end the calls of a lost one.
 	Node string `json:"node,omitempty"`
+	// Inbound is what the claiming INVITE said about the call (UUI,
+	// identity and history headers, X- headers), recorded with the claim.
+	Inbound *Inbound `json:"inbound,omitempty"`
 }
 
 // Results of a return.
@@ -277,6 +285,7 @@ func (t *Transfer) Clone() *Transfer {
 		r := *t.Return
 		c.Return = &r
 	}
+	c.Inbound = t.Inbound.Clone()
 	return &c
 }
 

@@ -136,15 +136,17 @@ type ReturnConfig struct {
 	Fallback        transfer.ReturnType `yaml:"fallback"`
 	ContextEncoding sip.ContextEncoding `yaml:"context_encoding"`
 	MaxContextBytes int                 `yaml:"max_context_bytes"`
+	UUIPassthrough  bool                `yaml:"uui_passthrough"`
 }
 
 // HeadersConfig is the API-less mode: transfers created from X-Handoff-
-// headers of INVITEs to sip:<user>@external_host.
+// (or X-GA-) headers of INVITEs to sip:<user>@external_host.
 type HeadersConfig struct {
-	Enabled   bool   `yaml:"enabled"`
-	User      string `yaml:"user"`
-	Owner     string `yaml:"owner"`
-	ReturnURI string `yaml:"return_uri"`
+	Enabled   bool            `yaml:"enabled"`
+	User      string          `yaml:"user"`
+	Owner     string          `yaml:"owner"`
+	ReturnURI string          `yaml:"return_uri"`
+	Names     sip.HeaderNames `yaml:"names"`
 }
 
 // DigestConfig enables digest authentication of INVITEs when Users is not empty.
@@ -254,8 +256,9 @@ func Defaults() Config {
 			TLS:            tls,
 			Flood:          FloodConfig{Rate: 20, Burst: 40},
 			Return: ReturnConfig{ReferTimeout: sip.DefaultReferTimeout, RingTimeout: sip.DefaultRingTimeout,
-				Fallback: sip.DefaultFallback, ContextEncoding: sip.DefaultContextEncoding, MaxContextBytes: sip.DefaultMaxContextBytes},
-			HeadersMode: HeadersConfig{User: "agent", Owner: devCredentialID},
+				Fallback: sip.DefaultFallback, ContextEncoding: sip.DefaultContextEncoding, MaxContextBytes: sip.DefaultMaxContextBytes,
+				UUIPassthrough: sip.DefaultUUIPassthrough},
+			HeadersMode: HeadersConfig{User: "agent", Owner: devCredentialID, Names: sip.NamesAuto},
 		},
 		Media: MediaConfig{RTPPorts: "20000-20999", RTPTimeout: 30 * time.Second, Bind: "127.0.0.1", SRTP: sip.DefaultSRTP,
 			Codecs: codecNames(media.DefaultCodecs), ComfortNoise: true},

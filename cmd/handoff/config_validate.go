@@ -229,6 +229,9 @@ func (r *ReturnConfig) validate(v *validation) {
 }
 
 func (h *HeadersConfig) validate(v *validation, auth *AuthConfig) {
+	if _, err := sip.ParseHeaderNames(string(h.Names)); err != nil {
+		v.bad(&h.Names, "%v", err)
+	}
 	if !h.Enabled {
 		return
 	}

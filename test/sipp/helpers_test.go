@@ -56,6 +56,7 @@ type handoffOptions struct {
 	logLevel string // default info
 	sipExtra string // YAML lines appended to the sip: section (indented two spaces)
 	extra    string // top-level YAML sections appended to the file (agent:, ...)
+	agentURL string // a WebSocket agent (agent.mode websocket); "": the loopback agent
 }
 
 func startHandoff(t *testing.T) *handoff { return startHandoffWith(t, handoffOptions{}) }
@@ -100,6 +101,9 @@ log:
 drain:
   timeout: 10s
 %[6]s`, httpPort, filepath.Join(dir, "data", "handoff.db"), h.sipPort, o.logLevel, o.sipExtra, o.extra)
+	if o.agentURL != "" {
+		cfg += fmt.Sprintf("agent:\n  mode: websocket\n  url: %s\n", o.agentURL)
+	}
 	cfgPath := filepath.Join(dir, "handoff.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

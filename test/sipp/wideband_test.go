@@ -24,10 +24,10 @@ import (
 	"github.com/handoff/handoff/media"
 )
 
-// recordingAgent is a WebSocket agent that decodes and keeps the caller's
+// audioAgent is a WebSocket agent that decodes and keeps the caller's
 // audio (inbound media, in the announced format) and echoes every payload
 // back, so the call's outgoing path carries audio too.
-type recordingAgent struct {
+type audioAgent struct {
 	mu       sync.Mutex
 	encoding string
 	rate     int
@@ -58,7 +58,7 @@ type agentMsg struct {
 }
 
 // serve starts the agent on loopback and returns its ws:// URL.
-func (a *recordingAgent) serve(t *testing.T) string {
+func (a *audioAgent) serve(t *testing.T) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
@@ -87,7 +87,7 @@ func (a *recordingAgent) serve(t *testing.T) string {
 }
 
 // handle records one message and returns the echo of a media payload.
-func (a *recordingAgent) handle(b []byte) []byte {
+func (a *audioAgent) handle(b []byte) []byte {
 	var m agentMsg
 	if json.Unmarshal(b, &m) != nil {
 		return nil
@@ -113,7 +113,7 @@ func (a *recordingAgent) handle(b []byte) []byte {
 	return nil
 }
 
-func (a *recordingAgent) decode(payload []byte) []int16 {
+func (a *audioAgent) decode(payload []byte) []int16 {
 	if a.encoding == "audio/x-mulaw" {
 		pcm := make([]int16, len(payload))
 		media.DecodeULaw(pcm, payload)
@@ -126,7 +126,7 @@ func (a *recordingAgent) decode(payload []byte) []int16 {
 	return pcm
 }
 
-func (a *recordingAgent) heard() (encoding string, rate int, codec string, pcm []int16, echoed int) {
+func (a *audioAgent) heard() (encoding string, rate int, codec string, pcm []int16, echoed int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.encoding, a.rate, a.codec, append([]int16(nil), a.pcm...), a.echoed
@@ -144,7 +144,7 @@ func TestSIPpG722Wideband(t *testing.T) {
 	sipp := needSIPp(t)
 	for _, format := range []string{"l16-16000", "mulaw"} {
 		t.Run(format, func(t *testing.T) {
-			a := &recordingAgent{}
+			a := &audioAgent{}
 			h := startHandoffWith(t, handoffOptions{extra: fmt.Sprintf("agent:\n  mode: websocket\n  url: %s\n  format: %s\n", a.serve(t), format)})
 			tr := h.create(t, "sipp-hd-"+format, "PHONE_NUMBER")
 			h.runSIPp(t, sipp, 1, "uac_g722.xml", 60*time.Second, "-s", tr.PhoneNumber.TransferNumber, "-m", "1")
