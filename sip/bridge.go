@@ -1,7 +1,6 @@
 package sip
 
 import (
-
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/handoff/handoff/agent"
