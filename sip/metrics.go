@@ -13,6 +13,10 @@ type metrics struct {
 	answerLatency prometheus.Histogram
 	returns       *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
+
+	agentLegs       *prometheus.CounterVec // placed, by result and code
+	agentLegsActive prometheus.Gauge
+	agentLegsEnded  *prometheus.CounterVec // by ending
 }
 
 func newMetrics() *metrics {
@@ -42,6 +46,9 @@ func newMetrics() *metrics {
 			Name: "handoff_sip_requests_refused_total",
 			Help: "Out-of-dialog requests refused before any processing, by reason (rate_limited, scanner).",
 		}, []string{"reason"}),
+		agentLegs:       newAgentLegCounter(),
+		agentLegsActive: newAgentLegGauge(),
+		agentLegsEnded:  newAgentLegEndings(),
 	}
 }
 
@@ -59,11 +66,13 @@ func (m *metrics) precreate() {
 	for _, code := range []int{200, 401, 403, 404, 486, 487, 488, 503} {
 		m.invites.WithLabelValues(statusLabel(code))
 	}
+	m.precreateAgentLegs()
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	m.precreate()
-	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns, m.dropped} {
+	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns, m.dropped,
+		m.agentLegs, m.agentLegsActive, m.agentLegsEnded} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

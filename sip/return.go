@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +86,10 @@ func (c *Call) handBack(out transfer.OutputContext) {
 	if c.transfer.Type == transfer.TypeSIP && c.transfer.SIP != nil && c.transfer.SIP.ReturnTransferType != "" {
 		method = c.transfer.SIP.ReturnTransferType
 	}
-	res := &transfer.ReturnResult{Method: method, StartedAt: c.s.svc.Now()}
+	if c.followedRefer() != "" {
+		method = transfer.ReturnRefer // the SIP agent's REFER, followed
+	}
+	res := &transfer.ReturnResult{Method: method, StartedAt: c.s.svc.Now(), AgentLeg: c.agentLegResult()}
 	switch method {
 	case transfer.ReturnRefer:
 		c.returnRefer(out, res)
@@ -247,6 +249,9 @@ func (c *Call) referUnanswered(ctx context.Context, err error) string {
 // referTarget is returnUri with the agent's outcome attached, or why there
 // is none.
 func (c *Call) referTarget(out transfer.OutputContext) (target, reason string) {
+	if uri := c.followedRefer(); uri != "" {
+		return uri, ""
+	}
 	if c.transfer.SIP == nil || c.transfer.SIP.ReturnURI == "" {
 		return "", "no returnUri"
 	}
@@ -270,17 +275,7 @@ func contextFields(out transfer.OutputContext) [][2]string {
 	if out.CurrentTaskName != "" {
 		f = append(f, [2]string{"X-Handoff-Task", out.CurrentTaskName})
 	}
-	keys := make([]string, 0, len(out.TransferVariables))
-	for k, v := range out.TransferVariables {
-		if v != "" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		f = append(f, [2]string{"X-Handoff-Var-" + tokenize(k), out.TransferVariables[k]})
-	}
-	return f
+	return append(f, varFields(hdrVarPrefix, out.TransferVariables)...)
 }
 
 // withContext attaches the outcome to uri as escaped URI headers
@@ -293,21 +288,14 @@ func withContext(uri string, out transfer.OutputContext, cfg ReturnConfig) (stri
 	}
 	asParams := cfg.ContextEncoding == ContextParams
 	var parts []string
-	size := 0
-	truncated := false
 	for _, f := range contextFields(out) {
 		name := f[0]
 		if asParams {
 			name = strings.ToLower(name)
 		}
-		p := name + "=" + escapeURIValue(f[1])
-		if size+len(p)+1 > cfg.MaxContextBytes {
-			truncated = true
-			break
-		}
-		parts = append(parts, p)
-		size += len(p) + 1
+		parts = append(parts, name+"="+escapeURIValue(f[1]))
 	}
+	parts, truncated := fitWithin(parts, cfg.MaxContextBytes, func(p string) int { return len(p) + 1 })
 	if truncated {
 		name := "X-Handoff-Truncated"
 		if asParams {
