@@ -530,3 +530,93 @@ func TestReadOutcomeBounds(t *testing.T) {
 		t.Fatal("an outcome found in unrelated headers")
 	}
 }
+
+// The caller gives up while the agent rings: the agent's INVITE is
+// cancelled, the caller gets 487 and the transfer stays ACTIVE.
+func TestAgentLegCancelledWhileRinging(t *testing.T) {
+	bot := siptest.NewDestination(t, siptest.RingsForever())
+	g := newGateway(t, withAgentLeg(bot.URI()))
+	g.createAgentTransfer("cancel", byeReturn)
+	p := newPhone(t)
+	var recipient sip.Uri
+	_ = sip.ParseUri(g.srv.TransferURI("cancel"), &recipient)
+	ctx, cancel := context.WithCancel(context.Background())
+	dlg, err := p.DUA.Invite(ctx, recipient, p.Offer("0"), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() { answered <- dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
+	eventually(t, "the agent rings", func() bool { return bot.LastInvite() != nil })
+	cancel()
+	if err := <-answered; !errors.Is(err, context.Canceled) && statusOf(err) != 487 {
+		t.Fatalf("cancelled INVITE ended with %v", err)
+	}
+	dlg.Close()
+	eventually(t, "agent leg cancelled and released", func() bool {
+		return testenv.Value(g.srv.metrics.agentLegs.WithLabelValues(agentCancelled, "none")) == 1 && g.ports.InUse() == 0
+	})
+	if tr := g.Get("cancel"); tr.StatusAt(g.svc.Now()) != transfer.StatusActive {
+		t.Fatalf("status %s", tr.Status)
+	}
+}
+
+// An agent that answers with SDP Handoff cannot use is hung up, and the
+// caller refused as for any failed agent leg.
+func TestAgentLegUnusableAnswer(t *testing.T) {
+	bot := siptest.NewDestination(t, siptest.AnswerSDP(func(_ *media.Description, port int) []byte { return sdpBody(port, "18") }))
+	g := newGateway(t, withAgentLeg(bot.URI()))
+	g.createAgentTransfer("g729", byeReturn)
+	p := newPhone(t)
+	if _, err := p.Invite(g.srv.TransferURI("g729"), p.Offer("0"), sipgo.AnswerOptions{}); statusOf(err) != 503 {
+		t.Fatalf("INVITE: %v, want 503", err)
+	}
+	siptest.Receive(t, bot.Byes, "Handoff's BYE to the unusable agent leg")
+	if n := testenv.Value(g.srv.metrics.agentLegs.WithLabelValues(agentUnusable, "200")); n != 1 {
+		t.Fatalf("unusable agent legs = %v", n)
+	}
+}
+
+// Handoff ends an agent leg that outlasts max_duration, or whose agent
+// sends no RTP for the media timeout, with the fallback and a BYE.
+func TestAgentLegEndedByHandoff(t *testing.T) {
+	for name, tc := range map[string]struct {
+		tune   func(*Config)
+		ending string
+	}{
+		"max duration":  {func(c *Config) { c.AgentLeg.MaxDuration = 500 * time.Millisecond }, endingMaxDuration},
+		"media timeout": {func(c *Config) { c.RTPTimeout = time.Second }, endingMediaTimeout},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bot := siptest.NewDestination(t)
+			g := newGateway(t, withAgentLeg(bot.URI()), tc.tune)
+			g.createAgentTransfer("ended", byeReturn)
+			p := newPhone(t)
+			c := g.agentCall(p, "ended", "0 101")
+			stop := make(chan struct{})
+			talking := make(chan struct{})
+			go func() { // the caller talks on, so only the agent is silent
+				defer close(talking)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+						c.SendAudio(pattern(1))
+					}
+				}
+			}()
+			siptest.Receive(t, bot.Byes, "Handoff's BYE to the agent")
+			p.WaitBye()
+			close(stop)
+			<-talking
+			if r := bot.LastBye().GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), strings.TrimPrefix(tc.ending, "agent_")) {
+				t.Errorf("BYE Reason %v", r)
+			}
+			done := g.WaitReturn("ended")
+			if done.OutputContext.TransferType != agent.TransferAgent || done.Return.AgentLeg.Ending != tc.ending {
+				t.Fatalf("outputContext %+v agentLeg %+v", done.OutputContext, done.Return.AgentLeg)
+			}
+		})
+	}
+}
