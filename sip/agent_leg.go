@@ -237,7 +237,7 @@ func (l *agentLeg) connect(offered []media.OfferOption) error {
 	if err := l.startMedia(media.SessionConfig{
 		OnAudio:    l.agentAudio,
 		OnDTMF:     l.agentDTMF,
-		Source:     l.toAgent.Pop,
+		Source:     l.toAgentFrame,
 		RTPTimeout: l.s.cfg.RTPTimeout,
 		Metrics:    l.s.mediaMetrics,
 		Logger:     l.log,

@@ -46,7 +46,7 @@ type agentLeg struct {
 	ending   string        // how the leg ended (agentEnding* or the call's end reason)
 	referTo  string        // the agent's Refer-To URI, when FollowRefer takes it
 	callEnd  string        // why the call ended before the agent finished
-	framesIn atomic.Uint64 // caller frames queued for the agent
+	framesIn atomic.Uint64 // caller frames the leg's pacer sent the agent
 	framesUp atomic.Uint64 // agent frames the caller's pacer took
 }
 
@@ -218,7 +218,6 @@ func (l *agentLeg) PushAudio(track agent.Track, frame []int16) {
 		return
 	}
 	l.toAgent.Push(frame)
-	l.framesIn.Add(1)
 }
 
 // PushDTMF forwards the caller's key press to the agent: RFC 4733 when
@@ -251,6 +250,16 @@ func (l *agentLeg) agentDTMF(ev media.DTMFEvent) {
 	if c := l.call.Load(); c != nil {
 		l.forwardDTMF(c.rtpSession(), dtmfJob{ev: ev})
 	}
+}
+
+// toAgentFrame is the leg's pacer source: the caller's audio, counted as
+// it leaves for the agent.
+func (l *agentLeg) toAgentFrame() ([]int16, bool) {
+	f, ok := l.toAgent.Pop()
+	if ok {
+		l.framesIn.Add(1)
+	}
+	return f, ok
 }
 
 // agentAudio queues the agent's audio for the caller.

@@ -55,6 +55,7 @@ type handoff struct {
 type handoffOptions struct {
 	logLevel string // default info
 	sipExtra string // YAML lines appended to the sip: section (indented two spaces)
+	extra    string // top-level YAML sections appended (agent:)
 }
 
 func startHandoff(t *testing.T) *handoff { return startHandoffWith(t, handoffOptions{}) }
@@ -98,7 +99,7 @@ log:
   format: json
 drain:
   timeout: 10s
-`, httpPort, filepath.Join(dir, "data", "handoff.db"), h.sipPort, o.logLevel, o.sipExtra)
+%[6]s`, httpPort, filepath.Join(dir, "data", "handoff.db"), h.sipPort, o.logLevel, o.sipExtra, o.extra)
 	cfgPath := filepath.Join(dir, "handoff.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -342,8 +343,10 @@ type transferView struct {
 	CompletedAt    string `json:"completedAt"`
 	EndReason      string `json:"endReason"`
 	OutputContext  *struct {
-		TransferType      string            `json:"transferType"`
-		TransferVariables map[string]string `json:"transferVariables"`
+		TransferType       string            `json:"transferType"`
+		CurrentTaskName    string            `json:"currentTaskName"`
+		TransferVariables  map[string]string `json:"transferVariables"`
+		ReferenceVariables map[string]string `json:"referenceVariables"`
 	} `json:"outputContext"`
 	SIP *struct {
 		TransferURI        string `json:"transferUri"`
@@ -359,6 +362,11 @@ type transferView struct {
 		StartedAt     string `json:"startedAt"`
 		EndedAt       string `json:"endedAt"`
 		BridgeEndedAt string `json:"bridgeEndedAt"`
+		AgentLeg      *struct {
+			URI    string `json:"uri"`
+			CallID string `json:"callId"`
+			Ending string `json:"ending"`
+		} `json:"agentLeg"`
 	} `json:"returnResult"`
 }
 
