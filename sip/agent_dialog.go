@@ -21,9 +21,9 @@ func (l *agentLeg) onAck(req *sip.Request, tx sip.ServerTransaction) { l.ackAnsw
 // without one (the fallback).
 func (l *agentLeg) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if out, ok := byeOutcome(req); ok {
-		l.finish(out, endingByeOutcome, nil)
+		l.finish(legEnd{out: out, how: endingByeOutcome})
 	} else {
-		l.finish(l.fallback(reasonAgentHungUp), endingBye, nil)
+		l.finish(legEnd{out: l.fallback(reasonAgentHungUp), how: endingBye})
 	}
 	if err := l.dlg.ReadBye(req, tx); err != nil {
 		l.log.Debug("BYE from the agent", "err", err)
@@ -70,17 +70,26 @@ func (l *agentLeg) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	out, err := infoOutcome(req.Body())
-	if err != nil {
-		l.log.Info("outcome INFO refused", "err", err)
-		l.s.respond(req, tx, sip.StatusBadRequest, "Bad Outcome", warning(err))
-		return
-	}
-	if l.finished.Load() {
-		l.s.respond(req, tx, sip.StatusForbidden, "Agent Already Finished")
+	if !l.mayEnd(req, tx, err, "Bad Outcome") {
 		return
 	}
 	l.s.respond(req, tx, sip.StatusOK, "OK")
-	l.finish(out, endingInfo, func() { l.bye(reasonHeader(endingInfo)) })
+	l.finish(legEnd{out: out, how: endingInfo, then: func() { l.bye(reasonHeader(endingInfo)) }})
+}
+
+// mayEnd refuses an ending the agent sent that cannot be read (400, why
+// in a Warning) or comes after another (403); it reports whether to go on.
+func (l *agentLeg) mayEnd(req *sip.Request, tx sip.ServerTransaction, err error, refusal string) bool {
+	switch {
+	case err != nil:
+		l.log.Info(string(req.Method)+" from the agent refused", "err", err)
+		l.s.respond(req, tx, sip.StatusBadRequest, refusal, warning(err))
+		return false
+	case l.finished.Load():
+		l.s.respond(req, tx, sip.StatusForbidden, "Agent Already Finished")
+		return false
+	}
+	return true
 }
 
 // onOther takes a REFER (the agent's transfer) and refuses the rest.
@@ -93,26 +102,18 @@ func (l *agentLeg) onOther(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	target, out, err := referOutcome(req)
-	if err != nil {
-		l.log.Info("REFER refused", "err", err)
-		l.s.respond(req, tx, sip.StatusBadRequest, "Bad Refer-To", warning(err))
+	if !l.mayEnd(req, tx, err, "Bad Refer-To") {
 		return
 	}
-	if l.finished.Load() {
-		l.s.respond(req, tx, sip.StatusForbidden, "Agent Already Finished")
-		return
-	}
-	if l.cfg.FollowRefer {
-		l.endMu.Lock()
-		l.referTo = target
-		l.endMu.Unlock()
+	if !l.cfg.FollowRefer {
+		target = ""
 	}
 	// 202 first: the NOTIFYs that follow must not overtake it.
 	l.s.respond(req, tx, sip.StatusAccepted, "Accepted", l.s.contactFor(req.Transport()))
-	l.finish(out, endingRefer, func() {
+	l.finish(legEnd{out: out, how: endingRefer, referTo: target, then: func() {
 		l.notifyRefer()
 		l.bye(reasonHeader(endingRefer))
-	})
+	}})
 }
 
 // notifyRefer reports the REFER's progress (RFC 3515): Handoff has taken

@@ -162,6 +162,7 @@ func (s *Server) dialAgent(ctx context.Context, a *admission) (*agentLeg, error)
 	defer cancel()
 	err = l.dial(ringCtx, req, cfg.credentials(), nil)
 	if err == nil {
+		l.log = l.log.With("agent_call_id", l.callID()) // before the leg's goroutines start
 		err = l.connect(opts)
 	}
 	if err != nil {

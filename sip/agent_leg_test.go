@@ -57,6 +57,18 @@ func (g *gateway) agentCall(p *phone, id, offer string, hdrs ...sip.Header) *cal
 
 var byeReturn = transfer.SIPReturn{ReturnTransferType: transfer.ReturnBye}
 
+// callAgent creates transfer id, returning by ret, and places a new
+// phone's call to it (μ-law and telephone-events), answered once the agent
+// bot has answered.
+func (g *gateway) callAgent(bot *siptest.Destination, id string, ret transfer.SIPReturn) (*phone, *call) {
+	g.t.Helper()
+	g.createAgentTransfer(id, ret)
+	p := newPhone(g.t)
+	c := g.agentCall(p, id, "0 101")
+	siptest.Receive(g.t, bot.Answered, "the agent's answer")
+	return p, c
+}
+
 // expectRelay checks audio crosses Handoff both ways: the caller's μ-law
 // reaches the agent as A-law, the agent's A-law the caller as μ-law.
 func expectRelay(t *testing.T, c *call, agentRTP *call) {
@@ -148,10 +160,7 @@ func TestAgentLegByeWithOutcome(t *testing.T) {
 func TestAgentLegByeWithoutOutcome(t *testing.T) {
 	bot := siptest.NewDestination(t)
 	g := newGateway(t, withAgentLeg(bot.URI()))
-	g.createAgentTransfer("bye-plain", byeReturn)
-	p := newPhone(t)
-	g.agentCall(p, "bye-plain", "0 101")
-	siptest.Receive(t, bot.Answered, "the agent's answer")
+	p, _ := g.callAgent(bot, "bye-plain", byeReturn)
 
 	bot.Hangup()
 	p.WaitBye()
@@ -172,10 +181,7 @@ func TestAgentLegByeWithoutOutcome(t *testing.T) {
 func TestAgentLegRefer(t *testing.T) {
 	bot := siptest.NewDestination(t)
 	g := newGateway(t, withAgentLeg(bot.URI()))
-	g.createAgentTransfer("refer", byeReturn)
-	p := newPhone(t)
-	g.agentCall(p, "refer", "0 101")
-	siptest.Receive(t, bot.Answered, "the agent's answer")
+	p, _ := g.callAgent(bot, "refer", byeReturn)
 
 	res := bot.Request(sip.REFER, "", nil,
 		sip.NewHeader("Refer-To", "<sip:humans@pbx.example?X-Handoff-Transfer-Type=AGENT&X-Handoff-Var-intent=dispute>"),
@@ -241,10 +247,7 @@ func TestAgentLegFollowRefer(t *testing.T) {
 func TestAgentLegInfoOutcome(t *testing.T) {
 	bot := siptest.NewDestination(t)
 	g := newGateway(t, withAgentLeg(bot.URI()))
-	g.createAgentTransfer("info", byeReturn)
-	p := newPhone(t)
-	g.agentCall(p, "info", "0 101")
-	siptest.Receive(t, bot.Answered, "the agent's answer")
+	p, _ := g.callAgent(bot, "info", byeReturn)
 
 	for _, bad := range []string{`{"outputContext":`, `{"other":{}}`, `[]`} {
 		if res := bot.Request(sip.INFO, "application/json", []byte(bad)); res.StatusCode != sip.StatusBadRequest {
@@ -275,9 +278,7 @@ func TestAgentLegInfoOutcome(t *testing.T) {
 func TestAgentLegDTMF(t *testing.T) {
 	bot := siptest.NewDestination(t)
 	g := newGateway(t, withAgentLeg(bot.URI()))
-	g.createAgentTransfer("dtmf", byeReturn)
-	p := newPhone(t)
-	c := g.agentCall(p, "dtmf", "0 101")
+	_, c := g.callAgent(bot, "dtmf", byeReturn)
 	botRTP := bot.RTPCall()
 
 	c.SendDTMF('5')
@@ -299,9 +300,7 @@ func TestAgentLegDTMF(t *testing.T) {
 func TestAgentLegDTMFByInfo(t *testing.T) {
 	bot := siptest.NewDestination(t, siptest.AnswerSDP(func(_ *media.Description, port int) []byte { return sdpBody(port, "8") }))
 	g := newGateway(t, withAgentLeg(bot.URI()))
-	g.createAgentTransfer("dtmf-info", byeReturn)
-	p := newPhone(t)
-	c := g.agentCall(p, "dtmf-info", "0 101")
+	_, c := g.callAgent(bot, "dtmf-info", byeReturn)
 
 	c.SendDTMF('4')
 	info := siptest.Receive(t, bot.Infos, "the caller's key by INFO")
@@ -316,9 +315,7 @@ func TestAgentLegDTMFByInfo(t *testing.T) {
 func TestAgentLegHoldEitherSide(t *testing.T) {
 	bot := siptest.NewDestination(t)
 	g := newGateway(t, withAgentLeg(bot.URI()))
-	g.createAgentTransfer("hold", byeReturn)
-	p := newPhone(t)
-	c := g.agentCall(p, "hold", "0 101")
+	p, c := g.callAgent(bot, "hold", byeReturn)
 	botRTP := bot.RTPCall()
 	expectRelay(t, c, botRTP)
 
@@ -348,9 +345,7 @@ func TestAgentLegSessionTimers(t *testing.T) {
 	bot := siptest.NewDestination(t)
 	g := newGateway(t, func(c *Config) { c.MinSE = time.Second },
 		withAgentLeg(bot.URI(), func(l *AgentLegConfig) { l.SessionExpires = 2 * time.Second }))
-	g.createAgentTransfer("timer", byeReturn)
-	p := newPhone(t)
-	c := g.agentCall(p, "timer", "0 101")
+	p, c := g.callAgent(bot, "timer", byeReturn)
 
 	refresh := siptest.Receive(t, bot.Reinvites, "Handoff's session refresh")
 	if h := refresh.GetHeader("Session-Expires"); h == nil || h.Value() != "2;refresher=uac" || len(refresh.Body()) == 0 {
@@ -378,10 +373,7 @@ func TestAgentLegSessionTimers(t *testing.T) {
 func TestAgentLegCallerHangup(t *testing.T) {
 	bot := siptest.NewDestination(t)
 	g := newGateway(t, withAgentLeg(bot.URI()))
-	g.createAgentTransfer("hangup", byeReturn)
-	p := newPhone(t)
-	c := g.agentCall(p, "hangup", "0 101")
-	siptest.Receive(t, bot.Answered, "the agent's answer")
+	_, c := g.callAgent(bot, "hangup", byeReturn)
 
 	c.Hangup()
 	siptest.Receive(t, bot.Byes, "Handoff's BYE to the agent")
@@ -437,9 +429,7 @@ func TestAgentLegFailures(t *testing.T) {
 func TestAgentLegDigest(t *testing.T) {
 	bot := siptest.NewDestination(t, siptest.RequireDigest("bot", "s3cret", siptest.StrictDigestURI()))
 	g := newGateway(t, withAgentLeg(bot.URI()+";transport=udp", func(l *AgentLegConfig) { l.Username, l.Password = "bot", "s3cret" }))
-	g.createAgentTransfer("digest", byeReturn)
-	p := newPhone(t)
-	c := g.agentCall(p, "digest", "0 101")
+	_, c := g.callAgent(bot, "digest", byeReturn)
 	if n := len(bot.Invites()); n != 2 {
 		t.Fatalf("agent saw %d INVITEs, want 2", n)
 	}
@@ -537,22 +527,9 @@ func TestAgentLegCancelledWhileRinging(t *testing.T) {
 	bot := siptest.NewDestination(t, siptest.RingsForever())
 	g := newGateway(t, withAgentLeg(bot.URI()))
 	g.createAgentTransfer("cancel", byeReturn)
-	p := newPhone(t)
-	var recipient sip.Uri
-	_ = sip.ParseUri(g.srv.TransferURI("cancel"), &recipient)
-	ctx, cancel := context.WithCancel(context.Background())
-	dlg, err := p.DUA.Invite(ctx, recipient, p.Offer("0"), sip.NewHeader("Content-Type", "application/sdp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	answered := make(chan error, 1)
-	go func() { answered <- dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
-	eventually(t, "the agent rings", func() bool { return bot.LastInvite() != nil })
-	cancel()
-	if err := <-answered; !errors.Is(err, context.Canceled) && statusOf(err) != 487 {
-		t.Fatalf("cancelled INVITE ended with %v", err)
-	}
-	dlg.Close()
+	inviteThenCancel(t, newPhone(t), g.srv.TransferURI("cancel"), func() {
+		eventually(t, "the agent rings", func() bool { return bot.LastInvite() != nil })
+	})
 	eventually(t, "agent leg cancelled and released", func() bool {
 		return testenv.Value(g.srv.metrics.agentLegs.WithLabelValues(agentCancelled, "none")) == 1 && g.ports.InUse() == 0
 	})
@@ -618,5 +595,24 @@ func TestAgentLegEndedByHandoff(t *testing.T) {
 				t.Fatalf("outputContext %+v agentLeg %+v", done.OutputContext, done.Return.AgentLeg)
 			}
 		})
+	}
+}
+
+// The agent leg's share of the RTP path (both pacers' sources and both
+// receive callbacks) allocates nothing per frame.
+func TestAgentLegAudioPathAllocatesNothing(t *testing.T) {
+	l := &agentLeg{toAgent: media.NewFrameQueue(bridgeDepth), toCaller: media.NewFrameQueue(bridgeDepth)}
+	frame := make([]int16, media.FrameSamples)
+	allocs := testing.AllocsPerRun(1000, func() {
+		l.PushAudio(agent.TrackCaller, frame)
+		l.toAgentFrame()
+		l.agentAudio(frame)
+		l.NextFrame()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per frame", allocs)
+	}
+	if l.framesIn.Load() == 0 || l.framesUp.Load() == 0 {
+		t.Fatal("frames not counted")
 	}
 }

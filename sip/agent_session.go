@@ -102,7 +102,6 @@ func newAgentLeg(s *Server, ports *media.Ports, a *admission) *agentLeg {
 // start begins the conversation once the agent has answered.
 func (l *agentLeg) start() {
 	l.started = time.Now()
-	l.log = l.log.With("agent_call_id", l.callID())
 	l.s.metrics.agentLegs.WithLabelValues(agentAnswered, statusLabel(sip.StatusOK)).Inc()
 	l.s.metrics.agentLegsActive.Inc()
 	l.log.Info("agent leg answered", "agent_uri", l.cfg.URI)
@@ -116,22 +115,31 @@ func (l *agentLeg) callID() string {
 	return ""
 }
 
-// finish ends the conversation with out, once: the call then hands the
-// caller back. then, if not nil, runs on the leg's goroutine afterwards
-// (NOTIFY, BYE). It reports whether out was taken.
-func (l *agentLeg) finish(out transfer.OutputContext, ending string, then func()) bool {
+// legEnd is how the agent finished: its outcome, the ending's name, the
+// agent's Refer-To when the return follows it, and what the leg's
+// goroutine does afterwards (NOTIFY, BYE), if anything.
+type legEnd struct {
+	out     transfer.OutputContext
+	how     string
+	referTo string
+	then    func()
+}
+
+// finish ends the conversation, once: the call then hands the caller
+// back. It reports whether e was taken.
+func (l *agentLeg) finish(e legEnd) bool {
 	l.endMu.Lock()
 	if l.finished.Load() {
 		l.endMu.Unlock()
 		return false
 	}
-	l.out, l.ending = out, ending
+	l.out, l.ending, l.referTo = e.out, e.how, e.referTo
 	l.finished.Store(true)
 	l.endMu.Unlock()
 	close(l.done)
-	l.log.Info("agent finished", "ending", ending, "transfer_type", out.TransferType)
-	if then != nil {
-		l.after <- then // buffered: finish runs once
+	l.log.Info("agent finished", "ending", e.how, "transfer_type", e.out.TransferType)
+	if e.then != nil {
+		l.after <- e.then // buffered: finish runs once
 	}
 	return true
 }
@@ -149,7 +157,7 @@ func (l *agentLeg) fallback(reason string) transfer.OutputContext {
 // finishAndHangUp ends a conversation the agent did not end: with the
 // fallback, and a BYE to the agent.
 func (l *agentLeg) finishAndHangUp(reason, ending string) {
-	l.finish(l.fallback(reason), ending, func() { l.bye(reasonHeader(reason)) })
+	l.finish(legEnd{out: l.fallback(reason), how: ending, then: func() { l.bye(reasonHeader(reason)) }})
 }
 
 // run owns the leg's timers (max duration, session timer) and sends what
@@ -173,7 +181,7 @@ func (l *agentLeg) run() {
 			l.bye(reasonHeader(l.callEndReason()))
 			return
 		case <-l.dlg.Context().Done():
-			l.finish(l.fallback(reasonAgentLost), endingLost, nil) // a BYE finished it first
+			l.finish(legEnd{out: l.fallback(reasonAgentLost), how: endingLost}) // unless a BYE finished it first
 			return
 		case <-mediaDone:
 			mediaDone = nil // closed for good

@@ -57,14 +57,7 @@ func answerHeaders(req *sip.Request) []sip.Header {
 func (d *Destination) Request(method sip.RequestMethod, contentType string, body []byte, hdrs ...sip.Header) *sip.Response {
 	d.T.Helper()
 	dlg := d.Dialog()
-	req := sip.NewRequest(method, dlg.InviteRequest.Contact().Address)
-	if body != nil {
-		req.SetBody(body)
-		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
-	}
-	for _, h := range hdrs {
-		req.AppendHeader(h)
-	}
+	req := inDialog(method, dlg.InviteRequest.Contact().Address, contentType, body, hdrs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	res, err := dlg.Do(ctx, req)
@@ -85,10 +78,7 @@ func (d *Destination) Request(method sip.RequestMethod, contentType string, body
 func (d *Destination) Hangup(hdrs ...sip.Header) {
 	d.T.Helper()
 	dlg := d.Dialog()
-	bye := sip.NewRequest(sip.BYE, dlg.InviteRequest.Contact().Address)
-	for _, h := range hdrs {
-		bye.AppendHeader(h)
-	}
+	bye := inDialog(sip.BYE, dlg.InviteRequest.Contact().Address, "", nil, hdrs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := dlg.WriteBye(ctx, bye); err != nil {
