@@ -33,11 +33,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 	if err != nil {
 		return nil, fmt.Errorf("media.rtp_ports: %w", err)
 	}
-	var pipeline agent.Pipeline
-	agentLeg, err := agentLegConfig(cfg)
-	if err == nil && agentLeg == nil {
-		pipeline, err = newPipeline(cfg.Agent, reg, log, twilio)
-	}
+	pipeline, agentLeg, err := agentLink(cfg, reg, log, twilio)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +95,17 @@ func mediaAddr(bind netip.Addr) netip.Addr {
 		return netip.Addr{}
 	}
 	return bind
+}
+
+// agentLink is what each call's agent is: the pipeline of agent.mode, or
+// (mode sip) the SIP agent leg.
+func agentLink(cfg Config, reg prometheus.Registerer, log *slog.Logger, twilio *agent.TwilioAPI) (agent.Pipeline, *sip.AgentLegConfig, error) {
+	leg, err := agentLegConfig(cfg)
+	if err != nil || leg != nil {
+		return nil, leg, err
+	}
+	p, err := newPipeline(cfg.Agent, reg, log, twilio)
+	return p, nil, err
 }
 
 // agentLegConfig is the SIP agent link of agent mode sip, nil in the
