@@ -178,6 +178,11 @@ func (l *agentLeg) run() {
 	for {
 		select {
 		case <-l.closing:
+			select {
+			case then := <-l.after: // an ending's NOTIFY and BYE still due
+				then()
+			default:
+			}
 			l.bye(reasonHeader(l.callEndReason()))
 			return
 		case <-l.dlg.Context().Done():

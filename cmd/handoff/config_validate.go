@@ -268,16 +268,13 @@ func (a *AgentConfig) validate(v *validation) {
 		if _, err := agent.ParseFormat(a.Format); err != nil {
 			v.bad(&a.Format, "%q: want mulaw, l16-8000 or l16-16000", a.Format)
 		}
-		if a.FallbackTransferType == "" {
-			v.bad(&a.FallbackTransferType, "is empty (%s hands the caller to a person)", agent.TransferAgent)
-		}
 	case agentSIP:
 		a.SIP.validate(v, &a.Mode)
-		if a.FallbackTransferType == "" {
-			v.bad(&a.FallbackTransferType, "is empty (%s hands the caller to a person)", agent.TransferAgent)
-		}
 	default:
 		v.bad(&a.Mode, "%q: want %s, %s or %s", a.Mode, agentLoopback, agentWebSocket, agentSIP)
+	}
+	if a.Mode != agentLoopback && a.FallbackTransferType == "" {
+		v.bad(&a.FallbackTransferType, "is empty (%s hands the caller to a person)", agent.TransferAgent)
 	}
 	v.positive(&a.MaxDuration)
 	a.TwilioAPI.validate(v, a)
