@@ -525,6 +525,22 @@ func TestStatusLifecycleRendering(t *testing.T) {
 			t.Errorf("%s = %q is not RFC 3339 UTC", f, g.str(f))
 		}
 	}
+
+	// The return, handed back from a SIP agent leg (the contract transport
+	// checks the shape against the document).
+	if _, err := e.svc.Amend(ctx, sid, func(tr *transfer.Transfer) {
+		tr.Return = &transfer.ReturnResult{Method: transfer.ReturnRefer, Result: transfer.ReturnSucceeded, SIPCode: 200,
+			StartedAt: e.svc.Now(), EndedAt: e.svc.Now(),
+			AgentLeg: &transfer.AgentLeg{URI: "sip:bot@agent.example", CallID: "agent-call-1", Ending: "refer"}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g = e.fetch(credA, sid)
+	expect(t, g, 200, "")
+	if g.str("returnResult.agentLeg.uri") != "sip:bot@agent.example" || g.str("returnResult.agentLeg.callId") != "agent-call-1" ||
+		g.str("returnResult.agentLeg.ending") != "refer" {
+		t.Fatalf("returnResult %s", g.raw)
+	}
 }
 
 func TestOperationalEndpoints(t *testing.T) {

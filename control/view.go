@@ -38,6 +38,15 @@ type returnResultView struct {
 	StartedAt     string              `json:"startedAt"`
 	EndedAt       string              `json:"endedAt,omitempty"`
 	BridgeEndedAt string              `json:"bridgeEndedAt,omitempty"`
+	AgentLeg      *agentLegView       `json:"agentLeg,omitempty"`
+}
+
+// agentLegView is returnResult.agentLeg: which SIP agent leg the call was
+// handed to and how it ended.
+type agentLegView struct {
+	URI    string `json:"uri"`
+	CallID string `json:"callId"`
+	Ending string `json:"ending"`
 }
 
 type phoneNumberView struct {
@@ -181,6 +190,9 @@ func addGetFields(v *transferView, t *transfer.Transfer) {
 		v.ReturnResult = &returnResultView{
 			Method: r.Method, Result: r.Result, SIPCode: r.SIPCode, Reason: r.Reason, Fallback: r.Fallback,
 			StartedAt: timestamp(r.StartedAt), EndedAt: timestamp(r.EndedAt), BridgeEndedAt: timestamp(r.BridgeEndedAt),
+		}
+		if l := r.AgentLeg; l != nil {
+			v.ReturnResult.AgentLeg = &agentLegView{URI: l.URI, CallID: l.CallID, Ending: l.Ending}
 		}
 	}
 	if out := t.OutputContext; out != nil {

@@ -1,9 +1,6 @@
 package sip
 
 import (
-	"context"
-
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/handoff/handoff/agent"
@@ -35,10 +32,8 @@ func (b *bridge) sendDestinationDTMF(ev media.DTMFEvent) {
 
 // returnLeg is the outbound dialog of an INVITE return.
 type returnLeg struct {
-	leg
+	outLeg
 	call *Call
-	dlg  *sipgo.DialogClientSession
-	id   string
 }
 
 // earlyMedia plays the destination's early media (183 with SDP) to the
@@ -107,31 +102,6 @@ func (c *Call) hangupBoth(r *returnLeg) {
 	c.bridge.Store(nil)
 	c.bye(transfer.EndAgentFinished)
 	r.bye()
-}
-
-func (r *returnLeg) bye() {
-	if r.dlg.LoadState() == sip.DialogStateEnded {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
-	defer cancel()
-	if err := r.dlg.Bye(ctx); err != nil {
-		r.call.log.Info("BYE to the return call not confirmed", "err", err)
-	}
-}
-
-// close frees the leg's media and dialog.
-func (r *returnLeg) close() {
-	if r.id != "" {
-		r.call.s.removeDialog(r.id)
-	}
-	if m := r.rtpSession(); m != nil {
-		m.Close()
-	}
-	r.call.s.cfg.Ports.Release(r.ports)
-	if r.dlg != nil {
-		_ = r.dlg.Close()
-	}
 }
 
 func (r *returnLeg) onAck(req *sip.Request, tx sip.ServerTransaction) { r.ackAnswer(req) }

@@ -57,11 +57,7 @@ func (s *Server) newCall(tx sip.ServerTransaction, a *admission) (*Call, *reject
 		a.log.Warn("no RTP ports", "err", err)
 		return nil, s.unavailable("No Media Ports")
 	}
-	info := callInfo(a.req, a.transfer)
-	if codec := a.negotiated.Codec; codec.Name != "" {
-		info.Codec, info.CodecRate = codec.Name, codec.SampleRate()
-	}
-	sess, err := s.cfg.Pipeline.Open(dlg.Context(), info)
+	sess, err := s.openAgent(dlg.Context(), a)
 	if err != nil {
 		s.cfg.Ports.Release(ports)
 		if errors.Is(context.Cause(dlg.Context()), sip.ErrTransactionCanceled) {
@@ -86,6 +82,7 @@ func (s *Server) newCall(tx sip.ServerTransaction, a *admission) (*Call, *reject
 		timer:     &sessionTimer{},
 	}
 	c.timer.refresh(a.interval)
+	c.bindAgentLeg()
 	if !s.addCall(c) {
 		c.release()
 		return nil, s.unavailable("Shutting Down")
@@ -102,6 +99,7 @@ func (c *Call) run(a *admission) {
 		return
 	}
 	reason, out := c.converse()
+	c.agentLegCallEnded(reason)
 	c.complete(reason, out)
 	if reason == transfer.EndAgentFinished {
 		c.handBack(*out)
@@ -304,7 +302,7 @@ func (c *Call) bye(reason transfer.EndReason) {
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
 	req := c.inDialogRequest(sip.BYE)
-	req.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+string(reason)+`"`))
+	req.AppendHeader(reasonHeader(string(reason)))
 	if err := c.dlg.WriteBye(ctx, req); err != nil {
 		c.log.Info("BYE not confirmed", "err", err)
 	}

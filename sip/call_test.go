@@ -292,23 +292,8 @@ func TestCancelBeforeAnswerLeavesTransferActive(t *testing.T) {
 	g := newGateway(t, func(c *Config) { c.Pipeline = gp })
 	g.createSIP("cancel-me")
 	p := newPhone(t)
-	var recipient sip.Uri
-	_ = sip.ParseUri(g.srv.TransferURI("cancel-me"), &recipient)
-	ctx, cancel := context.WithCancel(context.Background())
-	dlg, err := p.DUA.Invite(ctx, recipient, p.Offer("0"), sip.NewHeader("Content-Type", "application/sdp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	answered := make(chan error, 1)
-	go func() { answered <- dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
-	<-gp.opened
-	cancel() // WaitAnswer sends CANCEL after the 100 Trying
-	err = <-answered
+	inviteThenCancel(t, p, g.srv.TransferURI("cancel-me"), func() { <-gp.opened })
 	close(gp.gate)
-	if !errors.Is(err, context.Canceled) && statusOf(err) != 487 {
-		t.Fatalf("cancelled INVITE ended with %v", err)
-	}
-	dlg.Close()
 	// Released, and counted as what the caller got (the transaction layer's
 	// 487), not as an agent failure.
 	invites := func(code string) float64 { return testenv.Value(g.srv.metrics.invites.WithLabelValues(code)) }
@@ -326,6 +311,27 @@ func TestCancelBeforeAnswerLeavesTransferActive(t *testing.T) {
 	c := p.MustAnswer(g.srv.TransferURI("cancel-me"), p.Offer("0"))
 	g.WaitStatus("cancel-me", transfer.StatusOngoing)
 	c.Hangup()
+}
+
+// inviteThenCancel sends p's INVITE to uri, cancels it once ready returns
+// (the gateway is busy with it), and checks it ended cancelled.
+func inviteThenCancel(t *testing.T, p *phone, uri string, ready func()) {
+	t.Helper()
+	var recipient sip.Uri
+	_ = sip.ParseUri(uri, &recipient)
+	ctx, cancel := context.WithCancel(context.Background())
+	dlg, err := p.DUA.Invite(ctx, recipient, p.Offer("0"), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlg.Close()
+	answered := make(chan error, 1)
+	go func() { answered <- dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
+	ready()
+	cancel() // WaitAnswer sends CANCEL after the 100 Trying
+	if err := <-answered; !errors.Is(err, context.Canceled) && statusOf(err) != 487 {
+		t.Fatalf("cancelled INVITE ended with %v", err)
+	}
 }
 
 func TestUntrustedSourceIsForbidden(t *testing.T) {

@@ -14,6 +14,10 @@ type metrics struct {
 	returns       *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
 	uuiIgnored    *prometheus.CounterVec
+
+	agentLegs       *prometheus.CounterVec // placed, by result and code
+	agentLegsActive prometheus.Gauge
+	agentLegsEnded  *prometheus.CounterVec // by ending
 }
 
 func newMetrics() *metrics {
@@ -47,6 +51,9 @@ func newMetrics() *metrics {
 			Name: "handoff_sip_uui_ignored_total",
 			Help: "Inbound User-to-User values ignored, by reason (malformed, oversized, duplicate).",
 		}, []string{"reason"}),
+		agentLegs:       newAgentLegCounter(),
+		agentLegsActive: newAgentLegGauge(),
+		agentLegsEnded:  newAgentLegEndings(),
 	}
 }
 
@@ -67,11 +74,13 @@ func (m *metrics) precreate() {
 	for _, code := range []int{200, 401, 403, 404, 486, 487, 488, 503} {
 		m.invites.WithLabelValues(statusLabel(code))
 	}
+	m.precreateAgentLegs()
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	m.precreate()
-	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns, m.dropped, m.uuiIgnored} {
+	for _, c := range []prometheus.Collector{m.active, m.invites, m.ended, m.answerLatency, m.returns, m.dropped, m.uuiIgnored,
+		m.agentLegs, m.agentLegsActive, m.agentLegsEnded} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -97,7 +97,10 @@ func (c *Call) handBack(out transfer.OutputContext) {
 	if c.transfer.Type == transfer.TypeSIP && c.transfer.SIP != nil && c.transfer.SIP.ReturnTransferType != "" {
 		method = c.transfer.SIP.ReturnTransferType
 	}
-	res := &transfer.ReturnResult{Method: method, StartedAt: c.s.svc.Now()}
+	if c.followedRefer() != "" {
+		method = transfer.ReturnRefer // the SIP agent's REFER, followed
+	}
+	res := &transfer.ReturnResult{Method: method, StartedAt: c.s.svc.Now(), AgentLeg: c.agentLegResult()}
 	switch method {
 	case transfer.ReturnRefer:
 		c.returnRefer(out, res)
@@ -257,6 +260,9 @@ func (c *Call) referUnanswered(ctx context.Context, err error) string {
 // referTarget is returnUri with the agent's outcome attached, or why there
 // is none.
 func (c *Call) referTarget(out transfer.OutputContext) (target, reason string) {
+	if uri := c.followedRefer(); uri != "" {
+		return uri, ""
+	}
 	if c.transfer.SIP == nil || c.transfer.SIP.ReturnURI == "" {
 		return "", "no returnUri"
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
-	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -36,10 +35,10 @@ func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResu
 		fail(res, 0, "no media ports")
 		return
 	}
-	r := &returnLeg{leg: newLeg(c.s, ports), call: c}
+	r := &returnLeg{outLeg: newOutLeg(c.s, ports, c.log.With("leg", "return")), call: c}
 	defer r.close()
 
-	req := c.returnRequest(target, out, r.prefs.offer(r.local, c.returnOfferOptions(target)))
+	req := c.returnRequest(target, out, r.prefs.offer(r.local, srtpOfferOptions(c.s.cfg.SRTP, target)))
 	// The caller hanging up while it rings cancels the return call.
 	ringCtx, cancel := context.WithTimeout(c.dlg.Context(), c.s.cfg.Return.RingTimeout)
 	defer cancel()
@@ -63,37 +62,9 @@ func (c *Call) returnInvite(out transfer.OutputContext, res *transfer.ReturnResu
 }
 
 // dialReturn sends the return INVITE and waits for its answer, playing
-// ringback or early media meanwhile. It answers 401 and 407 itself: sipgo
-// would compute the digest over the Request-URI without its parameters,
-// which a strict server refuses (RFC 3261 §22.4 wants the Request-URI
-// itself, livekit/sip#817), so uri= is exactly the Request-URI we send, on
-// every attempt.
+// ringback or early media meanwhile.
 func (c *Call) dialReturn(ctx context.Context, r *returnLeg, req *sip.Request, creds *transfer.Credentials) error {
-	for attempt := 0; ; attempt++ {
-		c.s.fromListener(req)
-		dlg, err := c.s.dialogUA.WriteInvite(ctx, req)
-		if err != nil {
-			return &notSentError{err}
-		}
-		r.dlg = dlg
-		err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(resp *sip.Response) error {
-			if resp.StatusCode == sip.StatusRinging || resp.StatusCode == sip.StatusSessionInProgress {
-				c.earlyMedia(r, resp)
-			}
-			return nil
-		}})
-		chal := challengeOf(err)
-		if chal == nil || creds == nil {
-			return err
-		}
-		if attempt >= maxAuthAttempts || (attempt > 0 && !staleChallenge(chal)) {
-			return &credentialsRejectedError{status: chal.StatusCode}
-		}
-		if req, err = authorized(dlg.InviteRequest, chal, creds); err != nil {
-			return err
-		}
-		_ = dlg.Close()
-	}
+	return r.dial(ctx, req, creds, func(resp *sip.Response) { c.earlyMedia(r, resp) })
 }
 
 // notSentError: the return INVITE could not be sent at all.
@@ -190,23 +161,20 @@ func (c *Call) dialFailed(ringCtx context.Context, err error, res *transfer.Retu
 // answer and starts the bridge; when any step fails it hangs up and
 // records why.
 func (c *Call) connectReturn(r *returnLeg, res *transfer.ReturnResult) bool {
-	if err := r.dlg.Ack(context.Background()); err != nil {
+	err := r.confirm(r)
+	switch {
+	case errors.Is(err, errAckFailed):
 		// The destination answered but cannot be confirmed: a bridge would
 		// carry no call. Hang it up and let the fallback hand the call back.
 		r.bye()
 		c.log.Warn("ACK to the return call failed", "err", err)
 		fail(res, sip.StatusOK, "return call answered but the ACK could not be sent")
 		return false
-	}
-	r.id = r.dlg.ID
-	c.s.addDialog(r.id, r)
-	if body := r.dlg.InviteResponse.Body(); len(body) > 0 {
-		if err := r.takeAnswer(body); err != nil {
-			c.hangupBoth(r)
-			c.log.Warn("return call's SDP answer unusable", "err", err)
-			fail(res, sip.StatusOK, "return call answered with unusable SDP")
-			return false
-		}
+	case err != nil:
+		c.hangupBoth(r)
+		c.log.Warn("return call's SDP answer unusable", "err", err)
+		fail(res, sip.StatusOK, "return call answered with unusable SDP")
+		return false
 	}
 	if err := c.startBridge(r); err != nil {
 		c.hangupBoth(r)
@@ -217,20 +185,6 @@ func (c *Call) connectReturn(r *returnLeg, res *transfer.ReturnResult) bool {
 	return true
 }
 
-// returnOfferOptions: the return call offers SRTP when the policy requires
-// it, or (policy optional) when the destination is reached over TLS
-// (sips: or transport=tls), so encrypted signalling carries encrypted
-// media. The bridge works on PCM, so the caller's leg and this one need
-// not agree: either may be SRTP and the other plain RTP.
-func (c *Call) returnOfferOptions(target sip.Uri) []media.OfferOption {
-	tp, _ := target.UriParams.Get("transport")
-	secure := strings.EqualFold(target.Scheme, "sips") || strings.EqualFold(tp, "tls")
-	if c.s.cfg.SRTP == SRTPRequired || (c.s.cfg.SRTP == SRTPOptional && secure) {
-		return []media.OfferOption{media.OfferSRTP()}
-	}
-	return nil
-}
-
 // returnRequest builds the return INVITE: the destination sees the
 // original caller (From user and display name, P-Asserted-Identity), the
 // returnUri's own URI headers as headers (RFC 3261 §19.1.5; the
@@ -239,15 +193,8 @@ func (c *Call) returnOfferOptions(target sip.Uri) []media.OfferOption {
 func (c *Call) returnRequest(target sip.Uri, out transfer.OutputContext, offer []byte) *sip.Request {
 	uriHeaders := target.Headers
 	target.Headers = nil
-	req := sip.NewRequest(sip.INVITE, target)
-	if tp, ok := target.UriParams.Get("transport"); ok && tp != "" {
-		req.SetTransport(strings.ToUpper(tp))
-	}
-	req.SetBody(offer)
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	c.appendCaller(req, target)
+	req := c.s.outboundInvite(c.dlg.InviteRequest, target, offer)
 	appendContext(req, uriHeaders, newReturnContext(c.transfer, out, c.s.cfg.Return))
-	req.AppendHeader(c.s.contactFor(req.Transport()))
 	return req
 }
 
@@ -265,31 +212,6 @@ func appendContext(req *sip.Request, uriHeaders sip.HeaderParams, rc returnConte
 	}
 	for _, f := range fields {
 		req.AppendHeader(sip.NewHeader(f.name, sanitizeHeaderValue(f.value)))
-	}
-}
-
-// appendCaller adds From (the inbound caller's user and display name at
-// our host), To and P-Asserted-Identity (the inbound one when it is at most
-// maxInboundValue bytes without control characters, else the inbound From
-// URI).
-func (c *Call) appendCaller(req *sip.Request, target sip.Uri) {
-	in := c.dlg.InviteRequest
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "handoff", Host: c.s.host, Port: c.s.port}, Params: sip.NewParams()}
-	if f := in.From(); f != nil {
-		if len(f.DisplayName) <= maxInboundValue && !hasControl(f.DisplayName) {
-			from.DisplayName = f.DisplayName
-		}
-		if f.Address.User != "" {
-			from.Address.User = f.Address.User
-		}
-	}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
-	if pai := in.GetHeader("P-Asserted-Identity"); pai != nil && len(pai.Value()) <= maxInboundValue && !hasControl(pai.Value()) {
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", pai.Value()))
-	} else if f := in.From(); f != nil {
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+f.Address.Addr()+">"))
 	}
 }
 

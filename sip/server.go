@@ -114,8 +114,11 @@ type Config struct {
 	// true for (fault-injection tests: lost INVITEs, ACKs, BYEs).
 	dropInbound func(data []byte) bool
 
-	Ports    *media.PortPool
+	Ports *media.PortPool
+	// Pipeline opens each call's agent session, unless AgentLeg is set:
+	// then each call is handed to that SIP agent (agent mode sip).
 	Pipeline agent.Pipeline
+	AgentLeg *AgentLegConfig
 	Logger   *slog.Logger
 }
 
@@ -194,8 +197,11 @@ type Server struct {
 // New builds a server; Start opens its sockets.
 func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server, error) {
 	cfg.defaults()
-	if cfg.Ports == nil || cfg.Pipeline == nil {
-		return nil, errors.New("sip: Ports and Pipeline are required")
+	if cfg.Ports == nil || (cfg.Pipeline == nil && cfg.AgentLeg == nil) {
+		return nil, errors.New("sip: Ports and a Pipeline or an AgentLeg are required")
+	}
+	if err := cfg.checkAgentLeg(); err != nil {
+		return nil, err
 	}
 	if _, err := ParseSRTPPolicy(string(cfg.SRTP)); err != nil {
 		return nil, fmt.Errorf("sip: SRTP policy %w", err)

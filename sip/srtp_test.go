@@ -356,8 +356,7 @@ func TestReturnOfferSRTP(t *testing.T) {
 		if err := sip.ParseUri(tc.uri, &u); err != nil {
 			t.Fatal(err)
 		}
-		c := &Call{s: &Server{cfg: Config{SRTP: tc.policy}}}
-		if got := len(c.returnOfferOptions(u)) > 0; got != tc.srtp {
+		if got := len(srtpOfferOptions(tc.policy, u)) > 0; got != tc.srtp {
 			t.Errorf("%s %s: SRTP offer %v", tc.policy, tc.uri, got)
 		}
 	}

@@ -24,23 +24,40 @@ type sessionTimer struct {
 // interval to run (0 when the caller did not ask, or does not support
 // timers), or a Min-SE header to refuse an interval that is too small (422).
 func negotiateSessionTimer(req *sip.Request, minSE time.Duration) (time.Duration, sip.Header) {
-	h := req.GetHeader("Session-Expires")
-	if h == nil {
-		h = req.GetHeader("x")
-	}
-	if h == nil || !supportsTimer(req) {
+	if !supportsTimer(req) {
 		return 0, nil
 	}
-	v, _, _ := strings.Cut(h.Value(), ";")
-	secs, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || secs <= 0 {
+	interval, _ := sessionExpires(req)
+	if interval == 0 {
 		return 0, nil
 	}
-	interval := time.Duration(secs) * time.Second
 	if interval < minSE {
 		return 0, sip.NewHeader("Min-SE", strconv.Itoa(int(minSE/time.Second)))
 	}
 	return interval, nil
+}
+
+// sessionExpires reads a message's Session-Expires (or its compact form
+// x): the interval (0 without a usable one) and the refresher parameter.
+func sessionExpires(m interface{ GetHeader(string) sip.Header }) (interval time.Duration, refresher string) {
+	h := m.GetHeader("Session-Expires")
+	if h == nil {
+		h = m.GetHeader("x")
+	}
+	if h == nil {
+		return 0, ""
+	}
+	v, params, _ := strings.Cut(h.Value(), ";")
+	secs, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || secs <= 0 {
+		return 0, ""
+	}
+	for _, p := range strings.Split(params, ";") {
+		if k, val, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "refresher") {
+			refresher = strings.ToLower(strings.TrimSpace(val))
+		}
+	}
+	return time.Duration(secs) * time.Second, refresher
 }
 
 func supportsTimer(req *sip.Request) bool {

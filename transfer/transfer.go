@@ -165,6 +165,8 @@ type ReturnResult struct {
 	EndedAt   time.Time  `json:"endedAt,omitzero"`
 	// BridgeEndedAt is when the bridged call of an INVITE return ended.
 	BridgeEndedAt time.Time `json:"bridgeEndedAt,omitzero"`
+	// AgentLeg is the SIP agent leg the call was handed to, if any.
+	AgentLeg *AgentLeg `json:"agentLeg,omitempty"`
 }
 
 // Claim is a SIP call's hold on an ACTIVE transfer while it is being answered.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/sip"
 )
 
 func TestAgentWebSocketConfig(t *testing.T) {
@@ -27,7 +28,7 @@ agent:
 	if cfg.Agent.Token != "tok-from-file" {
 		t.Fatalf("token %q", cfg.Agent.Token)
 	}
-	p, err := newPipeline(cfg.Agent, nil, slog.New(slog.DiscardHandler))
+	p, err := newPipeline(cfg.Agent, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +62,106 @@ func TestAgentWebSocketConfigErrors(t *testing.T) {
 	path := writeFile(t, "handoff.yaml", "agent:\n  mode: websocket\n  url: http://user:pw@agent.example/ws\n")
 	if _, err := Load(path, noEnv); err == nil || strings.Contains(err.Error(), "pw@") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestAgentSIPConfig(t *testing.T) {
+	pw := writeFile(t, "agent-pw", "s3cret-from-file\n")
+	path := writeFile(t, "handoff.yaml", `
+agent:
+  mode: sip
+  max_duration: 10m
+  sip:
+    uri: sip:proj_123@sip.api.openai.com
+    transport: tls
+    username: handoff
+    password_file: `+pw+`
+    srtp: required
+    ring_timeout: 12s
+    session_expires: 15m
+    follow_refer: true
+`)
+	cfg, err := Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg, err := agentLegConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sip.AgentLegConfig{URI: "sip:proj_123@sip.api.openai.com;transport=tls", Username: "handoff", Password: "s3cret-from-file",
+		SRTP: sip.SRTPRequired, RingTimeout: 12 * time.Second, SessionExpires: 15 * time.Minute, MaxDuration: 10 * time.Minute,
+		FallbackTransferType: agent.TransferAgent, FollowRefer: true}
+	if leg == nil || *leg != want {
+		t.Fatalf("agent leg %+v, want %+v", leg, want)
+	}
+	// The environment names every key, the password included.
+	cfg, err = Load("", envMap(map[string]string{
+		"HANDOFF_AGENT_MODE": "sip", "HANDOFF_AGENT_SIP_URI": "sip:+15105550100@abc.sip.livekit.cloud",
+		"HANDOFF_AGENT_SIP_USERNAME": "lk", "HANDOFF_AGENT_SIP_PASSWORD": "pw",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leg, _ := agentLegConfig(cfg); leg.URI != "sip:+15105550100@abc.sip.livekit.cloud" || leg.Password != "pw" ||
+		leg.RingTimeout != sip.DefaultAgentRingTimeout || leg.SRTP != "" {
+		t.Fatalf("agent leg from the environment %+v", leg)
+	}
+	if leg, err := agentLegConfig(Defaults()); leg != nil || err != nil {
+		t.Fatalf("loopback mode has an agent leg: %+v %v", leg, err)
+	}
+}
+
+func TestAgentSIPConfigErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"no uri":        {"mode: sip", "agent.sip.uri"},
+		"not sip":       {"mode: sip\n  sip:\n    uri: https://agent.example", "agent.sip.uri"},
+		"transport":     {"mode: sip\n  sip:\n    uri: sip:a@b;transport=tcp\n    transport: tls", "contradicts"},
+		"password only": {"mode: sip\n  sip:\n    uri: sip:a@b\n    password: x", "agent.sip.username"},
+		"both pw":       {"mode: sip\n  sip:\n    uri: sip:a@b\n    username: u\n    password: x\n    password_file: /nonexistent", "password_file"},
+		"srtp":          {"mode: sip\n  sip:\n    uri: sip:a@b\n    srtp: always", "agent.sip.srtp"},
+		"short timer":   {"mode: sip\n  sip:\n    uri: sip:a@b\n    session_expires: 30s", "agent.sip.session_expires"},
+		"ring timeout":  {"mode: sip\n  sip:\n    uri: sip:a@b\n    ring_timeout: 0s", "agent.sip.ring_timeout"},
+		"twilio no ws":  {"twilio_api:\n    account_sid: AC1\n    auth_token: t", "agent.twilio_api.account_sid"},
+		"twilio no tok": {"mode: websocket\n  url: ws://a/ws\n  twilio_api:\n    account_sid: AC1", "auth_token"},
+		"twilio type":   {"mode: websocket\n  url: ws://a/ws\n  twilio_api:\n    account_sid: AC1\n    auth_token: t\n    transfer_type: \"\"", "agent.twilio_api.transfer_type"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(writeFile(t, "handoff.yaml", "agent:\n  "+tc.yaml+"\n"), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one about %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTwilioAPIConfig(t *testing.T) {
+	tok := writeFile(t, "twilio-token", "tok-from-file\n")
+	path := writeFile(t, "handoff.yaml", `
+agent:
+  mode: websocket
+  url: ws://agent.example/ws
+  twilio_api:
+    account_sid: AC0123
+    auth_token_file: `+tok+`
+    transfer_type: AGENT
+`)
+	cfg, err := Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tw := cfg.Agent.TwilioAPI; tw.AuthToken != "tok-from-file" || tw.AccountSID != "AC0123" || tw.TransferType != "AGENT" {
+		t.Fatalf("twilio_api %+v", tw)
+	}
+	api, err := newTwilioAPI(cfg.Agent.TwilioAPI, slog.New(slog.DiscardHandler))
+	if err != nil || api == nil {
+		t.Fatalf("twilio api %v %v", api, err)
+	}
+	p, err := newPipeline(cfg.Agent, nil, slog.New(slog.DiscardHandler), api)
+	if err != nil || p.(*agent.WebSocket).TwilioAPI != api {
+		t.Fatalf("pipeline %+v %v", p, err)
+	}
+	if api, err := newTwilioAPI(Defaults().Agent.TwilioAPI, nil); api != nil || err != nil {
+		t.Fatalf("unconfigured twilio api %v %v", api, err)
 	}
 }

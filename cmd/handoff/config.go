@@ -193,7 +193,7 @@ func codecNames(codecs []media.Codec) []string {
 
 // AgentConfig selects the agent pipeline.
 type AgentConfig struct {
-	Mode        string        `yaml:"mode"` // agentLoopback or agentWebSocket
+	Mode        string        `yaml:"mode"` // agentLoopback, agentWebSocket or agentSIP
 	MaxDuration time.Duration `yaml:"max_duration"`
 	URL         string        `yaml:"url"`
 	// Token is sent as "Authorization: Bearer <token>" (websocket mode).
@@ -204,7 +204,40 @@ type AgentConfig struct {
 	ConnectTimeout       time.Duration `yaml:"connect_timeout"`
 	Format               string        `yaml:"format"`
 	FallbackTransferType string        `yaml:"fallback_transfer_type"`
+	// SIP is the SIP agent link (sip mode, docs/sip-agent.md).
+	SIP AgentSIPConfig `yaml:"sip"`
+	// TwilioAPI serves the Twilio-compatible hang-up (websocket mode).
+	TwilioAPI TwilioAPIConfig `yaml:"twilio_api"`
 }
+
+// AgentSIPConfig is the SIP agent Handoff calls in agent mode sip. Exactly
+// one of Password and PasswordFile is set with a Username; Load reads
+// PasswordFile into Password.
+type AgentSIPConfig struct {
+	URI          string `yaml:"uri"`
+	Transport    string `yaml:"transport"` // udp, tcp, tls; empty: the URI's
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password,omitempty"`
+	PasswordFile string `yaml:"password_file,omitempty"`
+	// SRTP is the agent leg's media policy; empty means media.srtp.
+	SRTP           sip.SRTPPolicy `yaml:"srtp"`
+	RingTimeout    time.Duration  `yaml:"ring_timeout"`
+	SessionExpires time.Duration  `yaml:"session_expires"`
+	FollowRefer    bool           `yaml:"follow_refer"`
+}
+
+// TwilioAPIConfig turns on the Twilio-compatible hang-up endpoint when
+// AccountSID is set. Exactly one of AuthToken and AuthTokenFile is set;
+// Load reads AuthTokenFile into AuthToken.
+type TwilioAPIConfig struct {
+	AccountSID    string `yaml:"account_sid"`
+	AuthToken     string `yaml:"auth_token,omitempty"`
+	AuthTokenFile string `yaml:"auth_token_file,omitempty"`
+	TransferType  string `yaml:"transfer_type"`
+}
+
+// Enabled reports whether the endpoint is configured.
+func (t TwilioAPIConfig) Enabled() bool { return t.AccountSID != "" || t.AuthToken != "" }
 
 // LogConfig is the process log.
 type LogConfig struct {
@@ -231,6 +264,7 @@ const (
 const (
 	agentLoopback  = "loopback"
 	agentWebSocket = "websocket"
+	agentSIP       = "sip"
 )
 
 // Defaults returns the built-in configuration: everything on loopback, an
@@ -263,7 +297,9 @@ func Defaults() Config {
 		Media: MediaConfig{RTPPorts: "20000-20999", RTPTimeout: 30 * time.Second, Bind: "127.0.0.1", SRTP: sip.DefaultSRTP,
 			Codecs: codecNames(media.DefaultCodecs), ComfortNoise: true},
 		Agent: AgentConfig{Mode: agentLoopback, MaxDuration: 5 * time.Minute, ConnectTimeout: agent.DefaultConnectTimeout,
-			Format: agent.FormatMulaw.String(), FallbackTransferType: agent.TransferAgent},
+			Format: agent.FormatMulaw.String(), FallbackTransferType: agent.TransferAgent,
+			SIP:       AgentSIPConfig{RingTimeout: sip.DefaultAgentRingTimeout, SessionExpires: sip.DefaultAgentSessionExpires},
+			TwilioAPI: TwilioAPIConfig{TransferType: agent.TransferSystem}},
 		Log:   LogConfig{Level: "info", Format: "json"},
 		Drain: DrainConfig{Delay: 0, Timeout: 30 * time.Second},
 	}
@@ -349,6 +385,9 @@ func (c *Config) readSecrets() error {
 		errs = append(errs, readSecret(where, "password", &u.Password, "password_file", u.PasswordFile))
 	}
 	errs = append(errs, readSecret(keys.of(&c.Agent), "token", &c.Agent.Token, "token_file", c.Agent.TokenFile))
+	a := &c.Agent
+	errs = append(errs, readSecret(keys.of(&a.SIP), "password", &a.SIP.Password, "password_file", a.SIP.PasswordFile))
+	errs = append(errs, readSecret(keys.of(&a.TwilioAPI), "auth_token", &a.TwilioAPI.AuthToken, "auth_token_file", a.TwilioAPI.AuthTokenFile))
 	return errors.Join(errs...)
 }
 

@@ -275,13 +275,51 @@ func (a *AgentConfig) validate(v *validation) {
 		if _, err := agent.ParseFormat(a.Format); err != nil {
 			v.bad(&a.Format, "%q: want mulaw, l16-8000 or l16-16000", a.Format)
 		}
-		if a.FallbackTransferType == "" {
-			v.bad(&a.FallbackTransferType, "is empty (%s hands the caller to a person)", agent.TransferAgent)
-		}
+	case agentSIP:
+		a.SIP.validate(v, &a.Mode)
 	default:
-		v.bad(&a.Mode, "%q: want %s or %s", a.Mode, agentLoopback, agentWebSocket)
+		v.bad(&a.Mode, "%q: want %s, %s or %s", a.Mode, agentLoopback, agentWebSocket, agentSIP)
+	}
+	if a.Mode != agentLoopback && a.FallbackTransferType == "" {
+		v.bad(&a.FallbackTransferType, "is empty (%s hands the caller to a person)", agent.TransferAgent)
 	}
 	v.positive(&a.MaxDuration)
+	a.TwilioAPI.validate(v, a)
+}
+
+func (s *AgentSIPConfig) validate(v *validation, mode *string) {
+	if s.URI == "" {
+		v.bad(&s.URI, "a sip: or sips: URI is required with %s %s", v.keys.of(mode), agentSIP)
+	} else if _, err := sip.ParseAgentURI(s.URI, s.Transport); err != nil {
+		v.bad(&s.URI, "%v", err)
+	}
+	if (s.Username == "") != (s.Password == "") {
+		v.bad(&s.Username, "username and password (or password_file) go together")
+	}
+	if s.SRTP != "" {
+		if _, err := sip.ParseSRTPPolicy(string(s.SRTP)); err != nil {
+			v.bad(&s.SRTP, "%v", err)
+		}
+	}
+	v.positive(&s.RingTimeout)
+	if s.SessionExpires < rfc4028MinSE {
+		v.bad(&s.SessionExpires, "must be at least 90s (RFC 4028), got %s", s.SessionExpires)
+	}
+}
+
+func (t *TwilioAPIConfig) validate(v *validation, a *AgentConfig) {
+	if !t.Enabled() {
+		return
+	}
+	if t.AccountSID == "" || t.AuthToken == "" {
+		v.bad(&t.AccountSID, "account_sid and auth_token (or auth_token_file) go together")
+	}
+	if a.Mode != agentWebSocket {
+		v.bad(&t.AccountSID, "the Twilio API hangs up WebSocket agents: it needs %s %s", v.keys.of(&a.Mode), agentWebSocket)
+	}
+	if t.TransferType == "" {
+		v.bad(&t.TransferType, "is empty (%s: the IVR takes the call back)", agent.TransferSystem)
+	}
 }
 
 func (l *LogConfig) validate(v *validation) {

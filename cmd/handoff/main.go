@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/control"
 	"github.com/handoff/handoff/transfer"
 	"github.com/prometheus/client_golang/prometheus"
@@ -177,6 +178,10 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	if err != nil {
 		return err
 	}
+	twilio, err := newTwilioAPI(cfg.Agent.TwilioAPI, log)
+	if err != nil {
+		return fmt.Errorf("agent.twilio_api: %w", err)
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (deferred later, so it runs first)
@@ -199,7 +204,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           httpHandler(api, twilio),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -220,7 +225,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	}
 	log.Info("http listening", "addr", ln.Addr().String())
 
-	sipSrv, err := startSIP(ctx, cfg, svc, reg, log)
+	sipSrv, err := startSIP(ctx, cfg, svc, reg, log, twilio)
 	if err != nil {
 		_ = srv.Close()
 		<-serveErr
@@ -284,6 +289,19 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	return runErr
 }
 
+// httpHandler is the HTTP server's handler: the control API, and the
+// Twilio-compatible hang-up endpoint when it is configured (it checks its
+// own basic credentials, agent.twilio_api).
+func httpHandler(api *control.API, twilio *agent.TwilioAPI) http.Handler {
+	if twilio == nil {
+		return api.Handler()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", api.Handler())
+	mux.Handle(agent.TwilioAPIPath, twilio)
+	return mux
+}
+
 // logConfig logs what the process runs with; never secrets.
 func logConfig(cfg Config, configPath string, log *slog.Logger) {
 	source := configPath
@@ -313,6 +331,8 @@ func logConfig(cfg Config, configPath string, log *slog.Logger) {
 		"sip_external_host", cfg.SIP.ExternalHost,
 		"sip_digest", len(cfg.SIP.Digest.Users) > 0,
 		"agent_mode", cfg.Agent.Mode,
+		"agent_sip_uri", cfg.Agent.SIP.URI,
+		"agent_twilio_api", cfg.Agent.TwilioAPI.Enabled(),
 	)
 	if cfg.UsesDevCredential() {
 		log.Warn("auth.credentials includes the built-in development credential (id " + devCredentialID +

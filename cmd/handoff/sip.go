@@ -23,7 +23,7 @@ const portQuarantine = 2 * time.Second
 // returns once the listeners are up. The server's SetDraining refuses new
 // calls (INVITE and OPTIONS answer 503); its Shutdown drains: calls in
 // progress run on until they end or its ctx is done, when they get BYE.
-func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
+func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog.Logger, twilio *agent.TwilioAPI) (*sip.Server, error) {
 	bind, err := netip.ParseAddr(cfg.Media.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("media.bind: %w", err)
@@ -33,7 +33,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 	if err != nil {
 		return nil, fmt.Errorf("media.rtp_ports: %w", err)
 	}
-	pipeline, err := newPipeline(cfg.Agent, reg, log)
+	pipeline, agentLeg, err := agentLink(cfg, reg, log, twilio)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +80,7 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 		NodeID:              cfg.Node.ID,
 		Ports:               ports,
 		Pipeline:            pipeline,
+		AgentLeg:            agentLeg,
 		Logger:              log,
 	}, svc, reg)
 	if err != nil {
@@ -101,7 +102,53 @@ func mediaAddr(bind netip.Addr) netip.Addr {
 	return bind
 }
 
-func newPipeline(c AgentConfig, reg prometheus.Registerer, log *slog.Logger) (agent.Pipeline, error) {
+// agentLink is what each call's agent is: the pipeline of agent.mode, or
+// (mode sip) the SIP agent leg.
+func agentLink(cfg Config, reg prometheus.Registerer, log *slog.Logger, twilio *agent.TwilioAPI) (agent.Pipeline, *sip.AgentLegConfig, error) {
+	leg, err := agentLegConfig(cfg)
+	if err != nil || leg != nil {
+		return nil, leg, err
+	}
+	p, err := newPipeline(cfg.Agent, reg, log, twilio)
+	return p, nil, err
+}
+
+// agentLegConfig is the SIP agent link of agent mode sip, nil in the
+// other modes.
+func agentLegConfig(cfg Config) (*sip.AgentLegConfig, error) {
+	a := cfg.Agent
+	if a.Mode != agentSIP {
+		return nil, nil
+	}
+	uri, err := sip.ParseAgentURI(a.SIP.URI, a.SIP.Transport)
+	if err != nil {
+		return nil, fmt.Errorf("agent.sip.uri: %w", err)
+	}
+	return &sip.AgentLegConfig{
+		URI:                  uri,
+		Username:             a.SIP.Username,
+		Password:             a.SIP.Password,
+		SRTP:                 a.SIP.SRTP, // empty: media.srtp
+		RingTimeout:          a.SIP.RingTimeout,
+		SessionExpires:       a.SIP.SessionExpires,
+		MaxDuration:          a.MaxDuration,
+		FallbackTransferType: a.FallbackTransferType,
+		FollowRefer:          a.SIP.FollowRefer,
+	}, nil
+}
+
+// newTwilioAPI is the Twilio-compatible hang-up endpoint, nil when
+// agent.twilio_api is not configured.
+func newTwilioAPI(c TwilioAPIConfig, log *slog.Logger) (*agent.TwilioAPI, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	return agent.NewTwilioAPI(agent.TwilioAPIOptions{
+		AccountSID: c.AccountSID, AuthToken: c.AuthToken, TransferType: c.TransferType, Logger: log,
+	})
+}
+
+func newPipeline(c AgentConfig, reg prometheus.Registerer, log *slog.Logger, twilio *agent.TwilioAPI) (agent.Pipeline, error) {
 	switch c.Mode {
 	case "", agentLoopback:
 		return agent.Loopback{MaxDuration: c.MaxDuration}, nil
@@ -117,6 +164,7 @@ func newPipeline(c AgentConfig, reg prometheus.Registerer, log *slog.Logger) (ag
 			Format:               format,
 			FallbackTransferType: c.FallbackTransferType,
 			MaxDuration:          c.MaxDuration,
+			TwilioAPI:            twilio,
 			Logger:               log,
 			Metrics:              agent.NewMetrics(reg),
 		}, nil

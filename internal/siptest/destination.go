@@ -30,6 +30,11 @@ type Destination struct {
 	Answered       chan struct{}
 	EarlyMediaSent chan struct{}
 	Byes           chan struct{}
+	// Notifies and Infos receive the in-dialog NOTIFYs and INFOs it
+	// answered 200 (destination_dialog.go), Reinvites the re-INVITEs.
+	Notifies  chan *sip.Request
+	Infos     chan *sip.Request
+	Reinvites chan *sip.Request
 
 	cfg     destinationConfig
 	dua     *sipgo.DialogUA
@@ -38,6 +43,7 @@ type Destination struct {
 
 	mu      sync.Mutex
 	invites []*sip.Request
+	byes    []*sip.Request
 	dlg     *sipgo.DialogServerSession
 	offer   *media.Description
 }
@@ -47,6 +53,7 @@ func NewDestination(t testing.TB, opts ...DestinationOption) *Destination {
 	t.Helper()
 	d := &Destination{
 		T: t, Answered: make(chan struct{}), EarlyMediaSent: make(chan struct{}), Byes: make(chan struct{}, 1),
+		Notifies: make(chan *sip.Request, 8), Infos: make(chan *sip.Request, 8), Reinvites: make(chan *sip.Request, 8),
 		release: make(chan struct{}), closed: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -120,11 +127,16 @@ func (d *Destination) serve(srv *sipgo.Server, ua *sipgo.UserAgent, conn *net.UD
 		}
 	}))
 	srv.OnBye(door.Wrap(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.mu.Lock()
+		d.byes = append(d.byes, req)
+		d.mu.Unlock()
 		if dlg := d.Dialog(); dlg != nil {
 			_ = dlg.ReadBye(req, tx)
 		}
 		d.Byes <- struct{}{}
 	}))
+	srv.OnNotify(door.Wrap(d.answerInDialog(d.Notifies)))
+	srv.OnInfo(door.Wrap(d.answerInDialog(d.Infos)))
 	srv.OnNoRoute(door.Wrap(NotAllowed))
 	go func() { _ = srv.ServeUDP(conn) }()
 	d.T.Cleanup(func() {
@@ -137,6 +149,10 @@ func (d *Destination) serve(srv *sipgo.Server, ua *sipgo.UserAgent, conn *net.UD
 }
 
 func (d *Destination) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To().Params.Has("tag") {
+		d.onReinvite(req, tx)
+		return
+	}
 	d.mu.Lock()
 	d.invites = append(d.invites, req)
 	d.mu.Unlock()
@@ -170,7 +186,7 @@ func (d *Destination) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !d.progress(dlg, tx) {
 		return
 	}
-	if err := dlg.RespondSDP(d.answerSDP(offer)); err != nil {
+	if err := dlg.Respond(sip.StatusOK, "OK", d.answerSDP(offer), answerHeaders(req)...); err != nil {
 		return
 	}
 	close(d.Answered)

@@ -325,14 +325,7 @@ func (c *Call) Reinvite(body []byte, hdrs ...sip.Header) *sip.Response {
 // Request sends an in-dialog request (INFO, UPDATE, ...) and returns the answer.
 func (c *Call) Request(method sip.RequestMethod, contentType string, body []byte, hdrs ...sip.Header) *sip.Response {
 	c.P.T.Helper()
-	req := sip.NewRequest(method, c.Dlg.InviteResponse.Contact().Address)
-	if body != nil {
-		req.SetBody(body)
-		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
-	}
-	for _, h := range hdrs {
-		req.AppendHeader(h)
-	}
+	req := inDialog(method, c.Dlg.InviteResponse.Contact().Address, contentType, body, hdrs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	res, err := c.Dlg.Do(ctx, req)
@@ -340,6 +333,20 @@ func (c *Call) Request(method sip.RequestMethod, contentType string, body []byte
 		c.P.T.Fatalf("%s: %v", method, err)
 	}
 	return res
+}
+
+// inDialog is an in-dialog request to target with an optional body and
+// extra headers; the dialog fills in the rest.
+func inDialog(method sip.RequestMethod, target sip.Uri, contentType string, body []byte, hdrs []sip.Header) *sip.Request {
+	req := sip.NewRequest(method, target)
+	if body != nil {
+		req.SetBody(body)
+		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	}
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	return req
 }
 
 // Pattern is a PCMU payload that survives decode+encode unchanged (no

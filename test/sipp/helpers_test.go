@@ -347,8 +347,10 @@ type transferView struct {
 	CompletedAt    string `json:"completedAt"`
 	EndReason      string `json:"endReason"`
 	OutputContext  *struct {
-		TransferType      string            `json:"transferType"`
-		TransferVariables map[string]string `json:"transferVariables"`
+		TransferType       string            `json:"transferType"`
+		CurrentTaskName    string            `json:"currentTaskName"`
+		TransferVariables  map[string]string `json:"transferVariables"`
+		ReferenceVariables map[string]string `json:"referenceVariables"`
 	} `json:"outputContext"`
 	SIP *struct {
 		TransferURI        string `json:"transferUri"`
@@ -364,6 +366,11 @@ type transferView struct {
 		StartedAt     string `json:"startedAt"`
 		EndedAt       string `json:"endedAt"`
 		BridgeEndedAt string `json:"bridgeEndedAt"`
+		AgentLeg      *struct {
+			URI    string `json:"uri"`
+			CallID string `json:"callId"`
+			Ending string `json:"ending"`
+		} `json:"agentLeg"`
 	} `json:"returnResult"`
 }
 
