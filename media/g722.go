@@ -74,28 +74,55 @@ func (e *G722Encoder) Encode(dst []byte, pcm []int16) []byte {
 	}
 	dst = slices.Grow(dst, n/2)
 	if e.holding && len(pcm) > 0 {
-		dst = append(dst, e.encodePair(e.held, pcm[0]))
+		dst = e.encodePairs(dst, []int16{e.held, pcm[0]})
 		pcm = pcm[1:]
 		e.holding = false
 	}
-	for i := 0; i+1 < len(pcm); i += 2 {
-		dst = append(dst, e.encodePair(pcm[i], pcm[i+1]))
-	}
-	if len(pcm)%2 == 1 {
-		e.held, e.holding = pcm[len(pcm)-1], true
+	pairs := len(pcm) &^ 1
+	dst = e.encodePairs(dst, pcm[:pairs])
+	if pairs < len(pcm) {
+		e.held, e.holding = pcm[pairs], true
 	}
 	return dst
 }
 
-// encodePair runs the transmit QMF on two input samples (the earlier one
-// first) and ADPCM-encodes both sub-bands into one octet.
-func (e *G722Encoder) encodePair(first, second int16) byte {
-	xl, xh := e.qmf.analyze(first, second)
-	il := quantL(sat16(xl-e.low.s), e.low.det)
-	e.low.stepLow(il)
-	ih := quantH(sat16(xh-e.high.s), e.high.det)
-	e.high.stepHigh(ih)
-	return byte(ih<<6 | il)
+// encodePairs appends the octets for pcm, an even number of samples, to dst,
+// which has the capacity. A chunk at a time, the transmit QMF splits the
+// sub-bands, then each sub-band's ADPCM runs on its own: they share nothing
+// but the octet their codes go into.
+func (e *G722Encoder) encodePairs(dst []byte, pcm []int16) []byte {
+	var xl, xh [qmfChunk]int32
+	for len(pcm) > 0 {
+		k := min(len(pcm), 2*qmfChunk)
+		e.qmf.analyze(pcm[:k], &xl, &xh)
+		out := dst[len(dst) : len(dst)+k/2]
+		e.low.encodeLow(xl[:len(out)], out)
+		e.high.encodeHigh(xh[:len(out)], out)
+		dst, pcm = dst[:len(dst)+k/2], pcm[k:]
+	}
+	return dst
+}
+
+// encodeLow writes the lower sub-band codes IL for xl into the low 6 bits of
+// out, adapting after each.
+func (b *g722Band) encodeLow(xl []int32, out []byte) {
+	out = out[:len(xl)]
+	for i, x := range xl {
+		il := b.quantL(x)
+		b.stepLow(il)
+		out[i] = byte(il)
+	}
+}
+
+// encodeHigh adds the higher sub-band codes IH for xh as the top 2 bits of
+// out, adapting after each.
+func (b *g722Band) encodeHigh(xh []int32, out []byte) {
+	out = out[:len(xh)]
+	for i, x := range xh {
+		ih := b.quantH(x)
+		b.stepHigh(ih)
+		out[i] |= byte(ih << 6)
+	}
 }
 
 // G722Decoder decodes G.722 at 64 kbit/s to 16 kHz 16-bit linear PCM. The
@@ -111,24 +138,42 @@ func (d *G722Decoder) Reset() { d.reset() }
 // Decode appends the two samples each payload octet carries to dst and
 // returns the extended slice (160 octets -> 320 samples). Every octet value
 // is a valid code, so any payload decodes. It allocates only when dst lacks
-// the capacity.
+// the capacity. A chunk at a time, each sub-band decodes on its own, then
+// the receive QMF joins them.
 func (d *G722Decoder) Decode(dst []int16, payload []byte) []int16 {
 	d.ready()
 	dst = slices.Grow(dst, 2*len(payload))
-	for _, c := range payload {
-		first, second := d.decodeOctet(c)
-		dst = append(dst, first, second)
+	var rl, rh [qmfChunk]int32
+	for len(payload) > 0 {
+		c := payload[:min(len(payload), qmfChunk)]
+		d.low.decodeLow(c, rl[:len(c)])
+		d.high.decodeHigh(c, rh[:len(c)])
+		n := len(dst)
+		dst = dst[:n+2*len(c)]
+		d.qmf.synthesize(&rl, &rh, len(c), dst[n:])
+		payload = payload[len(c):]
 	}
 	return dst
 }
 
-// decodeOctet decodes both sub-bands of one octet (6-bit lower sub-band
-// inverse quantizer, mode 1) and runs the receive QMF.
-func (d *G722Decoder) decodeOctet(c byte) (first, second int16) {
-	il, ih := int(c&0x3f), int(c>>6)
-	rl := limit(sat16(d.low.s + invQBL6(il, d.low.det)))
-	d.low.stepLow(il)
-	rh := limit(sat16(d.high.s + invQAH(ih, d.high.det)))
-	d.high.stepHigh(ih)
-	return d.qmf.synthesize(rl, rh)
+// decodeLow decodes the lower sub-band of each octet (the 6-bit inverse
+// quantizer, mode 1) into rl, adapting after each; LIMIT(sat16(v)) is
+// LIMIT(v).
+func (b *g722Band) decodeLow(octets []byte, rl []int32) {
+	rl = rl[:len(octets)]
+	for i, c := range octets {
+		il := int(c & 0x3f)
+		rl[i] = limit(b.s + b.invQBL6(il))
+		b.stepLow(il)
+	}
+}
+
+// decodeHigh decodes the higher sub-band of each octet into rh.
+func (b *g722Band) decodeHigh(octets []byte, rh []int32) {
+	rh = rh[:len(octets)]
+	for i, c := range octets {
+		ih := int(c >> 6)
+		rh[i] = limit(b.s + b.invQAH(ih))
+		b.stepHigh(ih)
+	}
 }
