@@ -96,32 +96,23 @@ func (e *G722Encoder) encodePairs(dst []byte, pcm []int16) []byte {
 		k := min(len(pcm), 2*qmfChunk)
 		e.qmf.analyze(pcm[:k], &xl, &xh)
 		out := dst[len(dst) : len(dst)+k/2]
-		e.low.encodeLow(xl[:len(out)], out)
-		e.high.encodeHigh(xh[:len(out)], out)
+		e.encodeBands(xl[:len(out)], xh[:len(out)], out)
 		dst, pcm = dst[:len(dst)+k/2], pcm[k:]
 	}
 	return dst
 }
 
-// encodeLow writes the lower sub-band codes IL for xl into the low 6 bits of
-// out, adapting after each.
-func (b *g722Band) encodeLow(xl []int32, out []byte) {
-	out = out[:len(xl)]
-	for i, x := range xl {
-		il := b.quantL(x)
-		b.stepLow(il)
-		out[i] = byte(il)
-	}
-}
-
-// encodeHigh adds the higher sub-band codes IH for xh as the top 2 bits of
-// out, adapting after each.
-func (b *g722Band) encodeHigh(xh []int32, out []byte) {
-	out = out[:len(xh)]
-	for i, x := range xh {
-		ih := b.quantH(x)
-		b.stepHigh(ih)
-		out[i] |= byte(ih << 6)
+// encodeBands quantizes the sub-band samples xl and xh into out, one
+// octet per pair, adapting after each. The two sub-bands' work is
+// independent, so the processor overlaps it.
+func (e *G722Encoder) encodeBands(xl, xh []int32, out []byte) {
+	xh, out = xh[:len(xl)], out[:len(xl)]
+	for i := range xl {
+		il := e.low.quantL(xl[i])
+		e.low.stepLow(il)
+		ih := e.high.quantH(xh[i])
+		e.high.stepHigh(ih)
+		out[i] = byte(ih<<6 | il)
 	}
 }
 
@@ -146,8 +137,7 @@ func (d *G722Decoder) Decode(dst []int16, payload []byte) []int16 {
 	var rl, rh [qmfChunk]int32
 	for len(payload) > 0 {
 		c := payload[:min(len(payload), qmfChunk)]
-		d.low.decodeLow(c, rl[:len(c)])
-		d.high.decodeHigh(c, rh[:len(c)])
+		d.decodeBands(c, rl[:len(c)], rh[:len(c)])
 		n := len(dst)
 		dst = dst[:n+2*len(c)]
 		d.qmf.synthesize(&rl, &rh, len(c), dst[n:])
@@ -156,24 +146,16 @@ func (d *G722Decoder) Decode(dst []int16, payload []byte) []int16 {
 	return dst
 }
 
-// decodeLow decodes the lower sub-band of each octet (the 6-bit inverse
-// quantizer, mode 1) into rl, adapting after each; LIMIT(sat16(v)) is
-// LIMIT(v).
-func (b *g722Band) decodeLow(octets []byte, rl []int32) {
-	rl = rl[:len(octets)]
+// decodeBands decodes both sub-bands of each octet into rl and rh (the
+// 6-bit inverse quantizer, mode 1, for the lower one), adapting after each;
+// LIMIT(sat16(v)) is LIMIT(v).
+func (d *G722Decoder) decodeBands(octets []byte, rl, rh []int32) {
+	rl, rh = rl[:len(octets)], rh[:len(octets)]
 	for i, c := range octets {
-		il := int(c & 0x3f)
-		rl[i] = limit(b.s + b.invQBL6(il))
-		b.stepLow(il)
-	}
-}
-
-// decodeHigh decodes the higher sub-band of each octet into rh.
-func (b *g722Band) decodeHigh(octets []byte, rh []int32) {
-	rh = rh[:len(octets)]
-	for i, c := range octets {
-		ih := int(c >> 6)
-		rh[i] = limit(b.s + b.invQAH(ih))
-		b.stepHigh(ih)
+		il, ih := int(c&0x3f), int(c>>6)
+		rl[i] = limit(d.low.s + d.low.invQBL6(il))
+		d.low.stepLow(il)
+		rh[i] = limit(d.high.s + d.high.invQAH(ih))
+		d.high.stepHigh(ih)
 	}
 }

@@ -116,64 +116,6 @@ func (b *g722Band) invQBL6(il int) int32 {
 // the predictor, LOGSCL and SCALEL.
 func (b *g722Band) stepLow(il int) { b.step(lowQ4[il>>2&15], 18432, &lowDet) }
 
-// step runs INVQAL or INVQAH for the level q, the predictor (block 4, see
-// g722_predictor.go), LOGSCL or LOGSCH (NB*32512 >> 15 == NB*127 >> 7, plus
-// WL or WH, within 0..maxNB) and SCALEL or SCALEH. It is the one call per
-// sub-band sample: everything in it inlines.
-func (b *g722Band) step(q g722InvQ, maxNB int32, dets *[512]detEntry) {
-	dq := b.det * q.oq >> 15
-	p0 := uint32(dq+b.sz) >> 31
-	r0 := sat16((b.s + dq) << 1)
-
-	k := b.dNeg ^ uint32(dq>>31)&63
-	if dq == 0 {
-		k = 64
-	}
-	g, c := &zeroSteps[k&127], &b.b
-	c0 := c[0]*32640>>15 + g[0]
-	c1 := c[1]*32640>>15 + g[1]
-	c2 := c[2]*32640>>15 + g[2]
-	c3 := c[3]*32640>>15 + g[3]
-	c4 := c[4]*32640>>15 + g[4]
-	c5 := c[5]*32640>>15 + g[5]
-	c[0], c[1], c[2], c[3], c[4], c[5] = c0, c1, c2, c3, c4, c5
-	d := &b.d
-	d5, d4, d3, d2, d1 := d[4], d[3], d[2], d[1], d[0]
-	d[0], d[1], d[2], d[3], d[4], d[5] = dq, d1, d2, d3, d4, d5
-	b.dNeg = (b.dNeg<<1 | uint32(dq)>>31) & 63
-
-	sz := d5*c5>>14 + d4*c4>>14
-	out := sz + 32768
-	sz += d3 * c3 >> 14
-	out |= sz + 32768
-	sz += d2 * c2 >> 14
-	out |= sz + 32768
-	sz += d1 * c1 >> 14
-	out |= sz + 32768
-	sz += dq * c0 >> 14
-	if (out|(sz+32768))>>16 != 0 {
-		sz = 0
-		for i := 5; i >= 0; i-- {
-			sz = sat16(sz + d[i]*c[i]>>14)
-		}
-	}
-	b.sz = sz
-
-	pk := &poleSteps[(p0|b.pNeg<<1)&7]
-	a1 := b.a1
-	a2 := max(-12288, min(12288, pk.sg*max(-8191, min(8191, a1))>>5+pk.wd3+b.a2*127>>7))
-	lim := 15360 - a2
-	a1 = max(-lim, min(lim, pk.wd1+a1*255>>8))
-	b.a1, b.a2 = a1, a2
-	b.pNeg = (b.pNeg<<1 | p0) & 3
-
-	r1 := b.r1
-	b.r2, b.r1 = r1, r0
-	b.s = sat16(sat16(a1*r0>>15+a2*r1>>15) + sz)
-	b.nb = max(0, min(maxNB, b.nb*127>>7+q.w))
-	b.det = dets[b.nb>>6&511].det
-}
-
 // ---- higher sub-band: 2-bit quantizer
 
 // quantH is QUANTH: the 2-bit code for the higher sub-band difference

@@ -1,93 +1,93 @@
 package media
 
-// Block 4 of G.722, the adaptive predictor, identical for both sub-bands:
-// PARREC, RECONS, UPZERO, FILTEZ, UPPOL2, UPPOL1, FILTEP and PREDIC, in the
-// 16-bit arithmetic of the ITU-T reference, run by g722Band.step in that
-// order (FILTEZ reads only what UPZERO writes, so it may run before the
-// pole updates). Where a reference saturation cannot act (the operands'
-// ranges are stated) it is left out, and the signals whose only use is
-// their sign are kept as sign bits. Each piece is small enough to inline.
+// Block 4 of G.722, the adaptive predictor, identical for both sub-bands,
+// with the inverse quantizer before it and the scale factor adaptation
+// after it: one sub-band sample's adaptation, in the 16-bit arithmetic of
+// the ITU-T reference. Where a reference saturation cannot act (the
+// operands' ranges are stated) it is left out; the signals whose only use
+// is their sign are kept as sign bits; the sign-dependent steps come from
+// tables (g722_tables.go).
 
-// parrec is PARREC's sign: 1 when PLT(0) = DLT + SZL is negative (its
-// saturation would not change the sign).
-func (b *g722Band) parrec(dq int32) uint32 { return uint32(dq+b.sz) >> 31 }
+// step adapts the sub-band to one sample's inverse quantizer level q:
+// INVQAL or INVQAH, PARREC, RECONS, UPZERO, FILTEZ (which reads only what
+// UPZERO writes, so it may run before the pole updates), UPPOL2, UPPOL1,
+// FILTEP, PREDIC, then LOGSCL or LOGSCH (within 0..maxNB) and SCALEL or
+// SCALEH (dets). It is the one call per sub-band sample, written out in one
+// piece: in Go's ABI a call spills every live register, and the sample's
+// work is small.
+func (b *g722Band) step(q g722InvQ, maxNB int32, dets *[512]detEntry) {
+	dq := b.det * q.oq >> 15 // INVQAL, INVQAH: |DLT| <= 10228, |DH| <= 3704
+	// LOGSCL, LOGSCH (NB*32512 >> 15 == NB*127 >> 7), SCALEL, SCALEH: they
+	// depend on nothing below, so they go first, for the registers.
+	b.nb = max(0, min(maxNB, b.nb*127>>7+q.w))
+	b.det = dets[b.nb>>6&511].det
 
-// recons is RECONS doubled for FILTEP: sat16(2*(SL+DLT)), which equals
-// sat16(sat16(SL+DLT) << 1).
-func (b *g722Band) recons(dq int32) int32 { return sat16((b.s + dq) << 1) }
+	p0 := uint32(dq+b.sz) >> 31  // PARREC: 1 when PLT(0) < 0
+	r0 := sat16((b.s + dq) << 1) // RECONS, doubled: == sat16(sat16(SL+DLT) << 1)
 
-// upzero is UPZERO: the six zero-section coefficients leaky-integrate
-// (factor 255/256, BL*32640 >> 15) steps of +-128 by the sign correlation
-// of DLT(0) with DLT(1..6), no step when DLT(0) is 0, which keeps them
-// within 16 bits; then the delay line of DLT shifts.
-func (b *g722Band) upzero(dq int32) {
-	k := b.dNeg ^ uint32(dq>>31)&63 // sign differences of DLT(1..6) to DLT(0)
+	// UPZERO: leak 255/256 (BL*32640 >> 15) and the sign-correlation step;
+	// the coefficients stay within 16 bits. Then the delay line shifts.
+	g, c, d := b.zeroSteps(dq), &b.b, &b.d
+	c0, c1, c2 := c[0]*32640>>15+g[0], c[1]*32640>>15+g[1], c[2]*32640>>15+g[2]
+	c3, c4, c5 := c[3]*32640>>15+g[3], c[4]*32640>>15+g[4], c[5]*32640>>15+g[5]
+	c[0], c[1], c[2], c[3], c[4], c[5] = c0, c1, c2, c3, c4, c5
+	d1, d2, d3, d4, d5 := d[0], d[1], d[2], d[3], d[4] // the new DLT(2..6)
+	d[0], d[1], d[2], d[3], d[4], d[5] = dq, d1, d2, d3, d4, d5
+	b.dNeg = (b.dNeg<<1 | uint32(dq)>>31) & 63
+
+	// FILTEZ: mult(2*DLT, BL) == (DLT*BL) >> 14 with no overflow. The
+	// reference adds with saturation from i = 6 down to 1; plain adds give
+	// the same unless a partial sum leaves 16 bits, which one test catches.
+	// The sum runs offset by 32768: a partial sum within 16 bits is then
+	// within 0..65535, and out collects bits above 15 from any that is not.
+	sum := 32768 + d5*c5>>14 + d4*c4>>14
+	out := sum
+	sum += d3 * c3 >> 14
+	out |= sum
+	sum += d2 * c2 >> 14
+	out |= sum
+	sum += d1 * c1 >> 14
+	out |= sum
+	sum += dq * c0 >> 14
+	sz := sum - 32768
+	if (out|sum)>>16 != 0 {
+		sz = b.filtezSaturated()
+	}
+	b.sz = sz
+
+	// UPPOL2, UPPOL1: see poleStep; AL2*32512 >> 15 == AL2*127 >> 7 and
+	// AL1*32640 >> 15 == AL1*255 >> 8; no add on the way saturates
+	// (|AL1| <= 27648, |AL2| <= 12288).
+	k := &poleSteps[(p0|b.pNeg<<1)&7]
+	a1 := b.a1
+	a2 := max(-12288, min(12288, k.sg*max(-8191, min(8191, a1))>>5+k.wd3+b.a2*127>>7))
+	lim := 15360 - a2
+	a1 = max(-lim, min(lim, k.wd1+a1*255>>8))
+	b.a1, b.a2, b.pNeg = a1, a2, (b.pNeg<<1|p0)&3
+
+	// FILTEP, PREDIC: neither mult saturates on its own.
+	r1 := b.r1
+	b.r2, b.r1 = r1, r0
+	b.s = sat16(sat16(a1*r0>>15+a2*r1>>15) + sz)
+}
+
+// zeroSteps returns UPZERO's six gradient steps for DLT(0) = dq: +-128 by
+// whether DLT(1..6) agree with it in sign (zero counts as positive), none
+// when it is 0.
+func (b *g722Band) zeroSteps(dq int32) *[6]int32 {
+	k := b.dNeg ^ uint32(dq>>31)&63
 	if dq == 0 {
 		k = 64
 	}
-	g, c := &zeroSteps[k&127], &b.b
-	c[0] = c[0]*32640>>15 + g[0]
-	c[1] = c[1]*32640>>15 + g[1]
-	c[2] = c[2]*32640>>15 + g[2]
-	c[3] = c[3]*32640>>15 + g[3]
-	c[4] = c[4]*32640>>15 + g[4]
-	c[5] = c[5]*32640>>15 + g[5]
-	d := &b.d
-	d[5], d[4], d[3], d[2], d[1], d[0] = d[4], d[3], d[2], d[1], d[0], dq
-	b.dNeg = (b.dNeg<<1 | uint32(dq)>>31) & 63
+	return &zeroSteps[k&127]
 }
 
-// filtez is FILTEZ: SZ = sum of mult(2*DLT(i), BL(i)), which is
-// (DLT*BL) >> 14 as |DLT| <= 10228 (DETL <= 16384 times OQ4 <= 2557*8,
-// >> 15; DH is smaller). The reference adds with saturation, from i = 6
-// down to 1; adding without it gives the same unless a partial sum leaves
-// 16 bits, which is checked once for all.
-func (b *g722Band) filtez() int32 {
-	d, c := &b.d, &b.b
-	sz := d[5]*c[5]>>14 + d[4]*c[4]>>14
-	out := sz + 32768 // bits above 15 set when a partial sum overflows
-	sz += d[3] * c[3] >> 14
-	out |= sz + 32768
-	sz += d[2] * c[2] >> 14
-	out |= sz + 32768
-	sz += d[1] * c[1] >> 14
-	out |= sz + 32768
-	sz += d[0] * c[0] >> 14
-	if (out|(sz+32768))>>16 != 0 {
-		return b.filtezSaturated()
-	}
-	return sz
-}
-
-// filtezSaturated is FILTEZ with every add saturating, for the rare case
+// filtezSaturated is FILTEZ with every add saturating, for the rare sample
 // where the plain sum overflows on the way.
-//
-//go:noinline
 func (b *g722Band) filtezSaturated() int32 {
 	var sz int32
 	for i := 5; i >= 0; i-- {
 		sz = sat16(sz + b.d[i]*b.b[i]>>14)
 	}
 	return sz
-}
-
-// uppol is UPPOL2 then UPPOL1 for the sign p0 of PLT(0), and shifts the
-// signs of PLT. UPPOL2's WD2 = sat16(4*AL1), negated with saturation when
-// PLT(0) and PLT(1) agree in sign, >> 7, is SG*clamp(AL1, +-8191) >> 5 for
-// every AL1; AL2*32512 >> 15 == AL2*127 >> 7 and AL1*32640 >> 15 ==
-// AL1*255 >> 8; no add on the way saturates (|AL1| <= 27648).
-func (b *g722Band) uppol(p0 uint32) {
-	k := &poleSteps[(p0|b.pNeg<<1)&7]
-	a2 := max(-12288, min(12288, k.sg*max(-8191, min(8191, b.a1))>>5+k.wd3+b.a2*127>>7))
-	lim := 15360 - a2 // UPPOL1's stability bound
-	b.a1 = max(-lim, min(lim, k.wd1+b.a1*255>>8))
-	b.a2 = a2
-	b.pNeg = (b.pNeg<<1 | p0) & 3
-}
-
-// predic is FILTEP and PREDIC: SL = SPL + SZL with SPL the pole section's
-// prediction from the doubled RLT(1), RLT(2); |AL1| <= 27648 and
-// |AL2| <= 12288, so neither mult saturates on its own.
-func (b *g722Band) predic() int32 {
-	return sat16(sat16(b.a1*b.r1>>15+b.a2*b.r2>>15) + b.sz)
 }
