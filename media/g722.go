@@ -91,26 +91,26 @@ func (e *G722Encoder) Encode(dst []byte, pcm []int16) []byte {
 // sub-bands, then each sub-band's ADPCM runs on its own: they share nothing
 // but the octet their codes go into.
 func (e *G722Encoder) encodePairs(dst []byte, pcm []int16) []byte {
-	var xl, xh [qmfChunk]int32
+	var a, b [qmfChunk]int32
 	for len(pcm) > 0 {
 		k := min(len(pcm), 2*qmfChunk)
-		e.qmf.analyze(pcm[:k], &xl, &xh)
+		e.qmf.analyze(pcm[:k], &a, &b)
 		out := dst[len(dst) : len(dst)+k/2]
-		e.encodeBands(xl[:len(out)], xh[:len(out)], out)
+		e.encodeBands(a[:len(out)], b[:len(out)], out)
 		dst, pcm = dst[:len(dst)+k/2], pcm[k:]
 	}
 	return dst
 }
 
-// encodeBands quantizes the sub-band samples xl and xh into out, one
-// octet per pair, adapting after each. The two sub-bands' work is
-// independent, so the processor overlaps it.
-func (e *G722Encoder) encodeBands(xl, xh []int32, out []byte) {
-	xh, out = xh[:len(xl)], out[:len(xl)]
-	for i := range xl {
-		il := e.low.quantL(xl[i])
+// encodeBands quantizes the sub-band samples of each pair, made from its QMF
+// sums a and b, into out, one octet per pair, adapting after each. The two
+// sub-bands' work is independent, so the processor overlaps it.
+func (e *G722Encoder) encodeBands(a, b []int32, out []byte) {
+	b, out = b[:len(a)], out[:len(a)]
+	for i := range a {
+		il := e.low.quantL(qmfLower(a[i], b[i]))
 		e.low.stepLow(il)
-		ih := e.high.quantH(xh[i])
+		ih := e.high.quantH(qmfHigher(a[i], b[i]))
 		e.high.stepHigh(ih)
 		out[i] = byte(ih<<6 | il)
 	}

@@ -34,9 +34,6 @@ func sat16(v int32) int32 {
 	return 32767
 }
 
-// mult is the reference's fractional multiply: (a*b) >> 15, saturated.
-func mult(a, b int32) int32 { return sat16(a * b >> 15) }
-
 // limit is the Recommendation's LIMIT: the reconstructed sub-band signals
 // are clipped to 15 bits.
 func limit(v int32) int32 { return max(-16384, min(16383, v)) }
@@ -105,16 +102,22 @@ var oq6 = [31]int32{
 var wl = [8]int32{-60, -30, 58, 172, 334, 538, 1198, 3042}
 
 // invQBL6 is INVQBL in mode 1: the decoder's output difference DL from all
-// 6 bits of IL. mult needs no saturation: |DETL*OQ6*8| >> 15 < 2^15.
+// 6 bits of IL. Its mult cannot saturate: DETL*OQ6*8 >> 15 is below 2^15.
 func (b *g722Band) invQBL6(il int) int32 {
 	return b.det * lowOQ6[il&63] >> 15
 }
+
+// lowMaxNB and highMaxNB are LOGSCL's and LOGSCH's upper limits of NB.
+const (
+	lowMaxNB  = 18432
+	highMaxNB = 22528
+)
 
 // stepLow adapts the lower sub-band to the code IL: INVQAL (the quantized
 // difference DLT from the 4 most significant bits of IL, the part a 48
 // kbit/s decoder also receives, which is why the predictor feeds on it),
 // the predictor, LOGSCL and SCALEL.
-func (b *g722Band) stepLow(il int) { b.step(lowQ4[il>>2&15], 18432, &lowDet) }
+func (b *g722Band) stepLow(il int) { b.step(lowQ4[il>>2&15], lowMaxNB, &lowDet) }
 
 // ---- higher sub-band: 2-bit quantizer
 
@@ -148,7 +151,7 @@ func (b *g722Band) invQAH(ih int) int32 {
 
 // stepHigh adapts the higher sub-band to the code IH: INVQAH, the
 // predictor, LOGSCH and SCALEH.
-func (b *g722Band) stepHigh(ih int) { b.step(highQ2[ih&3], 22528, &highDet) }
+func (b *g722Band) stepHigh(ih int) { b.step(highQ2[ih&3], highMaxNB, &highDet) }
 
 // ilb is the Recommendation's antilog table ILB for SCALEL and SCALEH.
 var ilb = [32]int32{

@@ -26,29 +26,30 @@ func (b *g722Band) step(q g722InvQ, maxNB int32, dets *[512]detEntry) {
 	r0 := sat16((b.s + dq) << 1) // RECONS, doubled: == sat16(sat16(SL+DLT) << 1)
 
 	// UPZERO: leak 255/256 (BL*32640 >> 15) and the sign-correlation step;
-	// the coefficients stay within 16 bits. Then the delay line shifts.
-	g, c, d := b.zeroSteps(dq), &b.b, &b.d
-	c0, c1, c2 := c[0]*32640>>15+g[0], c[1]*32640>>15+g[1], c[2]*32640>>15+g[2]
-	c3, c4, c5 := c[3]*32640>>15+g[3], c[4]*32640>>15+g[4], c[5]*32640>>15+g[5]
-	c[0], c[1], c[2], c[3], c[4], c[5] = c0, c1, c2, c3, c4, c5
-	d1, d2, d3, d4, d5 := d[0], d[1], d[2], d[3], d[4] // the new DLT(2..6)
-	d[0], d[1], d[2], d[3], d[4], d[5] = dq, d1, d2, d3, d4, d5
+	// the coefficients stay within 16 bits. Then the delay line shifts:
+	// DLT(1) becomes dq, DLT(2..6) the old DLT(1..5).
+	g, bl, dlt := b.zeroSteps(dq), &b.b, &b.d
+	bl1, bl2, bl3 := bl[0]*32640>>15+g[0], bl[1]*32640>>15+g[1], bl[2]*32640>>15+g[2]
+	bl4, bl5, bl6 := bl[3]*32640>>15+g[3], bl[4]*32640>>15+g[4], bl[5]*32640>>15+g[5]
+	bl[0], bl[1], bl[2], bl[3], bl[4], bl[5] = bl1, bl2, bl3, bl4, bl5, bl6
+	dlt2, dlt3, dlt4, dlt5, dlt6 := dlt[0], dlt[1], dlt[2], dlt[3], dlt[4]
+	dlt[0], dlt[1], dlt[2], dlt[3], dlt[4], dlt[5] = dq, dlt2, dlt3, dlt4, dlt5, dlt6
 	b.dNeg = (b.dNeg<<1 | uint32(dq)>>31) & 63
 
-	// FILTEZ: mult(2*DLT, BL) == (DLT*BL) >> 14 with no overflow. The
+	// FILTEZ: mult(2*DLT, BL) == (DLT*BL) >> 14, with no overflow. The
 	// reference adds with saturation from i = 6 down to 1; plain adds give
 	// the same unless a partial sum leaves 16 bits, which one test catches.
 	// The sum runs offset by 32768: a partial sum within 16 bits is then
-	// within 0..65535, and out collects bits above 15 from any that is not.
-	sum := 32768 + d5*c5>>14 + d4*c4>>14
+	// within 0..65535, and out collects the bits above 15 of every one.
+	sum := 32768 + dlt6*bl6>>14 + dlt5*bl5>>14
 	out := sum
-	sum += d3 * c3 >> 14
+	sum += dlt4 * bl4 >> 14
 	out |= sum
-	sum += d2 * c2 >> 14
+	sum += dlt3 * bl3 >> 14
 	out |= sum
-	sum += d1 * c1 >> 14
+	sum += dlt2 * bl2 >> 14
 	out |= sum
-	sum += dq * c0 >> 14
+	sum += dq * bl1 >> 14
 	sz := sum - 32768
 	if (out|sum)>>16 != 0 {
 		sz = b.filtezSaturated()
@@ -83,7 +84,8 @@ func (b *g722Band) zeroSteps(dq int32) *[6]int32 {
 }
 
 // filtezSaturated is FILTEZ with every add saturating, for the rare sample
-// where the plain sum overflows on the way.
+// where the plain sum overflows on the way (none of the test signals has
+// one; TestG722StepMatchesReference makes them).
 func (b *g722Band) filtezSaturated() int32 {
 	var sz int32
 	for i := 5; i >= 0; i-- {

@@ -13,8 +13,10 @@ package media
 // u(j) = x(0), the later value of the pair, and v(j) = x(1)). They run over
 // a chunk of pairs at a time, two pairs per pass: u(m) and u(m+1) are packed
 // into one int64 as u(m) + u(m+1)<<32, so one multiply by a coefficient
-// gives the terms of A(j) and A(j+1) at once, exactly (every sum is below
-// 2^31 in magnitude: 32768 times the sum of |h| over 12 taps).
+// gives the terms of A(j) and A(j+1) at once, exactly (each sum is below
+// 2^31 in magnitude: 32768 times the sum of |h| over 12 taps). The delay
+// line itself never shifts: the chunk's values follow the history in the
+// packed arrays, and the last 11 become the next history.
 
 // The QMF coefficients h0..h11; h(23-i) = h(i), the filter is symmetric.
 const (
@@ -49,18 +51,20 @@ func unpack(s int64) (earlier, later int32) {
 	return earlier, int32((s - int64(earlier)) >> 32)
 }
 
-// start packs the history and returns where the chunk's packing goes: the
-// packs of u(j-1), u(j) and v(j-1), v(j) for j = 0..n-1 into u[j] and v[j],
-// then the last values alone into u[n], v[n]; last are u(-1) and v(-1).
-func (p *qmfPacks) start(q *g722QMF, n int) (u, v []int64, lastU, lastV int32) {
+// begin packs the history for a chunk of n pairs. It returns where the
+// chunk's packs go, which the caller fills: pack(u(j-1), u(j)) into u[j] for
+// j = 0..n-1, then u(n-1) alone into u[n], and so for v; last are u(-1) and
+// v(-1), the most recent history values.
+func (p *qmfPacks) begin(q *g722QMF, n int) (u, v []int64, lastU, lastV int32) {
 	for i := range qmfHistory - 1 {
 		p.u[i], p.v[i] = pack(q.u[i], q.u[i+1]), pack(q.v[i], q.v[i+1])
 	}
-	return p.u[qmfHistory-1 : qmfHistory+n], p.v[qmfHistory-1 : qmfHistory+n], q.u[qmfHistory-1], q.v[qmfHistory-1]
+	u, v = p.u[qmfHistory-1:qmfHistory+n], p.v[qmfHistory-1:qmfHistory+n]
+	return u, v[:len(u)], q.u[qmfHistory-1], q.v[qmfHistory-1]
 }
 
-// finish keeps the last 11 values of a chunk of n pairs as the history.
-func (q *g722QMF) finish(p *qmfPacks, n int) {
+// end keeps the last 11 values of a chunk of n pairs as the history.
+func (q *g722QMF) end(p *qmfPacks, n int) {
 	for i := range qmfHistory {
 		q.u[i], q.v[i] = int32(p.u[n+i]), int32(p.v[n+i]) // the low halves
 	}
@@ -80,35 +84,37 @@ func (p *qmfPacks) filter(a, b []int32) {
 	}
 }
 
-// analyze is the transmit QMF over the n = len(pcm)/2 <= qmfChunk sample
-// pairs of pcm (the earlier sample of each pair first): the lower and higher
-// sub-band samples XL and XH into xl[:n] and xh[:n], scaled for 16-bit input
-// and limited to 15 bits as the reference does.
-func (q *g722QMF) analyze(pcm []int16, xl, xh *[qmfChunk]int32) {
+// analyze is the transmit QMF's filter over the n = len(pcm)/2 <= qmfChunk
+// sample pairs of pcm (the earlier sample of each pair first): each pair's
+// sums A and B into a[:n] and b[:n], from which qmfLower and qmfHigher make
+// the sub-band samples (in the band loop, saving a pass).
+func (q *g722QMF) analyze(pcm []int16, a, b *[qmfChunk]int32) {
 	n := len(pcm) / 2
 	var p qmfPacks
-	u, v, lastU, lastV := p.start(q, n)
-	for j := 0; len(pcm) >= 2; j++ {
-		later, earlier := int32(pcm[1]), int32(pcm[0])
-		u[j], v[j] = pack(lastU, later), pack(lastV, earlier)
-		lastU, lastV, pcm = later, earlier, pcm[2:]
+	u, v, lastU, lastV := p.begin(q, n)
+	for i := 0; i+1 < len(pcm); i += 2 {
+		later, earlier := int32(pcm[i+1]), int32(pcm[i])
+		u[i>>1], v[i>>1] = pack(lastU, later), pack(lastV, earlier)
+		lastU, lastV = later, earlier
 	}
 	u[n], v[n] = int64(lastU), int64(lastV)
-	a, b := xl[:(n+1)&^1], xh[:(n+1)&^1]
-	p.filter(a, b)
-	for j := range b {
-		a[j], b[j] = limit((a[j]+b[j])>>14), limit((a[j]-b[j])>>14)
-	}
-	q.finish(&p, n)
+	p.filter(a[:(n+1)&^1], b[:(n+1)&^1])
+	q.end(&p, n)
 }
+
+// qmfLower and qmfHigher are the transmit QMF's outputs XL and XH from a
+// pair's sums, scaled for 16-bit input and limited to 15 bits as the
+// reference does.
+func qmfLower(a, b int32) int32  { return limit((a + b) >> 14) }
+func qmfHigher(a, b int32) int32 { return limit((a - b) >> 14) }
 
 // synthesize is the receive QMF over n <= qmfChunk pairs of reconstructed
 // sub-band samples (RL, RH): two 16 kHz samples each into out, the earlier
 // first. RL and RH are limited to 15 bits, so their sum and difference need
-// no 16-bit saturation. rl and rh are overwritten.
+// no 16-bit saturation. It overwrites rl and rh.
 func (q *g722QMF) synthesize(rl, rh *[qmfChunk]int32, n int, out []int16) {
 	var p qmfPacks
-	u, v, lastU, lastV := p.start(q, n)
+	u, v, lastU, lastV := p.begin(q, n)
 	for j := range n {
 		later, earlier := rl[j]-rh[j], rl[j]+rh[j]
 		u[j], v[j] = pack(lastU, later), pack(lastV, earlier)
@@ -121,5 +127,5 @@ func (q *g722QMF) synthesize(rl, rh *[qmfChunk]int32, n int, out []int16) {
 	for j := range n {
 		out[2*j], out[2*j+1] = int16(sat16(a[j]>>11)), int16(sat16(b[j]>>11))
 	}
-	q.finish(&p, n)
+	q.end(&p, n)
 }

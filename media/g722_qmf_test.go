@@ -41,14 +41,14 @@ func TestG722QMF(t *testing.T) {
 		in[i] = int16(rng.Uint32())
 	}
 	var tx, rx g722QMF
-	var xl, xh, rl, rh [qmfChunk]int32
+	var a, b, rl, rh [qmfChunk]int32
 	out := make([]int16, 2*qmfChunk)
 	var sum []int16 // the receive QMF's input sequence: RL+RH, RL-RH per pair
 	for pos, n := 0, 1; pos+2*n <= len(in); pos, n = pos+2*n, n%qmfChunk+1 {
-		tx.analyze(in[pos:pos+2*n], &xl, &xh)
+		tx.analyze(in[pos:pos+2*n], &a, &b)
 		for j := range n {
 			xa, xb := qmfConvolve(in[:pos+2*j+2])
-			if xl[j] != limit((xa+xb)>>14) || xh[j] != limit((xa-xb)>>14) {
+			if a[j] != xa || b[j] != xb || qmfLower(a[j], b[j]) != limit((xa+xb)>>14) || qmfHigher(a[j], b[j]) != limit((xa-xb)>>14) {
 				t.Fatalf("analysis of pair %d (chunk of %d) differs", pos/2+j, n)
 			}
 			rl[j], rh[j] = int32(in[pos+2*j])>>1, int32(in[pos+2*j+1])>>1 // 15 bits

@@ -4,10 +4,11 @@ package media
 // per-sample path does one load where the Recommendation chains several
 // tables and a sign rule. Each says which block it stands for.
 
-// detEntry is a linear scale factor with its rounded-up reciprocal:
-// for every n < 2^27 and det <= 2^14, n*recip >> detRecipShift == n/det
-// (the reciprocal's error, below det, times n stays under 2^41), and
-// DETL <= 16384 (NBL <= 18432).
+// detEntry is a linear scale factor DET with its reciprocal rounded up,
+// recip = ceil(2^41 / DET), so that QUANTL divides by a multiply: for every
+// n < 2^27 and DET <= 2^14 (DETL and DETH are at most 16384),
+// n*recip >> 41 == n/DET, since the rounding error, below DET, times n
+// stays under 2^41.
 type detEntry struct {
 	det   int32
 	recip uint64
@@ -20,8 +21,8 @@ const detRecipShift = 41
 // The tables have 512 entries so that a mask, not a bounds check, keeps the
 // index in range.
 var (
-	lowDet  = detTable(18432, 8)
-	highDet = detTable(22528, 10)
+	lowDet  = detTable(lowMaxNB, 8)
+	highDet = detTable(highMaxNB, 10)
 )
 
 func detTable(maxNB, shift int32) (t [512]detEntry) {
