@@ -70,12 +70,20 @@ func g722FullScaleSignal() []int16 {
 	return pcm
 }
 
-// g722RandomOctets is 0.5 s of uniformly random octets, IL 0-3 included.
+// g722RandomOctets is 0.5 s of uniformly random octets, IL 0-3 included,
+// then 0.5 s of random octets in runs of 100 whose lower sub-band sign bit
+// is set, then clear: sustained differences of one sign, which drive the
+// decoder's predictor into every saturation (FILTEZ's included).
 func g722RandomOctets() []byte {
 	r := pinRand(9)
-	b := make([]byte, 4000)
+	b := make([]byte, 8000)
 	for i := range b {
 		b[i] = byte(r.next() >> 24)
+		if i >= 4000 && i/100%2 == 0 {
+			b[i] |= 0x20
+		} else if i >= 4000 {
+			b[i] &^= 0x20
+		}
 	}
 	return b
 }
