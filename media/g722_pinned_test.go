@@ -32,10 +32,11 @@ func (r *pinRand) next() uint32 {
 	return uint32(*r >> 32)
 }
 
-// g722FullScaleSignal is 0.6 s of input that drives every saturation in the
-// codec: square waves at full scale with half-periods of 3, 16 and 100
-// samples, full-scale impulses, uniform full-scale noise and random
-// full-scale extremes, 0.1 s each.
+// g722FullScaleSignal is 0.6 s of input that drives the encoder's
+// saturations (the difference signal EL, UPPOL2, FILTEP, PREDIC) and the
+// QMF's 15-bit LIMIT: square waves at full scale with half-periods of 3,
+// 16 and 100 samples, full-scale impulses, uniform full-scale noise and
+// random full-scale extremes, 0.1 s each.
 func g722FullScaleSignal() []int16 {
 	const seg = g722Rate / 10
 	r := pinRand(722)
