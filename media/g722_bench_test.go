@@ -36,35 +36,30 @@ func BenchmarkG722Decode(b *testing.B) {
 // predictor into saturation). One op is still one 20 ms packet.
 
 func BenchmarkG722EncodeStream(b *testing.B) {
-	pcm := g722TestSignal()
-	pcm = pcm[:len(pcm)/g722PacketSamples*g722PacketSamples]
 	out := make([]byte, 0, g722PacketBytes)
 	var e G722Encoder
 	b.SetBytes(g722PacketSamples * 2)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		out = e.Encode(out[:0], pcm[i:i+g722PacketSamples])
-		if i += g722PacketSamples; i == len(pcm) {
-			i = 0
-			e.Reset()
-		}
-	}
+	inPackets(b, g722TestSignal(), g722PacketSamples, e.Reset, func(p []int16) { out = e.Encode(out[:0], p) })
 }
 
 func BenchmarkG722DecodeStream(b *testing.B) {
-	in := g722Encode(g722TestSignal())
-	in = in[:len(in)/g722PacketBytes*g722PacketBytes]
 	out := make([]int16, 0, g722PacketSamples)
 	var d G722Decoder
 	b.SetBytes(g722PacketBytes)
+	inPackets(b, g722Encode(g722TestSignal()), g722PacketBytes, d.Reset, func(p []byte) { out = d.Decode(out[:0], p) })
+}
+
+// inPackets runs code on consecutive packets of size elements of s, one per
+// op, and calls reset at the end of s before it starts over.
+func inPackets[T any](b *testing.B, s []T, size int, reset func(), code func([]T)) {
 	b.ReportAllocs()
+	s = s[:len(s)/size*size]
 	i := 0
 	for b.Loop() {
-		out = d.Decode(out[:0], in[i:i+g722PacketBytes])
-		if i += g722PacketBytes; i == len(in) {
+		code(s[i : i+size])
+		if i += size; i == len(s) {
 			i = 0
-			d.Reset()
+			reset()
 		}
 	}
 }

@@ -1,12 +1,14 @@
 package media
 
 // Block 4 of G.722, the adaptive predictor, identical for both sub-bands,
-// with the inverse quantizer before it and the scale factor adaptation
-// after it: one sub-band sample's adaptation, in the 16-bit arithmetic of
-// the ITU-T reference. Where a reference saturation cannot act (the
-// operands' ranges are stated) it is left out; the signals whose only use
-// is their sign are kept as sign bits; the sign-dependent steps come from
-// tables (g722_tables.go).
+// with the inverse quantizer and the scale factor adaptation: one sub-band
+// sample's adaptation, with the results of the 16-bit arithmetic of the
+// ITU-T reference. Where a reference saturation cannot act (the operands'
+// ranges are stated) it is left out; where an expression has a cheaper
+// exact equivalent, that is used (stated too); the signals whose only use
+// is their sign are kept as sign bits, and the sign-dependent steps come
+// from tables (g722_tables.go). g722_reference_test.go holds the plain
+// blocks this must equal.
 
 // step adapts the sub-band to one sample's inverse quantizer level q:
 // INVQAL or INVQAH, PARREC, RECONS, UPZERO, FILTEZ (which reads only what
@@ -56,9 +58,11 @@ func (b *g722Band) step(q g722InvQ, maxNB int32, dets *[512]detEntry) {
 	}
 	b.sz = sz
 
-	// UPPOL2, UPPOL1: see poleStep; AL2*32512 >> 15 == AL2*127 >> 7 and
-	// AL1*32640 >> 15 == AL1*255 >> 8; no add on the way saturates
-	// (|AL1| <= 27648, |AL2| <= 12288).
+	// UPPOL2: WD2 = sat16(4*AL1), negated with saturation when PLT(0) and
+	// PLT(1) agree in sign, >> 7, is SG*clamp(AL1, +-8191) >> 5 for every
+	// AL1; AL2*32512 >> 15 == AL2*127 >> 7. UPPOL1: AL1*32640 >> 15 ==
+	// AL1*255 >> 8. No add on the way saturates (|AL1| <= 27648,
+	// |AL2| <= 12288). The signs' steps: poleStep.
 	k := &poleSteps[(p0|b.pNeg<<1)&7]
 	a1 := b.a1
 	a2 := max(-12288, min(12288, k.sg*max(-8191, min(8191, a1))>>5+k.wd3+b.a2*127>>7))
