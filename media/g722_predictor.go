@@ -80,11 +80,11 @@ func (b *g722Band) step(q g722InvQ, maxNB int32, dets *[512]detEntry) {
 // whether DLT(1..6) agree with it in sign (zero counts as positive), none
 // when it is 0.
 func (b *g722Band) zeroSteps(dq int32) *[6]int32 {
-	k := b.dNeg ^ uint32(dq>>31)&63
+	k := (b.dNeg ^ uint32(dq>>31)) & 63
 	if dq == 0 {
 		k = 64
 	}
-	return &zeroSteps[k&127]
+	return &zeroSteps[k]
 }
 
 // filtezSaturated is FILTEZ with every add saturating, for the rare sample
