@@ -1,22 +1,26 @@
 package media
 
-// The sub-band ADPCM of G.722: quantizers, inverse quantizers, quantizer
-// scale factor adaptation (blocks 2 and 3) and the adaptive predictor
-// (block 4), shared by the encoder and the decoder so both track the same
-// state. Names in comments are the Recommendation's.
+// The sub-band ADPCM of G.722: quantizers, inverse quantizers and quantizer
+// scale factor adaptation (blocks 2 and 3), shared by the encoder and the
+// decoder so both track the same state. Names in comments are the
+// Recommendation's. The Recommendation's tables are kept as it prints them;
+// what the hot path indexes are tables derived from them once, at start-up
+// (g722_tables.go), which fold each table chain and sign rule into one
+// lookup.
 
-// g722Band is one sub-band's ADPCM state. Index 0 of the delay lines is the
-// current value, as in the Recommendation (DLT(0), PLT(0), RLT(0)).
+// g722Band is one sub-band's ADPCM state.
 type g722Band struct {
-	s   int32    // SL/SH: predictor output
-	sz  int32    // SZL/SZH: its zero-section part
-	nb  int32    // NBL/NBH: logarithmic quantizer scale factor
-	det int32    // DETL/DETH: linear quantizer scale factor
-	a   [3]int32 // AL1, AL2 / AH1, AH2 (a[0] unused)
-	b   [7]int32 // BL1..BL6 / BH1..BH6 (b[0] unused)
-	d   [7]int32 // DLT(0..6) / DH(0..6): quantized difference signal
-	p   [3]int32 // PLT(0..2) / PH(0..2): partially reconstructed signal
-	r   [3]int32 // RLT(0..2) / RH(0..2): reconstructed signal
+	s   int32 // SL/SH: predictor output
+	sz  int32 // SZL/SZH: its zero-section part
+	nb  int32 // NBL/NBH: logarithmic quantizer scale factor
+	det int32 // DETL/DETH: linear quantizer scale factor
+
+	a1, a2 int32    // AL1, AL2 / AH1, AH2: pole-section coefficients
+	b      [6]int32 // BL1..BL6 / BH1..BH6: zero-section coefficients
+	d      [6]int32 // DLT(1..6) / DH(1..6): past quantized differences
+	dNeg   uint32   // bit i-1 set: DLT(i) < 0
+	pNeg   uint32   // bit 0 set: PLT(1) < 0, bit 1: PLT(2) < 0
+	r1, r2 int32    // RLT(1), RLT(2) doubled and saturated, as FILTEP uses them
 }
 
 // sat16 saturates to 16 bits, as the reference's add and sub do.
@@ -29,9 +33,6 @@ func sat16(v int32) int32 {
 	}
 	return 32767
 }
-
-// mult is the reference's fractional multiply: (a*b) >> 15, saturated.
-func mult(a, b int32) int32 { return sat16(a * b >> 15) }
 
 // limit is the Recommendation's LIMIT: the reconstructed sub-band signals
 // are clipped to 15 bits.
@@ -60,20 +61,18 @@ var (
 	}
 )
 
-// quantL is QUANTL: the 6-bit code for the lower sub-band difference EL.
-func quantL(el, detl int32) int {
-	wd := el // magnitude, with negative values one's-complemented
-	if el < 0 {
-		wd = -el - 1
-	}
-	mil := 1 // Q6(0) = 0 never exceeds wd
-	for mil < 30 && q6[mil]*detl>>12 <= wd {
-		mil++
-	}
-	if el < 0 {
-		return int(ilNeg[mil])
-	}
-	return int(ilPos[mil])
+// quantL is QUANTL: the 6-bit code for the lower sub-band difference
+// EL = XL - SL. The Recommendation searches for the interval MIL with
+// Q6(MIL-1)*DETL/8 <= |EL| < Q6(MIL)*DETL/8 (in 12-bit fixed point, with
+// negative EL one's-complemented); since Q6(m)*DETL>>12 <= WD exactly when
+// Q6(m) <= ((WD+1)<<12 - 1) / DETL, one division, done as a multiply by
+// DETL's reciprocal, and a table give the interval with no search.
+func (b *g722Band) quantL(xl int32) int {
+	el := sat16(xl - b.s)
+	wd := el ^ el>>31 // |EL|, negative values one's-complemented
+	n := uint64(wd+1)<<12 - 1
+	t := n * lowDet[b.nb>>6&511].recip >> detRecipShift // n / DETL
+	return int(lowCode[el>>31&1][min(t, lowCodeLen-1)])
 }
 
 // ril4 maps the 4-bit code IL>>2 to the inverse quantizer level index; its
@@ -82,18 +81,6 @@ var ril4 = [16]uint8{0, 7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 0}
 
 // oq4 is the 4-bit inverse quantizer output level table OQ4.
 var oq4 = [8]int32{0, 150, 323, 530, 786, 1121, 1612, 2557}
-
-// invQAL is INVQAL: the quantized difference DLT from the 4 most significant
-// bits of IL (the part a 48 kbit/s decoder also receives, which is why the
-// predictor feeds on it).
-func invQAL(il int, detl int32) int32 {
-	ril := il >> 2
-	wd := oq4[ril4[ril]] << 3
-	if ril < 8 {
-		wd = -wd
-	}
-	return mult(detl, wd)
-}
 
 // ril6 maps the 6-bit code to the 6-bit inverse quantizer level index, and
 // the codes below 32 plus 62 and 63 are negative levels (RISI6).
@@ -111,46 +98,43 @@ var oq6 = [31]int32{
 	2376, 2738, 3101,
 }
 
-// invQBL6 is INVQBL in mode 1: the decoder's output difference DL from all
-// 6 bits of IL.
-func invQBL6(il int, detl int32) int32 {
-	wd := oq6[ril6[il]] << 3
-	if il < 32 || il >= 62 {
-		wd = -wd
-	}
-	return mult(detl, wd)
-}
-
 // wl is the lower sub-band log scale factor multiplier table WL.
 var wl = [8]int32{-60, -30, 58, 172, 334, 538, 1198, 3042}
 
-// stepLow adapts the lower sub-band to the code IL: INVQAL, LOGSCL, SCALEL
-// and the predictor.
-func (b *g722Band) stepLow(il int) {
-	b.adapt(invQAL(il, b.det))
-	b.nb = max(0, min(18432, mult(b.nb, 32512)+wl[ril4[il>>2]]))
-	b.det = scale(b.nb, 8)
+// invQBL6 is INVQBL in mode 1: the decoder's output difference DL from all
+// 6 bits of IL. Its mult cannot saturate: DETL*OQ6*8 >> 15 is below 2^15.
+func (b *g722Band) invQBL6(il int) int32 {
+	return b.det * lowOQ6[il&63] >> 15
 }
+
+// lowMaxNB and highMaxNB are LOGSCL's and LOGSCH's upper limits of NB.
+const (
+	lowMaxNB  = 18432
+	highMaxNB = 22528
+)
+
+// stepLow adapts the lower sub-band to the code IL: INVQAL (the quantized
+// difference DLT from the 4 most significant bits of IL, the part a 48
+// kbit/s decoder also receives, which is why the predictor feeds on it),
+// the predictor, LOGSCL and SCALEL.
+func (b *g722Band) stepLow(il int) { b.step(lowQ4[il>>2&15], lowMaxNB, &lowDet) }
 
 // ---- higher sub-band: 2-bit quantizer
 
-// quantH is QUANTH: the 2-bit code for the higher sub-band difference EH
-// (decision level Q2 = 564).
-func quantH(eh, deth int32) int {
-	wd := eh
+// quantH is QUANTH: the 2-bit code for the higher sub-band difference
+// EH = XH - SH (decision level Q2 = 564): 0 and 1 for negative EH, 0 and 2
+// for the outer interval.
+func (b *g722Band) quantH(xh int32) int {
+	eh := sat16(xh - b.s)
+	wd := eh ^ eh>>31
+	ih := 3
+	if wd >= 564*b.det>>12 { // MIH = 2
+		ih = 2
+	}
 	if eh < 0 {
-		wd = -eh - 1
+		ih -= 2
 	}
-	outer := wd >= 564*deth>>12 // MIH = 2
-	switch {
-	case eh < 0 && outer:
-		return 0
-	case eh < 0:
-		return 1
-	case outer:
-		return 2
-	}
-	return 3
+	return ih
 }
 
 // ih2 maps IH to the level index in oq2 and wh; codes 0 and 1 are negative.
@@ -161,21 +145,13 @@ var (
 )
 
 // invQAH is INVQAH: the quantized difference DH for the code IH.
-func invQAH(ih int, deth int32) int32 {
-	wd := oq2[ih2[ih]] << 3
-	if ih < 2 {
-		wd = -wd
-	}
-	return mult(wd, deth)
+func (b *g722Band) invQAH(ih int) int32 {
+	return b.det * highQ2[ih&3].oq >> 15
 }
 
-// stepHigh adapts the higher sub-band to the code IH: INVQAH, LOGSCH,
-// SCALEH and the predictor.
-func (b *g722Band) stepHigh(ih int) {
-	b.adapt(invQAH(ih, b.det))
-	b.nb = max(0, min(22528, mult(b.nb, 32512)+wh[ih2[ih]]))
-	b.det = scale(b.nb, 10)
-}
+// stepHigh adapts the higher sub-band to the code IH: INVQAH, the
+// predictor, LOGSCH and SCALEH.
+func (b *g722Band) stepHigh(ih int) { b.step(highQ2[ih&3], highMaxNB, &highDet) }
 
 // ilb is the Recommendation's antilog table ILB for SCALEL and SCALEH.
 var ilb = [32]int32{
@@ -186,6 +162,7 @@ var ilb = [32]int32{
 
 // scale is SCALEL (shift 8) and SCALEH (shift 10): the linear scale factor
 // from the logarithmic one, ILB(NB>>6 & 31) shifted by shift - NB>>11, times 4.
+// It depends on NB>>6 only, so lowDet and highDet tabulate it.
 func scale(nb int32, shift int32) int32 {
 	wd := ilb[nb>>6&31]
 	if s := shift - nb>>11; s >= 0 {
@@ -194,81 +171,4 @@ func scale(nb int32, shift int32) int32 {
 		wd <<= -s
 	}
 	return wd << 2
-}
-
-// ---- block 4: the adaptive predictor, identical for both sub-bands
-
-// adapt takes the quantized difference signal dq (DLT or DH) and updates the
-// predictor: PARREC, RECONS, UPZERO and FILTEZ, UPPOL2, UPPOL1, FILTEP,
-// PREDIC. (FILTEZ reads only what UPZERO writes, so it may run before the
-// pole updates.)
-func (b *g722Band) adapt(dq int32) {
-	b.d[0] = dq
-	b.p[0] = sat16(dq + b.sz)
-	b.r[0] = sat16(b.s + dq)
-	b.sz = b.zeroSection()
-	b.uppol2()
-	b.uppol1()
-	b.s = sat16(b.filtep() + b.sz)
-}
-
-// zeroSection is UPZERO and FILTEZ in one pass: it updates the six
-// zero-section coefficients by sign correlation of the difference signal,
-// shifts the signal's delay line and returns the section's prediction SZ.
-// Two of the reference's saturations cannot act here and are left out: a
-// coefficient leaky-integrates steps of 128 with factor 255/256, so it stays
-// within 16 bits; and |DLT| <= 10228 (DETL <= 16384 times OQ4 <= 2557*8, >> 15;
-// DH is smaller), so 2*DLT is no 16-bit overflow and mult needs no clamp.
-func (b *g722Band) zeroSection() int32 {
-	var step int32 = 128
-	if b.d[0] == 0 {
-		step = 0
-	}
-	var sz int32
-	for i := 6; i > 0; i-- {
-		g := step
-		if b.d[i]^b.d[0] < 0 { // signs differ (zero counts as positive)
-			g = -step
-		}
-		b.b[i] = g + b.b[i]*32640>>15
-		b.d[i] = b.d[i-1]
-		sz = sat16(sz + b.d[i]<<1*b.b[i]>>15)
-	}
-	return sz
-}
-
-// uppol2 updates the second pole coefficient A2 (from the old A1).
-func (b *g722Band) uppol2() {
-	neg0 := b.p[0] < 0
-	wd2 := sat16(b.a[1] << 2)
-	if neg0 == (b.p[1] < 0) {
-		wd2 = sat16(-wd2)
-	}
-	wd2 >>= 7
-	var wd3 int32 = -128
-	if neg0 == (b.p[2] < 0) {
-		wd3 = 128
-	}
-	apl2 := sat16(sat16(wd2+wd3) + mult(b.a[2], 32512))
-	b.a[2] = max(-12288, min(12288, apl2))
-}
-
-// uppol1 updates the first pole coefficient A1, bounded by the new A2 for
-// stability, and shifts the partially reconstructed signal's delay line.
-func (b *g722Band) uppol1() {
-	var wd1 int32 = -192
-	if (b.p[0] < 0) == (b.p[1] < 0) {
-		wd1 = 192
-	}
-	apl1 := sat16(wd1 + mult(b.a[1], 32640))
-	wd3 := 15360 - b.a[2]
-	b.a[1] = max(-wd3, min(wd3, apl1))
-	b.p[2], b.p[1] = b.p[1], b.p[0]
-}
-
-// filtep shifts the reconstructed signal's delay line and returns the
-// second-order pole section's prediction SP.
-func (b *g722Band) filtep() int32 {
-	b.r[2], b.r[1] = b.r[1], b.r[0]
-	return sat16(mult(b.a[1], sat16(b.r[1]<<1)) + mult(b.a[2], sat16(b.r[2]<<1)))
 }

@@ -173,10 +173,8 @@ func firstDiff(a, b []byte) int {
 // firstLimitedPair returns the index of the first sample pair whose transmit
 // QMF output XL or XH overflows 15 bits (where LIMIT acts), or -1.
 func firstLimitedPair(pcm []int16) int {
-	var q g722QMF
 	for i := 0; i+1 < len(pcm); i += 2 {
-		q.push(int32(pcm[i]), int32(pcm[i+1]))
-		xa, xb := q.sums()
+		xa, xb := qmfConvolve(pcm[:i+2])
 		if l, h := (xa+xb)>>14, (xa-xb)>>14; l != limit(l) || h != limit(h) {
 			return i / 2
 		}
