@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
 )
 
 // sessionRetry is how soon a session refresh the agent refused for a
