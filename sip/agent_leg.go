@@ -133,7 +133,11 @@ func ParseAgentURI(uri, transport string) (string, error) {
 // configured, else the pipeline's. ctx ends with the caller's INVITE.
 func (s *Server) openAgent(ctx context.Context, a *admission) (agent.Session, error) {
 	if s.cfg.AgentLeg == nil {
-		return s.cfg.Pipeline.Open(ctx, callInfo(a.req, a.transfer))
+		info := callInfo(a.req, a.transfer)
+		if codec := a.negotiated.Codec; codec.Name != "" {
+			info.Codec, info.CodecRate = codec.Name, codec.SampleRate()
+		}
+		return s.cfg.Pipeline.Open(ctx, info)
 	}
 	l, err := s.dialAgent(ctx, a)
 	if err != nil {

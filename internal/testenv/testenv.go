@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,12 +91,24 @@ func Cleanup() {
 // when both is set (SIP listens on one port number for both).
 func FreePort(t testing.TB, both bool) int {
 	t.Helper()
+	return FreePortExcept(t, both)
+}
+
+// FreePortExcept is FreePort, but never one of taken: ports picked one
+// after the other are released before the next pick, and the kernel may
+// hand the same one out twice.
+func FreePortExcept(t testing.TB, both bool, taken ...int) int {
+	t.Helper()
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
+		if slices.Contains(taken, port) {
+			l.Close()
+			continue
+		}
 		if !both {
 			l.Close()
 			return port

@@ -224,7 +224,7 @@ func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit
 		"-i", "127.0.0.1", "-mi", "127.0.0.1",
 		"-p", strconv.Itoa(port),
 		"-mp", strconv.Itoa(testenv.FreeUDPRange(t, 2)),
-		"-cp", strconv.Itoa(testenv.FreePort(t, true)), // control socket
+		"-cp", strconv.Itoa(testenv.FreePortExcept(t, true, port)), // control socket
 		"-nostdin",
 		"-timeout", strconv.Itoa(int(limit/time.Second)) + "s",
 		"-timeout_error",
