@@ -132,6 +132,10 @@ type Transfer struct {
 	// Node is the instance that answered the call (ONGOING and after), so a
 	// surviving node can end the calls of a lost one.
 	Node string `json:"node,omitempty"`
+	// HeadersMode marks a transfer created from an INVITE's headers (the
+	// SIP side's headers mode) rather than by an API call: its webhook
+	// events go to the default endpoint, not to its owner's.
+	HeadersMode bool `json:"headersMode,omitempty"`
 }
 
 // Results of a return.
@@ -224,6 +228,13 @@ func (t *Transfer) Transition(to Status, now time.Time) error {
 		t.CompletedAt = now
 	}
 	return nil
+}
+
+// Returning reports whether t's call ended with the agent finished and the
+// return (handing the call back) has not been recorded yet: the node that
+// answered the call still owes its returnResult.
+func (t *Transfer) Returning() bool {
+	return t.Status == StatusCompleted && t.EndReason == EndAgentFinished && (t.Return == nil || t.Return.Result == "")
 }
 
 // EndedAt is when the transfer reached its final stored status: completion,
