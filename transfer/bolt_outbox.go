@@ -65,7 +65,9 @@ func nanos(t time.Time) uint64 {
 	return uint64(t.UnixNano())
 }
 
-func seqKey(at time.Time, seq uint64) []byte { return binary.BigEndian.AppendUint64(u64(nanos(at)), seq) }
+func seqKey(at time.Time, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(u64(nanos(at)), seq)
+}
 
 // queuePrefix starts the queue keys of one transfer (length-prefixed, so
 // no id is a prefix of another's keys).

@@ -147,18 +147,18 @@ func (s *RedisStore) run(ctx context.Context, script *redis.Script, args any) *r
 
 // writeArgs is a plan as lua/write.lua reads it (times as micros).
 type writeArgs struct {
-	Prefix      string     `json:"prefix"`
-	ID          string     `json:"id"`
-	Record      string     `json:"record"`
-	Version     string     `json:"version,omitempty"`
-	Token       string     `json:"token,omitempty"`
-	CountFrom   Status     `json:"countFrom,omitempty"`
-	CountTo     Status     `json:"countTo,omitempty"`
-	ExpiryDel   bool       `json:"expiryDel,omitempty"`
-	ExpiryAdd   string     `json:"expiryAdd,omitempty"`
-	Ended       string     `json:"ended,omitempty"`
-	Lease       *leaseArgs `json:"lease,omitempty"`
-	Release     *leaseArgs `json:"release,omitempty"`
+	Prefix      string      `json:"prefix"`
+	ID          string      `json:"id"`
+	Record      string      `json:"record"`
+	Version     string      `json:"version,omitempty"`
+	Token       string      `json:"token,omitempty"`
+	CountFrom   Status      `json:"countFrom,omitempty"`
+	CountTo     Status      `json:"countTo,omitempty"`
+	ExpiryDel   bool        `json:"expiryDel,omitempty"`
+	ExpiryAdd   string      `json:"expiryAdd,omitempty"`
+	Ended       string      `json:"ended,omitempty"`
+	Lease       *leaseArgs  `json:"lease,omitempty"`
+	Release     *leaseArgs  `json:"release,omitempty"`
 	OngoingFrom string      `json:"ongoingFrom,omitempty"`
 	OngoingTo   string      `json:"ongoingTo,omitempty"`
 	Events      []eventArgs `json:"events,omitempty"`
