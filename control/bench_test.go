@@ -2,63 +2,119 @@ package control_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/transfer"
+	"github.com/handoff/handoff/webhook"
 )
 
 // BenchmarkCreateGet measures a POST followed by a GET of the same transfer
 // over real HTTP on loopback, against the bolt store (fsync on every commit,
 // concurrent commits batched). It reports whole create+get pairs per second
 // and the pair's p99 latency. Contract checking is off here; the tests do it.
+// The store is wired as cmd/handoff wires it: the plain variants have no
+// webhook endpoint configured (no event is written); the _webhooks variants
+// have one: every create also writes its transfer.created event in its
+// transaction, and a dispatcher
+// (4 workers) delivers the events meanwhile to a loopback receiver, on the
+// same CPUs; they report the events delivered per second and those still
+// pending when the run ends.
 //
 //	go test -run '^$' -bench BenchmarkCreateGet -benchtime 5s ./control/
 func BenchmarkCreateGet(b *testing.B) {
 	for _, typ := range []string{"SIP", "PHONE_NUMBER"} {
-		b.Run(typ, func(b *testing.B) {
-			e := newEnv(b, func(c *envConfig) {
-				c.plain = true
-				c.log = io.Discard
-				c.cfg.RateLimit = -1
-				// Enough numbers that the pool never runs dry within a run.
-				c.pools = map[string][]string{"US": {"+15550000000-+15550099999"}}
-			})
-			var lat testenv.Latencies
-			b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				local := make([]time.Duration, 0, 1024)
-				for pb.Next() {
-					id := newID("bench")
-					body := sipBody(id, map[string]any{"returnTransferType": "REFER", "returnUri": "sip:back@ivr.example.com"})
-					if typ == "PHONE_NUMBER" {
-						body = phoneBody(id, "US")
-					}
-					t0 := time.Now()
-					if err := benchDo(e, http.MethodPost, pathCreate, body); err != nil {
-						b.Error(err)
-						return
-					}
-					if err := benchDo(e, http.MethodGet, pathCreate+"/"+id, nil); err != nil {
-						b.Error(err)
-						return
-					}
-					local = append(local, time.Since(t0))
-				}
-				lat.Add(local)
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			lat.Report(b, elapsed, true)
-		})
+		for _, hooks := range []bool{false, true} {
+			name := typ
+			if hooks {
+				name += "_webhooks"
+			}
+			b.Run(name, func(b *testing.B) { benchCreateGet(b, typ, hooks) })
+		}
 	}
+}
+
+func benchCreateGet(b *testing.B, typ string, hooks bool) {
+	e := newEnv(b, func(c *envConfig) {
+		c.plain = true
+		c.log = io.Discard
+		c.cfg.RateLimit = -1
+		// Enough numbers that the pool never runs dry within a run.
+		c.pools = map[string][]string{"US": {"+15550000000-+15550099999"}}
+		// As cmd/handoff wires it: without an endpoint no event is written.
+		c.webhooks = &transfer.Webhooks{Wants: func(string) bool { return hooks }}
+	})
+	var delivered *atomic.Int64
+	if hooks {
+		delivered = startBenchDispatcher(b, e)
+	}
+	var lat testenv.Latencies
+	b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			id := newID("bench")
+			body := sipBody(id, map[string]any{"returnTransferType": "REFER", "returnUri": "sip:back@ivr.example.com"})
+			if typ == "PHONE_NUMBER" {
+				body = phoneBody(id, "US")
+			}
+			t0 := time.Now()
+			if err := benchDo(e, http.MethodPost, pathCreate, body); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := benchDo(e, http.MethodGet, pathCreate+"/"+id, nil); err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		lat.Add(local)
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat.Report(b, elapsed, true)
+	if hooks {
+		st, _ := e.outbox.Stats(context.Background())
+		b.ReportMetric(float64(delivered.Load())/elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(st.Depth), "pending-events")
+	}
+}
+
+// startBenchDispatcher delivers e's events to a loopback receiver until
+// the benchmark ends, and counts them.
+func startBenchDispatcher(b *testing.B, e *env) *atomic.Int64 {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		n.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	ep, err := webhook.NewEndpoint(srv.URL+"/hook", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := webhook.New(webhook.Config{Logger: slog.New(slog.DiscardHandler)}, e.outbox, func(webhook.Event) *webhook.Endpoint { return ep })
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done; srv.Close() })
+	return &n
 }
 
 // benchDo sends one request and checks for 200; safe from RunParallel goroutines.
