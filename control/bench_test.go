@@ -6,16 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/transfer"
 	"github.com/handoff/handoff/webhook"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 // BenchmarkCreateGet measures a POST followed by a GET of the same transfer
@@ -53,9 +51,9 @@ func benchCreateGet(b *testing.B, typ string, hooks bool) {
 		// As cmd/handoff wires it: without an endpoint no event is written.
 		c.webhooks = &transfer.Webhooks{Wants: func(string) bool { return hooks }}
 	})
-	var delivered *atomic.Int64
+	sink := webhooktest.NewSink(b)
 	if hooks {
-		delivered = startBenchDispatcher(b, e)
+		webhooktest.Dispatch(b, e.outbox, webhook.DefaultWorkers, sink)
 	}
 	var lat testenv.Latencies
 	b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
@@ -88,33 +86,9 @@ func benchCreateGet(b *testing.B, typ string, hooks bool) {
 	lat.Report(b, elapsed, true)
 	if hooks {
 		st, _ := e.outbox.Stats(context.Background())
-		b.ReportMetric(float64(delivered.Load())/elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(sink.Count())/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(st.Depth), "pending-events")
 	}
-}
-
-// startBenchDispatcher delivers e's events to a loopback receiver until
-// the benchmark ends, and counts them.
-func startBenchDispatcher(b *testing.B, e *env) *atomic.Int64 {
-	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		n.Add(1)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	ep, err := webhook.NewEndpoint(srv.URL+"/hook", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := webhook.New(webhook.Config{Logger: slog.New(slog.DiscardHandler)}, e.outbox, func(webhook.Event) *webhook.Endpoint { return ep })
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done; srv.Close() })
-	return &n
 }
 
 // benchDo sends one request and checks for 200; safe from RunParallel goroutines.

@@ -3,14 +3,12 @@ package transfer
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/handoff/handoff/webhook"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 // BenchmarkOutbox measures each store's outbox (bolt with fsync per
@@ -20,11 +18,12 @@ import (
 //   - ClaimDone: 8×GOMAXPROCS goroutines each Claim one event and record
 //     it Done, as dispatcher workers do: the outbox's cost per event (the
 //     scan for a due head, the lease, the removal), in events/s.
+//
 //   - Deliver: a webhook.Dispatcher (4 workers, the default, and 16) takes
 //     the events to a loopback HTTP receiver answering 204: the whole
 //     delivery per event (claim, sign, POST, done), in events/s.
 //
-//	go test -run '^$' -bench BenchmarkOutbox -benchtime 20000x ./transfer/
+//     go test -run '^$' -bench BenchmarkOutbox -benchtime 20000x ./transfer/
 func BenchmarkOutbox(b *testing.B) {
 	for _, kind := range []string{"bolt", "redis"} {
 		b.Run(kind, func(b *testing.B) {
@@ -101,34 +100,7 @@ func benchClaimDone(b *testing.B, ob webhook.Outbox) {
 }
 
 func benchDeliver(b *testing.B, ob webhook.Outbox, workers int) {
-	var got atomic.Int64
-	all := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNoContent)
-		if got.Add(1) == int64(b.N) {
-			close(all)
-		}
-	}))
-	defer srv.Close()
-	ep, err := webhook.NewEndpoint(srv.URL+"/hook", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", false)
-	if err != nil {
-		b.Fatal(err)
-	}
 	fillOutbox(b, ob, b.N)
-	d, err := webhook.New(webhook.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)}, ob,
-		func(webhook.Event) *webhook.Endpoint { return ep })
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	b.ResetTimer()
-	start := time.Now()
-	go func() { d.Run(ctx); close(done) }()
-	<-all
-	elapsed := time.Since(start)
-	b.StopTimer()
-	cancel()
-	<-done
+	elapsed := webhooktest.DeliverAll(b, ob, workers, b.N)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }

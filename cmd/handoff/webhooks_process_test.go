@@ -151,6 +151,7 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 			t.Errorf("%s %s: first sent as %s, after the restart as %v: a duplicate must repeat the id and body", f.transfer, f.typ, f.id, again)
 		}
 	}
+	p.waitMetric("handoff_webhook_events_pending 0")
 }
 
 // A receiver that answers 410 gets no retry (the transfer's next event
