@@ -21,9 +21,9 @@ import (
 // concurrent commits batched). It reports whole create+get pairs per second
 // and the pair's p99 latency. Contract checking is off here; the tests do it.
 // The store is wired as cmd/handoff wires it: the plain variants have no
-// webhook endpoint configured (no event is written); the _webhooks variants
-// have one: every create also writes its transfer.created event in its
-// transaction, and a dispatcher
+// webhook endpoint configured (no event is written); the _events and
+// _webhooks variants have one: every create also writes its
+// transfer.created event in its transaction; with _webhooks a dispatcher
 // (4 workers) delivers the events meanwhile to a loopback receiver, on the
 // same CPUs; they report the events delivered per second and those still
 // pending when the run ends.
@@ -31,17 +31,16 @@ import (
 //	go test -run '^$' -bench BenchmarkCreateGet -benchtime 5s ./control/
 func BenchmarkCreateGet(b *testing.B) {
 	for _, typ := range []string{"SIP", "PHONE_NUMBER"} {
-		for _, hooks := range []bool{false, true} {
-			name := typ
-			if hooks {
-				name += "_webhooks"
-			}
-			b.Run(name, func(b *testing.B) { benchCreateGet(b, typ, hooks) })
+		for _, hooks := range []string{"", "_events", "_webhooks"} {
+			b.Run(typ+hooks, func(b *testing.B) { benchCreateGet(b, typ, hooks) })
 		}
 	}
 }
 
-func benchCreateGet(b *testing.B, typ string, hooks bool) {
+// benchCreateGet runs one variant: hooks "" (no endpoint), "_events" (an
+// endpoint, no dispatcher: the events' write alone) or "_webhooks" (an
+// endpoint and a dispatcher delivering meanwhile).
+func benchCreateGet(b *testing.B, typ, hooks string) {
 	e := newEnv(b, func(c *envConfig) {
 		c.plain = true
 		c.log = io.Discard
@@ -49,10 +48,10 @@ func benchCreateGet(b *testing.B, typ string, hooks bool) {
 		// Enough numbers that the pool never runs dry within a run.
 		c.pools = map[string][]string{"US": {"+15550000000-+15550099999"}}
 		// As cmd/handoff wires it: without an endpoint no event is written.
-		c.webhooks = &transfer.Webhooks{Wants: func(string) bool { return hooks }}
+		c.webhooks = &transfer.Webhooks{Wants: func(string) bool { return hooks != "" }}
 	})
 	sink := webhooktest.NewSink(b)
-	if hooks {
+	if hooks == "_webhooks" {
 		webhooktest.Dispatch(b, e.outbox, webhook.DefaultWorkers, sink)
 	}
 	var lat testenv.Latencies
@@ -84,7 +83,7 @@ func benchCreateGet(b *testing.B, typ string, hooks bool) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	lat.Report(b, elapsed, true)
-	if hooks {
+	if hooks != "" {
 		st, _ := e.outbox.Stats(context.Background())
 		b.ReportMetric(float64(sink.Count())/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(st.Depth), "pending-events")
