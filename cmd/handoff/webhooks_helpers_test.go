@@ -71,6 +71,7 @@ func unstartedHookReceiver(t *testing.T, secret string, port int) *hookReceiver 
 	r := &hookReceiver{t: t, wh: wh, addr: fmt.Sprintf("127.0.0.1:%d", port), pending: map[int]hook{}}
 	r.url = "http://" + r.addr + "/hooks/handoff?token=rcv-token"
 	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	t.Cleanup(func() { r.srv.Listener.Close() }) // the one start replaces, if it never runs
 	return r
 }
 
