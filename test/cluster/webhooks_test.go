@@ -119,17 +119,12 @@ func (s *hookSink) requests(prefix string, answered bool) []received {
 
 func (s *hookSink) waitDeliveries(t *testing.T, prefix string, n int) []received {
 	t.Helper()
-	deadline := time.Now().Add(3 * waitLimit)
-	for {
-		got := s.deliveries(prefix)
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d webhook deliveries for %s*, want %d", len(got), prefix, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var got []received
+	waitUntil(t, fmt.Sprintf("%d webhook deliveries for %s*", n, prefix), func() bool {
+		got = s.deliveries(prefix)
+		return len(got) >= n
+	})
+	return got
 }
 
 // checkLifecycles wants, for each transfer, created then expired, each
@@ -184,14 +179,16 @@ func TestClusterWebhooks(t *testing.T) {
 			t.Errorf("%s delivered %d times in normal operation, want once", id, n)
 		}
 	}
-	time.Sleep(time.Second) // a duplicate would show up now
-	if n := len(sink.deliveries("both-")); n != 20 {
-		t.Errorf("%d deliveries, want 20", n)
-	}
-	byA := a.metricSum(t, "handoff_webhook_deliveries_total", `result="delivered"`)
-	byB := b.metricSum(t, "handoff_webhook_deliveries_total", `result="delivered"`)
-	if byA+byB != 20 || byA == 0 || byB == 0 {
-		t.Errorf("delivered by node-a %v, node-b %v: want 20 in all, shared", byA, byB)
+	// The nodes count a delivery once its outcome is stored, just after
+	// the receiver answered.
+	var byA, byB float64
+	waitUntil(t, "the nodes to count 20 deliveries", func() bool {
+		byA = a.metricSum(t, "handoff_webhook_deliveries_total", `result="delivered"`)
+		byB = b.metricSum(t, "handoff_webhook_deliveries_total", `result="delivered"`)
+		return byA+byB >= 20
+	})
+	if n := len(sink.deliveries("both-")); n != 20 || byA+byB != 20 || byA == 0 || byB == 0 {
+		t.Errorf("%d deliveries; counted by node-a %v, node-b %v: want 20 in all, shared", n, byA, byB)
 	}
 
 	// 2. node-a alone claims the next events and hangs on them; it dies;
@@ -203,13 +200,7 @@ func TestClusterWebhooks(t *testing.T) {
 			t.Fatalf("create: %d %v", code, err)
 		}
 	}
-	deadline := time.Now().Add(waitLimit)
-	for sink.held() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("node-a holds %d attempts, want 3", sink.held())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, "node-a to hold 3 attempts", func() bool { return sink.held() == 3 })
 	a.kill()
 	sink.setHold(false)
 	b = startNode(t, dir, "node-b", redis.URL(), 41000, "-config", cfg)
@@ -228,7 +219,18 @@ func TestClusterWebhooks(t *testing.T) {
 			t.Errorf("%s %s (%s), sent by the dead node, was not delivered again as such", r.transfer, r.typ, r.id)
 		}
 	}
-	if n := b.metricSum(t, "handoff_webhook_events_pending", ""); n != 0 {
-		t.Errorf("events pending after the takeover: %v", n)
+	waitUntil(t, "no event pending after the takeover", func() bool {
+		return b.metricSum(t, "handoff_webhook_events_pending", "") == 0
+	})
+}
+
+// waitUntil polls cond for up to 3 × waitLimit (a takeover waits for a
+// lease to run out first).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * waitLimit); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
