@@ -76,6 +76,7 @@ type Config struct {
 type API struct {
 	cfg      Config
 	svc      *transfer.Service
+	clock    func() time.Time // what views render StatusAt at: svc.Now
 	log      *slog.Logger
 	creds    atomic.Pointer[[]credential] // swapped whole by SetCredentials
 	draining atomic.Bool
@@ -127,7 +128,7 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer, log *slog
 			cfg.Gatherer = prometheus.DefaultGatherer
 		}
 	}
-	a := &API{cfg: cfg, svc: svc, log: log}
+	a := &API{cfg: cfg, svc: svc, clock: svc.Now, log: log}
 	if err := a.SetCredentials(cfg.Credentials); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package control_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,54 +11,82 @@ import (
 	"time"
 
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/transfer"
+	"github.com/handoff/handoff/webhook"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 // BenchmarkCreateGet measures a POST followed by a GET of the same transfer
 // over real HTTP on loopback, against the bolt store (fsync on every commit,
 // concurrent commits batched). It reports whole create+get pairs per second
 // and the pair's p99 latency. Contract checking is off here; the tests do it.
+// The store is wired as cmd/handoff wires it: the plain variants have no
+// webhook endpoint configured (no event is written); the _events and
+// _webhooks variants have one: every create also writes its
+// transfer.created event in its transaction; with _webhooks a dispatcher
+// (4 workers) delivers the events meanwhile to a loopback receiver, on the
+// same CPUs; they report the events delivered per second and those still
+// pending when the run ends.
 //
 //	go test -run '^$' -bench BenchmarkCreateGet -benchtime 5s ./control/
 func BenchmarkCreateGet(b *testing.B) {
 	for _, typ := range []string{"SIP", "PHONE_NUMBER"} {
-		b.Run(typ, func(b *testing.B) {
-			e := newEnv(b, func(c *envConfig) {
-				c.plain = true
-				c.log = io.Discard
-				c.cfg.RateLimit = -1
-				// Enough numbers that the pool never runs dry within a run.
-				c.pools = map[string][]string{"US": {"+15550000000-+15550099999"}}
-			})
-			var lat testenv.Latencies
-			b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				local := make([]time.Duration, 0, 1024)
-				for pb.Next() {
-					id := newID("bench")
-					body := sipBody(id, map[string]any{"returnTransferType": "REFER", "returnUri": "sip:back@ivr.example.com"})
-					if typ == "PHONE_NUMBER" {
-						body = phoneBody(id, "US")
-					}
-					t0 := time.Now()
-					if err := benchDo(e, http.MethodPost, pathCreate, body); err != nil {
-						b.Error(err)
-						return
-					}
-					if err := benchDo(e, http.MethodGet, pathCreate+"/"+id, nil); err != nil {
-						b.Error(err)
-						return
-					}
-					local = append(local, time.Since(t0))
-				}
-				lat.Add(local)
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			lat.Report(b, elapsed, true)
-		})
+		for _, hooks := range []string{"", "_events", "_webhooks"} {
+			b.Run(typ+hooks, func(b *testing.B) { benchCreateGet(b, typ, hooks) })
+		}
+	}
+}
+
+// benchCreateGet runs one variant: hooks "" (no endpoint), "_events" (an
+// endpoint, no dispatcher: the events' write alone) or "_webhooks" (an
+// endpoint and a dispatcher delivering meanwhile).
+func benchCreateGet(b *testing.B, typ, hooks string) {
+	e := newEnv(b, func(c *envConfig) {
+		c.plain = true
+		c.log = io.Discard
+		c.cfg.RateLimit = -1
+		// Enough numbers that the pool never runs dry within a run.
+		c.pools = map[string][]string{"US": {"+15550000000-+15550099999"}}
+		// As cmd/handoff wires it: without an endpoint no event is written.
+		c.webhooks = &transfer.Webhooks{Wants: func(string) bool { return hooks != "" }}
+	})
+	sink := webhooktest.NewSink(b)
+	if hooks == "_webhooks" {
+		webhooktest.Dispatch(b, e.outbox, webhook.DefaultWorkers, sink)
+	}
+	var lat testenv.Latencies
+	b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			id := newID("bench")
+			body := sipBody(id, map[string]any{"returnTransferType": "REFER", "returnUri": "sip:back@ivr.example.com"})
+			if typ == "PHONE_NUMBER" {
+				body = phoneBody(id, "US")
+			}
+			t0 := time.Now()
+			if err := benchDo(e, http.MethodPost, pathCreate, body); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := benchDo(e, http.MethodGet, pathCreate+"/"+id, nil); err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		lat.Add(local)
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat.Report(b, elapsed, true)
+	if hooks != "" {
+		st, _ := e.outbox.Stats(context.Background())
+		b.ReportMetric(float64(sink.Count())/elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(st.Depth), "pending-events")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/handoff/handoff/control"
 	"github.com/handoff/handoff/transfer"
+	"github.com/handoff/handoff/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
@@ -110,6 +111,7 @@ type env struct {
 	svc    *transfer.Service
 	store  *faultyStore
 	reg    *prometheus.Registry
+	outbox webhook.Outbox // the bolt store's, written when envConfig.webhooks is set
 	client *http.Client
 	logs   *syncBuffer
 	offset atomic.Int64 // added to the service clock
@@ -120,6 +122,9 @@ type envConfig struct {
 	pools map[string][]string
 	log   io.Writer
 	plain bool // no contract checking (benchmarks)
+	// webhooks, when set, has the store write webhook events rendered by
+	// control.EventPayload (its Payload is filled in).
+	webhooks *transfer.Webhooks
 }
 
 // newEnv serves the API over real HTTP on loopback, on the real Service and
@@ -146,10 +151,14 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 	}
 	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	bolt, err := transfer.OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), transfer.BoltOptions{Quarantine: time.Minute})
+	if ec.webhooks != nil {
+		ec.webhooks.Payload = control.EventPayload(ec.cfg.SIPTransferURI)
+	}
+	bolt, err := transfer.OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), transfer.BoltOptions{Quarantine: time.Minute, Webhooks: ec.webhooks})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.outbox = bolt
 	e.store = &faultyStore{Store: bolt}
 	e.store.mode.Store("")
 	e.svc = transfer.NewService(e.store, transfer.ServiceConfig{

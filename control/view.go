@@ -139,7 +139,7 @@ func (a *API) view(t *transfer.Transfer, full bool) *transferView {
 	v := &transferView{
 		ID:                     t.ID,
 		ExternalConversationID: t.ExternalConversationID,
-		Status:                 t.StatusAt(a.svc.Now()),
+		Status:                 t.StatusAt(a.clock()),
 		Type:                   t.Type,
 	}
 	switch t.Type {

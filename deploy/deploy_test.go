@@ -227,6 +227,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		"handoff_rtp_packets_lost_total", "handoff_rtp_jitter_seconds_bucket",
 		"handoff_agent_uplink_latency_seconds_bucket", "handoff_agent_downlink_latency_seconds_bucket",
 		"handoff_number_pool_numbers", "handoff_http_requests_total",
+		"handoff_webhook_oldest_event_age_seconds", "handoff_webhook_deliveries_total",
 	} {
 		if !used[want] {
 			t.Errorf("no panel queries %s", want)
@@ -283,7 +284,8 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"HandoffNumberPoolNearlyExhausted", "HandoffReturnFailuresRising", "HandoffRTPLossHigh",
-		"HandoffAgentUnreachable", "HandoffDrainingTooLong", "HandoffSIP5xxRateHigh", "HandoffStoreUnavailable"} {
+		"HandoffAgentUnreachable", "HandoffDrainingTooLong", "HandoffSIP5xxRateHigh", "HandoffStoreUnavailable",
+		"HandoffWebhookEventsDelayed", "HandoffWebhookEventsNearMaxAge"} {
 		if !alerts[want] {
 			t.Errorf("no %s alert", want)
 		}

@@ -100,6 +100,7 @@ func (s *Server) createFromHeaders(ctx context.Context, req *sip.Request) (*tran
 	}
 	t, _, err := s.svc.Create(ctx, m.Owner, transfer.CreateRequest{
 		ID: id, ExternalConversationID: conv, Type: transfer.TypeSIP, SIP: ret, InputContext: headersInput(req),
+		HeadersMode: true, // its webhook events go to the default endpoint
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,9 @@ type BoltOptions struct {
 	Quarantine time.Duration
 	// NoSync skips fsync (benchmarks of the logic only; never in production).
 	NoSync bool
+	// Webhooks, when set, has every change write its webhook events to the
+	// store's outbox in its transaction (the store is a webhook.Outbox).
+	Webhooks *Webhooks
 }
 
 // BoltStore is the embedded, single-file, persistent Store. Every write is a
@@ -30,6 +33,8 @@ type BoltOptions struct {
 type BoltStore struct {
 	db         *bolt.DB
 	quarantine time.Duration
+	webhooks   *Webhooks
+	leases     boltLeases
 }
 
 var (
@@ -61,7 +66,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	// Group commits: concurrent API writes share one fsync.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTransfers, bucketExpiry, bucketPools, bucketNumberIdx, bucketCounts, bucketEnded} {
+		for _, b := range append([][]byte{bucketTransfers, bucketExpiry, bucketPools, bucketNumberIdx, bucketCounts, bucketEnded}, outboxBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -72,7 +77,8 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		db.Close()
 		return nil, err
 	}
-	return &BoltStore{db: db, quarantine: opts.Quarantine}, nil
+	return &BoltStore{db: db, quarantine: opts.Quarantine, webhooks: opts.Webhooks,
+		leases: boltLeases{held: map[string]*boltLease{}}}, nil
 }
 
 // timeKey orders an index by time, then id.
@@ -121,6 +127,7 @@ func addCount(tx *bolt.Tx, s Status, delta int64) error {
 // Create implements Store.
 func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Transfer, error) {
 	var out *Transfer
+	events := 0
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		out = nil
 		if existing, err := getTransfer(tx, t.ID); err == nil {
@@ -128,10 +135,13 @@ func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Tr
 			return ErrExists
 		}
 		p := planCreate(t.Clone(), now, s.quarantine)
+		if err := s.planEvents(&p, nil, now); err != nil {
+			return err
+		}
 		if err := apply(tx, p); err != nil {
 			return err
 		}
-		out = p.Record
+		out, events = p.Record, len(p.Events)
 		return nil
 	})
 	if errors.Is(err, ErrExists) {
@@ -140,11 +150,18 @@ func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Tr
 	if err != nil {
 		return nil, err
 	}
+	s.webhooks.notify(events)
 	return out, nil
 }
 
-// apply writes p in tx: the number lease it takes or ends, the record, and
-// the index entries it moves.
+// planEvents adds to p the webhook events of the change from old.
+func (s *BoltStore) planEvents(p *plan, old *Transfer, now time.Time) (err error) {
+	p.Events, err = s.webhooks.events(old, p.Record, now)
+	return err
+}
+
+// apply writes p in tx: the number lease it takes or ends, the record, the
+// index entries it moves and its webhook events.
 func apply(tx *bolt.Tx, p plan) error {
 	t := p.Record
 	if p.Lease != nil {
@@ -162,6 +179,11 @@ func apply(tx *bolt.Tx, p plan) error {
 	if err := putTransfer(tx, t); err != nil {
 		return err
 	}
+	for _, e := range p.Events {
+		if err := enqueueEvent(tx, e.withNumber(leased(t))); err != nil {
+			return err
+		}
+	}
 	if err := moveCount(tx, p.CountFrom, p.CountTo); err != nil {
 		return err
 	}
@@ -172,6 +194,14 @@ func apply(tx *bolt.Tx, p plan) error {
 		return nil
 	}
 	return tx.Bucket(bucketEnded).Put(timeKey(p.Ended, t.ID), nil)
+}
+
+// leased is t's number, "" if it has none.
+func leased(t *Transfer) string {
+	if t.PhoneNumber == nil {
+		return ""
+	}
+	return t.PhoneNumber.TransferNumber
 }
 
 // moveCount counts one transfer less of status from and one more of to
@@ -239,6 +269,7 @@ func (s *BoltStore) FindByNumber(ctx context.Context, number string, now time.Ti
 // Update implements Store.
 func (s *BoltStore) Update(ctx context.Context, id string, now time.Time, fn func(*Transfer) error) (*Transfer, error) {
 	var out *Transfer
+	events := 0
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		old, err := getTransfer(tx, id)
 		if err != nil {
@@ -248,12 +279,17 @@ func (s *BoltStore) Update(ctx context.Context, id string, now time.Time, fn fun
 		if err := fn(t); err != nil {
 			return err
 		}
-		out = t
-		return apply(tx, planUpdate(old, t, now, s.quarantine))
+		p := planUpdate(old, t, now, s.quarantine)
+		if err := s.planEvents(&p, old, now); err != nil {
+			return err
+		}
+		out, events = t, len(p.Events)
+		return apply(tx, p)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.webhooks.notify(events)
 	return out, nil
 }
 
@@ -336,21 +372,22 @@ func (s *BoltStore) Ping(ctx context.Context) error {
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
 
-// OngoingOn lists up to limit ONGOING transfers answered by node. The
-// embedded store serves one node and this runs once at start-up, so a scan
-// is enough.
+// OngoingOn lists up to limit transfers answered by node that it still
+// owes an outcome: ONGOING, or returning (see ongoingNode). The embedded
+// store serves one node and this runs once at start-up, so a scan is
+// enough.
 func (s *BoltStore) OngoingOn(ctx context.Context, node string, limit int) ([]string, error) {
 	var ids []string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketTransfers).ForEach(func(k, v []byte) error {
-			if len(ids) >= limit || !bytes.Contains(v, []byte(`"status":"ONGOING"`)) {
+			if len(ids) >= limit || !bytes.Contains(v, []byte(`"status":"ONGOING"`)) && !bytes.Contains(v, []byte(`"endReason":"agent_finished"`)) {
 				return nil
 			}
 			var t Transfer
 			if err := json.Unmarshal(v, &t); err != nil {
 				return nil
 			}
-			if t.Status == StatusOngoing && t.Node == node {
+			if ongoingNode(&t) == node {
 				ids = append(ids, t.ID)
 			}
 			return nil

@@ -15,7 +15,8 @@ type NodeStore interface {
 	// heartbeat, and no heartbeat at all for longer than after (measured
 	// by the store's clock, so the nodes' clocks do not matter).
 	LostNodes(ctx context.Context, after time.Duration) ([]string, error)
-	// OngoingOn lists up to limit ONGOING transfers answered by node.
+	// OngoingOn lists up to limit transfers answered by node that it still
+	// owes an outcome: ONGOING, or returning (Transfer.Returning).
 	OngoingOn(ctx context.Context, node string, limit int) ([]string, error)
 }
 
@@ -71,7 +72,8 @@ const lostBatch = 200
 
 // EndLostNodes completes, with end reason node_lost, the ONGOING transfers
 // of every node other than self whose last heartbeat is older than
-// lostAfter, so IVRs polling them are not left waiting forever. Every node
+// lostAfter (and records the returns they were running as failed), so IVRs
+// polling them are not left waiting forever. Every node
 // may run it at once: each transfer is ended by one compare-and-set, and a
 // transfer that has moved on meanwhile is left alone. It ends at most a
 // batch per lost node and returns how many it ended (no-op on a single-node

@@ -9,9 +9,9 @@ import "time"
 // each store only knows how to write each part, all in one transaction
 // (apply in bolt.go, lua/write.lua for Redis).
 //
-// A write that must land with the change or not at all (an outbox event
-// for a webhook, say) is one more field here, filled in by the planner and
-// written by those two appliers.
+// A write that must land with the change or not at all is one more field
+// here, filled in by the planner and written by those two appliers: the
+// webhook events of the change (Events) are one.
 type plan struct {
 	// Record is the transfer as stored after the change.
 	Record *Transfer
@@ -31,10 +31,14 @@ type plan struct {
 	Lease *numberLease
 	// Release, when the transfer leaves ACTIVE, ends its number's lease.
 	Release *numberLease
-	// OngoingFrom and OngoingTo move the record between the indexes of
-	// ONGOING transfers by node ("" is none). The embedded store serves one
-	// node and keeps no such index (its OngoingOn scans).
+	// OngoingFrom and OngoingTo move the record between the per-node
+	// indexes of the transfers a node still owes an outcome ("" is none):
+	// ONGOING, or Returning (see ongoingNode). The embedded store serves
+	// one node and keeps no such index (its OngoingOn scans).
 	OngoingFrom, OngoingTo string
+	// Events are the change's webhook events (Webhooks.events), appended
+	// to the outbox in the same transaction.
+	Events []outboxEvent
 }
 
 // numberLease is a number's new lease: held (leased) until HeldUntil, then
@@ -118,9 +122,13 @@ func activeExpiry(t *Transfer) time.Time {
 	return time.Time{}
 }
 
-// ongoingNode is the node whose ONGOING index holds t, or "".
+// ongoingNode is the node whose ONGOING index holds t, or "". A transfer
+// whose return has not been recorded stays there too, so that if its node
+// dies during the return, the node's restart (EndOrphans) or a surviving
+// node (EndLostNodes) records the return as failed and its
+// transfer.completed event is still written.
 func ongoingNode(t *Transfer) string {
-	if t.Status == StatusOngoing {
+	if t.Status == StatusOngoing || t.Returning() {
 		return t.Node
 	}
 	return ""

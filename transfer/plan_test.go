@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -54,7 +55,7 @@ func TestPlanUpdate(t *testing.T) {
 	// An amend after the end changes no index entry.
 	amended := done.Clone()
 	amended.EndReason = "x"
-	if p := planUpdate(done, amended, late, q); p != (plan{Record: amended}) {
+	if p := planUpdate(done, amended, late, q); !reflect.DeepEqual(p, plan{Record: amended}) {
 		t.Errorf("amend plans %+v", p)
 	}
 }

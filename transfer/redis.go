@@ -25,6 +25,9 @@ type RedisOptions struct {
 	Prefix string
 	// Quarantine is how long a number rests after its lease ends (as BoltOptions).
 	Quarantine time.Duration
+	// Webhooks, when set, has every change write its webhook events to the
+	// store's outbox in its script (the store is a webhook.Outbox).
+	Webhooks *Webhooks
 }
 
 // RedisStore is the Store shared by several Handoff nodes. Every change is
@@ -52,11 +55,13 @@ type RedisOptions struct {
 //	P ongoing-nodes   set   nodes that may have ONGOING transfers
 //	P hb:<node>       string, expires: the node's live heartbeat
 //	P nodes           zset  node -> last heartbeat (Redis clock, ms)
+//	P ob:...          the outbox of webhook events (lua/outbox_lib.lua)
 type RedisStore struct {
 	rdb        redis.UniversalClient
 	owned      bool
 	p          string
 	quarantine time.Duration
+	webhooks   *Webhooks
 }
 
 // OpenRedis connects to the Redis at url (redis://[user:pass@]host:port/db,
@@ -97,7 +102,7 @@ func NewRedisStore(rdb redis.UniversalClient, opts RedisOptions) *RedisStore {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultRedisPrefix
 	}
-	return &RedisStore{rdb: rdb, p: opts.Prefix, quarantine: opts.Quarantine}
+	return &RedisStore{rdb: rdb, p: opts.Prefix, quarantine: opts.Quarantine, webhooks: opts.Webhooks}
 }
 
 // Client returns the underlying client.
@@ -142,20 +147,21 @@ func (s *RedisStore) run(ctx context.Context, script *redis.Script, args any) *r
 
 // writeArgs is a plan as lua/write.lua reads it (times as micros).
 type writeArgs struct {
-	Prefix      string     `json:"prefix"`
-	ID          string     `json:"id"`
-	Record      string     `json:"record"`
-	Version     string     `json:"version,omitempty"`
-	Token       string     `json:"token,omitempty"`
-	CountFrom   Status     `json:"countFrom,omitempty"`
-	CountTo     Status     `json:"countTo,omitempty"`
-	ExpiryDel   bool       `json:"expiryDel,omitempty"`
-	ExpiryAdd   string     `json:"expiryAdd,omitempty"`
-	Ended       string     `json:"ended,omitempty"`
-	Lease       *leaseArgs `json:"lease,omitempty"`
-	Release     *leaseArgs `json:"release,omitempty"`
-	OngoingFrom string     `json:"ongoingFrom,omitempty"`
-	OngoingTo   string     `json:"ongoingTo,omitempty"`
+	Prefix      string      `json:"prefix"`
+	ID          string      `json:"id"`
+	Record      string      `json:"record"`
+	Version     string      `json:"version,omitempty"`
+	Token       string      `json:"token,omitempty"`
+	CountFrom   Status      `json:"countFrom,omitempty"`
+	CountTo     Status      `json:"countTo,omitempty"`
+	ExpiryDel   bool        `json:"expiryDel,omitempty"`
+	ExpiryAdd   string      `json:"expiryAdd,omitempty"`
+	Ended       string      `json:"ended,omitempty"`
+	Lease       *leaseArgs  `json:"lease,omitempty"`
+	Release     *leaseArgs  `json:"release,omitempty"`
+	OngoingFrom string      `json:"ongoingFrom,omitempty"`
+	OngoingTo   string      `json:"ongoingTo,omitempty"`
+	Events      []eventArgs `json:"events,omitempty"`
 }
 
 // leaseArgs is a numberLease as lua/write.lua reads it.
@@ -197,7 +203,7 @@ func (s *RedisStore) write(ctx context.Context, p plan, version, token string) (
 		CountFrom: p.CountFrom, CountTo: p.CountTo,
 		ExpiryDel: !p.ExpiryFrom.IsZero(), ExpiryAdd: optMicros(p.ExpiryTo), Ended: optMicros(p.Ended),
 		Lease: newLeaseArgs(p.Lease), Release: newLeaseArgs(p.Release),
-		OngoingFrom: p.OngoingFrom, OngoingTo: p.OngoingTo,
+		OngoingFrom: p.OngoingFrom, OngoingTo: p.OngoingTo, Events: eventsArgs(p.Events),
 	}).StringSlice()
 	if err != nil {
 		return nil, wrap(ctx, err)
@@ -207,11 +213,14 @@ func (s *RedisStore) write(ctx context.Context, p plan, version, token string) (
 
 // Create implements Store. The number a create leases is kept beside the
 // record (field n), not in its JSON.
-func (s *RedisStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Transfer, error) {
+func (s *RedisStore) Create(ctx context.Context, t *Transfer, now time.Time) (_ *Transfer, err error) {
 	rec := t.Clone()
 	p := planCreate(rec, now, s.quarantine)
 	if p.Lease != nil {
 		rec.PhoneNumber.TransferNumber = ""
+	}
+	if p.Events, err = s.webhooks.events(nil, rec, now); err != nil {
+		return nil, err
 	}
 	res, err := s.write(ctx, p, "", "")
 	if err != nil {
@@ -232,6 +241,7 @@ func (s *RedisStore) Create(ctx context.Context, t *Transfer, now time.Time) (*T
 	if p.Lease != nil {
 		rec.PhoneNumber.TransferNumber = res[1]
 	}
+	s.webhooks.notify(len(p.Events))
 	return rec, nil
 }
 
@@ -313,7 +323,11 @@ func (s *RedisStore) Update(ctx context.Context, id string, now time.Time, fn fu
 			return nil, err
 		}
 		lastToken = newToken()
-		res, err := s.write(ctx, planUpdate(old, t, now, s.quarantine), version, lastToken)
+		p := planUpdate(old, t, now, s.quarantine)
+		if p.Events, err = s.webhooks.events(old, t, now); err != nil {
+			return nil, err
+		}
+		res, err := s.write(ctx, p, version, lastToken)
 		if err != nil {
 			if errors.Is(err, ErrUnavailable) && ctx.Err() == nil && attempt < 2 {
 				// The outcome is unknown: re-read; the token tells
@@ -323,6 +337,7 @@ func (s *RedisStore) Update(ctx context.Context, id string, now time.Time, fn fu
 			return nil, err
 		}
 		if res[0] == "ok" {
+			s.webhooks.notify(len(p.Events))
 			return t, nil
 		}
 		if attempt > 2 {

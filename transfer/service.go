@@ -72,6 +72,9 @@ type CreateRequest struct {
 	Country                string        `json:"country,omitempty"`
 	SIP                    *SIPReturn    `json:"sip,omitempty"`
 	InputContext           *InputContext `json:"inputContext,omitempty"`
+	// HeadersMode: the SIP side creates the transfer from an INVITE's
+	// headers, not the API (see Transfer.HeadersMode).
+	HeadersMode bool `json:"headersMode,omitempty"`
 }
 
 func (r *CreateRequest) hash() string {
@@ -97,6 +100,7 @@ func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (
 		CreatedAt:              now,
 		ExpiresAt:              now.Add(s.cfg.TTL),
 		RequestHash:            req.hash(),
+		HeadersMode:            req.HeadersMode,
 	}
 	if req.Type == TypePhoneNumber {
 		t.PhoneNumber = &PhoneNumber{Country: req.Country}

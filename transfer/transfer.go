@@ -140,6 +140,10 @@ type Transfer struct {
 	// Inbound is what the claiming INVITE said about the call (UUI,
 	// identity and history headers, X- headers), recorded with the claim.
 	Inbound *Inbound `json:"inbound,omitempty"`
+	// HeadersMode marks a transfer created from an INVITE's headers (the
+	// SIP side's headers mode) rather than by an API call: its webhook
+	// events go to the default endpoint, not to its owner's.
+	HeadersMode bool `json:"headersMode,omitempty"`
 }
 
 // Results of a return.
@@ -234,6 +238,13 @@ func (t *Transfer) Transition(to Status, now time.Time) error {
 		t.CompletedAt = now
 	}
 	return nil
+}
+
+// Returning reports whether t's call ended with the agent finished and the
+// return (handing the call back) has not been recorded yet: the node that
+// answered the call still owes its returnResult.
+func (t *Transfer) Returning() bool {
+	return t.Status == StatusCompleted && t.EndReason == EndAgentFinished && (t.Return == nil || t.Return.Result == "")
 }
 
 // EndedAt is when the transfer reached its final stored status: completion,

@@ -3,14 +3,11 @@ package webhook_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/handoff/handoff/webhook"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 // BenchmarkDispatcher: events per second from the in-memory outbox through
@@ -25,19 +22,6 @@ func BenchmarkDispatcher(b *testing.B) {
 }
 
 func benchDispatcher(b *testing.B, workers int) {
-	var got atomic.Int64
-	all := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNoContent)
-		if got.Add(1) == int64(b.N) {
-			close(all)
-		}
-	}))
-	defer srv.Close()
-	ep, err := webhook.NewEndpoint(srv.URL+"/hook", secretA, false)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ob := webhook.NewMemoryOutbox()
 	data := []byte(`{"id":"tr","externalConversationId":"conv-1","type":"SIP","status":"ONGOING","createdAt":"2026-01-01T00:00:00Z"}`)
 	for i := range b.N {
@@ -49,22 +33,8 @@ func benchDispatcher(b *testing.B, workers int) {
 			b.Fatal(err)
 		}
 	}
-	d, err := webhook.New(webhook.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)}, ob,
-		func(webhook.Event) *webhook.Endpoint { return ep })
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
 	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	go func() { d.Run(ctx); close(done) }()
-	<-all
-	elapsed := time.Since(start)
-	b.StopTimer()
-	cancel()
-	<-done
+	elapsed := webhooktest.DeliverAll(b, ob, workers, b.N)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
 

@@ -173,9 +173,10 @@ func newEvent(t *testing.T, typ webhook.EventType, transfer, credential string, 
 
 // harness is a running dispatcher, its outbox and its metrics.
 type harness struct {
-	d   *webhook.Dispatcher
-	ob  *webhook.MemoryOutbox
-	reg *prometheus.Registry
+	d    *webhook.Dispatcher
+	ob   *webhook.MemoryOutbox
+	reg  *prometheus.Registry
+	stop func() // ends Run and waits for it (idempotent)
 }
 
 // fastConfig retries within milliseconds and polls often.
@@ -196,8 +197,9 @@ func start(t *testing.T, cfg webhook.Config, ob *webhook.MemoryOutbox, resolve w
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &harness{d: d, ob: ob, reg: reg}
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return &harness{d: d, ob: ob, reg: reg, stop: stop}
 }
 
 func (h *harness) enqueue(t *testing.T, evs ...webhook.Event) {
@@ -208,13 +210,16 @@ func (h *harness) enqueue(t *testing.T, evs ...webhook.Event) {
 	h.d.Notify()
 }
 
-// drained waits until the outbox is empty.
+// drained waits until the outbox is empty, then stops the dispatcher: Run
+// returns once its workers have finished, so every outcome is counted (a
+// worker counts one just after the outbox took it).
 func (h *harness) drained(t *testing.T) {
 	t.Helper()
 	eventually(t, "the outbox to drain", func() bool {
 		s, _ := h.ob.Stats(context.Background())
 		return s.Depth == 0
 	})
+	h.stop()
 }
 
 // metric reads one sample of the registry ("" labels for none).

@@ -10,8 +10,8 @@ import (
 )
 
 // MemoryOutbox is an Outbox in process memory. It is NOT DURABLE: its
-// events are lost when the process exits. It serves the tests, and the
-// embedded default until the transfer stores implement Outbox.
+// events are lost when the process exits. It serves the tests; the
+// transfer stores (bbolt, Redis) are the durable outboxes.
 type MemoryOutbox struct {
 	mu     sync.Mutex
 	queues map[string]*memQueue // by transfer id

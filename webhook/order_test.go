@@ -124,6 +124,7 @@ func TestTwoNodesShareAnOutbox(t *testing.T) {
 	enqueueInterleaved(t, a, transfers, perTransfer)
 	b.d.Notify()
 	a.drained(t)
+	b.drained(t)
 	checkInOrder(t, rcv.requests(), transfers, perTransfer)
 	total := a.deliveries(t, webhook.TransferOngoing, webhook.ResultDelivered) + b.deliveries(t, webhook.TransferOngoing, webhook.ResultDelivered)
 	if total != transfers*perTransfer {

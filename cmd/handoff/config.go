@@ -35,6 +35,8 @@ type Config struct {
 	Agent   AgentConfig   `yaml:"agent"`
 	Log     LogConfig     `yaml:"log"`
 	Drain   DrainConfig   `yaml:"drain"`
+	// Webhooks is in webhooks.go.
+	Webhooks WebhooksConfig `yaml:"webhooks"`
 }
 
 // HTTPConfig is the control-plane HTTP server.
@@ -65,13 +67,17 @@ type AuthConfig struct {
 // Credential is one API client (asapp-api-id / asapp-api-secret). Exactly
 // one of Secret and SecretFile is set in the file; Load reads SecretFile
 // into Secret. A ReadOnly credential may read its transfers but not create
-// any (403).
+// any (403). WebhookURL and WebhookSecret (or WebhookSecretFile) name the
+// endpoint of the webhook events of the transfers it creates.
 type Credential struct {
-	ID         string `yaml:"id"`
-	Secret     string `yaml:"secret,omitempty"`
-	SecretFile string `yaml:"secret_file,omitempty"`
-	ReadOnly   bool   `yaml:"read_only,omitempty"`
-	Admin      bool   `yaml:"admin,omitempty"`
+	ID                string `yaml:"id"`
+	Secret            string `yaml:"secret,omitempty"`
+	SecretFile        string `yaml:"secret_file,omitempty"`
+	ReadOnly          bool   `yaml:"read_only,omitempty"`
+	Admin             bool   `yaml:"admin,omitempty"`
+	WebhookURL        string `yaml:"webhook_url,omitempty"`
+	WebhookSecret     string `yaml:"webhook_secret,omitempty"`
+	WebhookSecretFile string `yaml:"webhook_secret_file,omitempty"`
 }
 
 // apiCredentials is auth.credentials as the control API takes them.
@@ -300,8 +306,9 @@ func Defaults() Config {
 			Format: agent.FormatMulaw.String(), FallbackTransferType: agent.TransferAgent,
 			SIP:       AgentSIPConfig{RingTimeout: sip.DefaultAgentRingTimeout, SessionExpires: sip.DefaultAgentSessionExpires},
 			TwilioAPI: TwilioAPIConfig{TransferType: agent.TransferSystem}},
-		Log:   LogConfig{Level: "info", Format: "json"},
-		Drain: DrainConfig{Delay: 0, Timeout: 30 * time.Second},
+		Log:      LogConfig{Level: "info", Format: "json"},
+		Drain:    DrainConfig{Delay: 0, Timeout: 30 * time.Second},
+		Webhooks: defaultWebhooks(),
 	}
 }
 
@@ -370,14 +377,16 @@ func (c *Config) resolve() error {
 	return nil
 }
 
-// readSecrets reads every secret_file, password_file and token_file.
+// readSecrets reads every secret_file, password_file, token_file and
+// webhook secret file.
 func (c *Config) readSecrets() error {
 	keys := keyNamesOf(c)
 	var errs []error
 	for i := range c.Auth.Credentials {
 		cr := &c.Auth.Credentials[i]
 		where := fmt.Sprintf("%s[%d] (%s)", keys.of(&c.Auth.Credentials), i, cr.ID)
-		errs = append(errs, readSecret(where, "secret", &cr.Secret, "secret_file", cr.SecretFile))
+		errs = append(errs, readSecret(where, "secret", &cr.Secret, "secret_file", cr.SecretFile),
+			readSecret(where, "webhook_secret", &cr.WebhookSecret, "webhook_secret_file", cr.WebhookSecretFile))
 	}
 	for i := range c.SIP.Digest.Users {
 		u := &c.SIP.Digest.Users[i]
@@ -388,6 +397,7 @@ func (c *Config) readSecrets() error {
 	a := &c.Agent
 	errs = append(errs, readSecret(keys.of(&a.SIP), "password", &a.SIP.Password, "password_file", a.SIP.PasswordFile))
 	errs = append(errs, readSecret(keys.of(&a.TwilioAPI), "auth_token", &a.TwilioAPI.AuthToken, "auth_token_file", a.TwilioAPI.AuthTokenFile))
+	errs = append(errs, readSecret(keys.of(&c.Webhooks), "default_secret", &c.Webhooks.DefaultSecret, "default_secret_file", c.Webhooks.DefaultSecretFile))
 	return errors.Join(errs...)
 }
 

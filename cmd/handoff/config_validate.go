@@ -66,6 +66,7 @@ func (c *Config) Validate() error {
 	c.Log.validate(v)
 	v.notNegative(&c.Drain.Delay, "")
 	v.positive(&c.Drain.Timeout)
+	c.Webhooks.validate(v, &c.Auth)
 	return errors.Join(v.errs...)
 }
 

@@ -11,7 +11,8 @@
 // store is closed; the exit status is 0. A second signal cuts the drain short.
 //
 // SIGHUP reloads what can change without dropping calls (reload.go): API
-// credentials, number pools, log.level and log.sip_trace.
+// credentials (and their webhook endpoints), number pools, the default
+// webhook endpoint, log.level and log.sip_trace.
 package main
 
 import (
@@ -124,7 +125,8 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	// it before any SIP socket exists; log.sip_trace switches its output.
 	tracer := installSIPTracer(log, cfg.Log.SIPTrace)
 
-	store, storeWhere, err := openStore(cfg)
+	hooks := newWebhookRouting(&cfg)
+	store, storeWhere, err := openStore(cfg, hooks.storeWebhooks(&cfg))
 	if err != nil {
 		return err
 	}
@@ -160,6 +162,10 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	if err := svc.Register(reg); err != nil {
 		return fmt.Errorf("register transfer metrics: %w", err)
 	}
+	dispatcher, err := hooks.newDispatcher(&cfg, store, reg, log)
+	if err != nil {
+		return err
+	}
 
 	var rl *reloader // the API's reload endpoint calls it once it exists
 	api, err := control.New(control.Config{
@@ -174,7 +180,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		return err
 	}
 
-	rl, err = newReloader(cfg, configPath, lookupEnv, log, level, tracer, api, svc, reg)
+	rl, err = newReloader(cfg, configPath, lookupEnv, log, level, tracer, api, svc, hooks, reg)
 	if err != nil {
 		return err
 	}
@@ -188,6 +194,9 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	defer cancel()
 	wg.Go(func() { svc.RunSweeper(ctx, sweepInterval) })
 	wg.Go(func() { svc.RunNode(ctx, nodeConfig(cfg)) }) // heartbeat, node_lost (shared store only)
+	// Webhooks go out while the process drains; at exit the attempts in
+	// flight finish, and the rest wait in the store.
+	wg.Go(func() { dispatcher.Run(ctx) })
 	wg.Go(func() {
 		for {
 			select {
@@ -333,6 +342,8 @@ func logConfig(cfg Config, configPath string, log *slog.Logger) {
 		"agent_mode", cfg.Agent.Mode,
 		"agent_sip_uri", cfg.Agent.SIP.URI,
 		"agent_twilio_api", cfg.Agent.TwilioAPI.Enabled(),
+		"webhook_credentials", webhookCredentials(&cfg),
+		"webhook_default", cfg.Webhooks.DefaultURL != "",
 	)
 	if cfg.UsesDevCredential() {
 		log.Warn("auth.credentials includes the built-in development credential (id " + devCredentialID +

@@ -23,6 +23,12 @@ var reloadable = map[string]bool{
 	"numbers.pools":    true, // transfer.Service.SetNumbers: leased numbers keep serving
 	"log.level":        true, // slog.LevelVar
 	"log.sip_trace":    true, // the tracer's switch
+	// webhook endpoints (auth.credentials too): the endpoint table is
+	// swapped; queued events go to the new endpoints.
+	"webhooks.default_url":         true,
+	"webhooks.default_secret":      true,
+	"webhooks.default_secret_file": true,
+	"webhooks.allow_insecure":      true,
 }
 
 // reloader re-reads the configuration (SIGHUP) and applies what it can.
@@ -34,6 +40,7 @@ type reloader struct {
 	tracer    *sipTracer
 	api       *control.API
 	svc       *transfer.Service
+	webhooks  *webhookRouting
 
 	reloads     *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
@@ -43,9 +50,9 @@ type reloader struct {
 }
 
 func newReloader(cfg Config, path string, lookupEnv func(string) (string, bool), log *slog.Logger, level *slog.LevelVar,
-	tracer *sipTracer, api *control.API, svc *transfer.Service, reg prometheus.Registerer) (*reloader, error) {
+	tracer *sipTracer, api *control.API, svc *transfer.Service, webhooks *webhookRouting, reg prometheus.Registerer) (*reloader, error) {
 	r := &reloader{
-		path: path, lookupEnv: lookupEnv, log: log, level: level, tracer: tracer, api: api, svc: svc, cur: cfg,
+		path: path, lookupEnv: lookupEnv, log: log, level: level, tracer: tracer, api: api, svc: svc, webhooks: webhooks, cur: cfg,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_config_reloads_total",
 			Help: "Configuration reloads (SIGHUP), by result (success, failure).",
@@ -117,6 +124,12 @@ func (r *reloader) apply(ctx context.Context) error {
 			r.log.Warn("auth.credentials includes the built-in development credential (id " + devCredentialID + ")")
 		}
 	}
+	if slices.ContainsFunc(applied, func(k string) bool { return slices.Contains(webhookKeys, k) }) {
+		r.webhooks.dir.Store(webhookDirectory(&next))
+		w := &r.cur.Webhooks
+		w.DefaultURL, w.DefaultSecret, w.DefaultSecretFile, w.AllowInsecure =
+			next.Webhooks.DefaultURL, next.Webhooks.DefaultSecret, next.Webhooks.DefaultSecretFile, next.Webhooks.AllowInsecure
+	}
 	// The new log level takes effect after the lines about this reload, when
 	// it is stricter, so they show whichever way the level moves.
 	var newLevel slog.Level
@@ -145,6 +158,7 @@ func (r *reloader) apply(ctx context.Context) error {
 		"source", r.source(),
 		"applied", applied,
 		"credential_ids", ids,
+		"webhook_credentials", webhookCredentials(&r.cur),
 		"pool_countries", countries,
 		"log_level", r.cur.Log.Level,
 		"sip_trace", r.cur.Log.SIPTrace,

@@ -12,11 +12,12 @@ import (
 const storeOpenTimeout = 10 * time.Second
 
 // openStore opens Redis when store.redis_url is set (several nodes share
-// it), else the embedded store at store.path. where describes it for logs
-// (never with the Redis password).
-func openStore(cfg Config) (store transfer.Store, where []any, err error) {
+// it), else the embedded store at store.path; either writes the webhook
+// events w renders. where describes it for logs (never with the Redis
+// password).
+func openStore(cfg Config, w *transfer.Webhooks) (store transfer.Store, where []any, err error) {
 	if cfg.Store.RedisURL == "" {
-		st, err := transfer.OpenBolt(cfg.Store.Path, transfer.BoltOptions{Quarantine: cfg.Numbers.Quarantine})
+		st, err := transfer.OpenBolt(cfg.Store.Path, transfer.BoltOptions{Quarantine: cfg.Numbers.Quarantine, Webhooks: w})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -27,6 +28,7 @@ func openStore(cfg Config) (store transfer.Store, where []any, err error) {
 	st, err := transfer.OpenRedis(ctx, cfg.Store.RedisURL, transfer.RedisOptions{
 		Prefix:     cfg.Store.RedisPrefix,
 		Quarantine: cfg.Numbers.Quarantine,
+		Webhooks:   w,
 	})
 	if err != nil {
 		return nil, nil, err

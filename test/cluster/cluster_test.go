@@ -70,7 +70,9 @@ type node struct {
 	client  *http.Client
 }
 
-func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int) *node {
+// startNode runs a node; args are the binary's (e.g. -config FILE), the
+// environment sets the rest.
+func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int, args ...string) *node {
 	t.Helper()
 	bin := testenv.Build(t, "github.com/handoff/handoff/cmd/handoff")
 	n := &node{
@@ -108,7 +110,7 @@ func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = exec.Command(bin)
+	n.cmd = exec.Command(bin, args...)
 	n.cmd.Dir = dir
 	n.cmd.Env = env
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf

@@ -17,6 +17,8 @@
 --                           end that number's lease early, if still held
 --   ongoingFrom, ongoingTo  nodes whose ONGOING index the transfer leaves,
 --                           enters
+--   events                  webhook events to append to the outbox (see
+--                           obEnqueue in outbox_lib.lua, put before this)
 --
 -- Returns {'ok', number} | {'exists', record, number} | {'moved'} (another
 -- writer won) | {'unknown'} (no such country) | {'nonumber'} (none free).
@@ -79,4 +81,5 @@ if a.ongoingTo then
   redis.call('SADD', P .. 'ongoing:' .. a.ongoingTo, a.id)
   redis.call('SADD', P .. 'ongoing-nodes', a.ongoingTo)
 end
+for _, e in ipairs(a.events or {}) do obEnqueue(P, e, number) end
 return {'ok', number}
