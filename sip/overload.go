@@ -29,6 +29,16 @@ const (
 	shareDecrease = 800
 	// shareIncrease is added back after each window on target (or idle): 0.05.
 	shareIncrease = 50
+	// minWindowSamples is how many INVITEs a window needs to be judged: one
+	// slow INVITE at low traffic (a disk stall) is no overload.
+	minWindowSamples = 3
+)
+
+// Defaults of the overload thresholds in cmd/handoff (the sip package's
+// zero values turn them off).
+const (
+	DefaultMaxPending = 1000
+	DefaultMaxLatency = 250 * time.Millisecond
 )
 
 // Reasons of overload refusals (Reason header text and metric label).
@@ -50,6 +60,7 @@ type shedder struct {
 	pending int           // unanswered INVITEs
 	window  time.Time     // start of the window being measured
 	fastest time.Duration // shortest handling time seen in it; -1 for none
+	samples int           // handling times seen in it
 	share   int           // thousandths of new INVITEs admitted, in [0, shareAll]
 	credit  int           // admissions owed at the current share, in thousandths
 }
@@ -87,6 +98,7 @@ func (s *shedder) observe(now time.Time, d time.Duration) {
 	if s.fastest < 0 || d < s.fastest {
 		s.fastest = d
 	}
+	s.samples++
 }
 
 // answered takes an INVITE out of the backlog.
@@ -96,7 +108,8 @@ func (s *shedder) answered() { s.pending-- }
 func (s *shedder) shedding() bool { return s.share < shareAll }
 
 // roll closes the windows that ended by now and adjusts the share: down
-// after a window over target, up after each other one.
+// after a window over target (with enough samples to judge), up after
+// each other one.
 func (s *shedder) roll(now time.Time) {
 	if s.window.IsZero() {
 		s.window = now
@@ -106,7 +119,7 @@ func (s *shedder) roll(now time.Time) {
 	if n <= 0 {
 		return
 	}
-	if s.cfg.MaxLatency > 0 && s.fastest > s.cfg.MaxLatency {
+	if s.cfg.MaxLatency > 0 && s.samples >= minWindowSamples && s.fastest > s.cfg.MaxLatency {
 		s.share = s.share * shareDecrease / shareAll
 	} else {
 		s.share += shareIncrease
@@ -116,5 +129,5 @@ func (s *shedder) roll(now time.Time) {
 		s.share, s.credit = shareAll, 0
 	}
 	s.window = s.window.Add(time.Duration(n) * overloadWindow)
-	s.fastest = -1
+	s.fastest, s.samples = -1, 0
 }
