@@ -67,15 +67,6 @@ need curl sipp go ss
 [ -n "$anchor" ] && need kamailio
 load_init
 
-# free_udp_port prints a loopback UDP port nobody listens on.
-free_udp_port() {
-	local p
-	while :; do
-		p=$((RANDOM % 20000 + 40000))
-		ss -Hlun "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
-
 # cpu_of sums the CPU ticks of a process and its children (Kamailio forks).
 cpu_of() {
 	local t=0 c
@@ -149,7 +140,7 @@ stop_pid "$hpid"
 
 # --- anchor: Kamailio stateful proxy and a SIPp UAS -----------------------------
 if [ -n "$anchor" ]; then
-	kport=$(free_udp_port) uport=$(free_udp_port)
+	kport=$(free_port) uport=$(free_port)
 	mkdir -p "$work/kamailio-run"
 	(cd "$work" && exec sipp -sf "$root/scripts/anchor/uas.xml" -p "$uport" -i 127.0.0.1 -mi 127.0.0.1 \
 		-nostdin -trace_err -error_file uas-errors.log >uas.out 2>&1) &

@@ -1,7 +1,7 @@
 # Shared by scripts/load*.sh (sourced, not run): work directory, building
 # and starting a handoff of our own on free loopback ports, creating one
-# transfer per call over the API, /proc samples, and cleanup of whatever was
-# started. Everything runs on 127.0.0.1.
+# transfer per call over the API (test/loadgen), free ports, /proc samples,
+# and cleanup of whatever was started. Everything runs on 127.0.0.1.
 #
 # The sourcing script sets root (the repository) and out (a directory to keep
 # the work files in, or empty), and calls load_init first.
@@ -45,11 +45,13 @@ load_cleanup() {
 }
 
 # start_handoff builds handoff and starts it with a generated configuration
-# (SIP and HTTP on port 0, RTP ports 20000-29999, extra YAML appended to the
-# sip: section from $1) and the environment overrides in $2 (space-separated
-# NAME=VALUE). Sets api, sipaddr and hpid.
+# (HTTP on port 0; SIP on a free port, which its Contact advertises; RTP
+# ports 20000-29999; extra YAML appended to the sip: section from $1) and
+# the environment overrides in $2 (space-separated NAME=VALUE). Sets api,
+# sipaddr and hpid.
 start_handoff() {
-	local sipextra=${1:-} envs=${2:-} log="$work/handoff.log" httpp="" sipp_=""
+	local sipextra=${1:-} envs=${2:-} log="$work/handoff.log" httpp="" sipp_="" port
+	port=$(free_port)
 	(cd "$root" && go build -o "$work/handoff" ./cmd/handoff)
 	cat >"$work/handoff.yaml" <<EOF
 http:
@@ -63,7 +65,7 @@ numbers:
 store:
   path: $work/data/handoff.db
 sip:
-  listen: [udp://127.0.0.1:0]
+  listen: [udp://127.0.0.1:$port]
 $sipextra
 media:
   rtp_ports: 20000-29999
@@ -88,44 +90,26 @@ EOF
 }
 
 # create_transfers creates $1 transfers of type $2 (SIP or PHONE_NUMBER)
-# through $api, 8 at a time, and writes the Request-URI user parts to
-# $work/users.txt and SIPp's injection file $work/transfers.csv.
+# through $api (test/loadgen transfers, 16 at a time) and writes what each
+# call dials to $work/users.txt and SIPp's injection file $work/transfers.csv.
 create_transfers() {
-	local n=$1 t0 t1
-	echo "== creating $n $2 transfers"
-	export api type=$2 run id=${HANDOFF_API_ID:-dev} secret=${HANDOFF_API_SECRET:-dev-secret}
-	run=$(date +%s)-$$
-	export -f create_transfer
+	local t0 t1
+	echo "== creating $1 $2 transfers"
+	[ -x "$work/loadgen" ] || (cd "$root" && go build -o "$work/loadgen" ./test/loadgen)
 	t0=$(date +%s%N)
-	seq 1 "$n" | xargs -P 8 -I{} bash -c 'create_transfer {}' >"$work/users.txt"
+	"$work/loadgen" transfers -api "$api" -n "$1" -type "$2" -prefix "load-$(date +%s)-$$" >"$work/users.txt"
 	t1=$(date +%s%N)
-	[ "$(wc -l <"$work/users.txt")" = "$n" ] || { echo "load: only $(wc -l <"$work/users.txt") transfers created" >&2; exit 1; }
 	{ echo SEQUENTIAL; sed 's/$/;/' "$work/users.txt"; } >"$work/transfers.csv"
 	echo "created in $(((t1 - t0) / 1000000)) ms"
 }
 
-# create_transfer creates transfer number $1 and prints its Request-URI user
-# part (run by xargs in a child bash: uses the exported api, type, run, id,
-# secret).
-create_transfer() {
-	local body resp code
-	body="{\"id\":\"load-$run-$1\",\"externalConversationId\":\"load-$1\",\"type\":\"$type\",\"phoneNumber\":{\"country\":\"US\"}}"
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		resp=$(curl -s -w '\n%{http_code}' -X POST "$api/generativeagent/v1/call-transfers" \
-			-H "asapp-api-id: $id" -H "asapp-api-secret: $secret" -H 'Content-Type: application/json' -d "$body")
-		code=${resp##*$'\n'}
-		case $code in
-		200) break ;;
-		429 | 503) sleep 1 ;; # rate limit of a running instance
-		*) echo "load: create: $code ${resp%$'\n'*}" >&2; return 1 ;;
-		esac
+# free_port prints a loopback port nobody listens on (UDP or TCP).
+free_port() {
+	local p
+	while :; do
+		p=$((RANDOM % 20000 + 40000))
+		ss -Hlntu "sport = :$p" | grep -q . || { echo "$p"; return; }
 	done
-	[ "$code" = 200 ] || { echo "load: create: $code" >&2; return 1; }
-	if [ "$type" = PHONE_NUMBER ]; then
-		echo "$resp" | sed -n 's/.*"transferNumber":"\([^"]*\)".*/\1/p'
-	else
-		echo "load-$run-$1"
-	fi
 }
 
 # /proc samples of a process: CPU ticks (user+system), user and system ticks,
