@@ -12,8 +12,9 @@ type OverloadConfig struct {
 	// MaxLatency is the target of the node's own INVITE handling time: from
 	// receipt to the final response or to the start of the agent session,
 	// whichever comes first (the agent's connect time is not ours). While
-	// even the fastest INVITE of a window takes longer, a growing share of
-	// new INVITEs is shed; 0 turns it off.
+	// more than a tenth of a window's INVITEs take longer (its 90th
+	// percentile is over target), a growing share of new INVITEs is shed;
+	// 0 turns it off.
 	MaxLatency time.Duration
 }
 
@@ -30,8 +31,12 @@ const (
 	// shareIncrease is added back after each window on target (or idle): 0.05.
 	shareIncrease = 50
 	// minWindowSamples is how many INVITEs a window needs to be judged: one
-	// slow INVITE at low traffic (a disk stall) is no overload.
-	minWindowSamples = 3
+	// slow INVITE at low traffic (a disk stall) is no overload, and overload
+	// comes with traffic (10 per 100 ms is 100 calls/s).
+	minWindowSamples = 10
+	// slowShare is the share of a window's INVITEs over MaxLatency that makes
+	// it overloaded: its 90th percentile is over target.
+	slowShare = 10 // percent
 )
 
 // Defaults of the overload thresholds in cmd/handoff (the sip package's
@@ -49,24 +54,24 @@ const (
 
 // shedder decides which new INVITEs an overloaded node sheds. Two signals:
 // the backlog of unanswered INVITEs, a hard cap (a tail drop); and the
-// handling time, judged per window by its minimum as CoDel does (a window
-// whose fastest INVITE is over target means a standing queue, not one slow
-// request), which drives the admitted share down multiplicatively and back
-// up additively (the loss-based scheme of RFC 7339, applied to ourselves).
+// handling time, judged per window by its 90th percentile (the latency
+// that matters to callers is a tail), which drives the admitted share down
+// multiplicatively and back up additively (the loss-based scheme of RFC
+// 7339, applied to ourselves).
 // It has no clock or goroutine of its own: callers pass the time, so tests
 // drive it deterministically. Not safe for concurrent use (the gate locks).
 type shedder struct {
 	cfg     OverloadConfig
 	pending int           // unanswered INVITEs
 	window  time.Time     // start of the window being measured
-	fastest time.Duration // shortest handling time seen in it; -1 for none
 	samples int           // handling times seen in it
+	slow    int           // of them, over MaxLatency
 	share   int           // thousandths of new INVITEs admitted, in [0, shareAll]
 	credit  int           // admissions owed at the current share, in thousandths
 }
 
 func newShedder(cfg OverloadConfig) shedder {
-	return shedder{cfg: cfg, fastest: -1, share: shareAll}
+	return shedder{cfg: cfg, share: shareAll}
 }
 
 // admit decides on one new INVITE at now: "" admits it (and counts it
@@ -95,10 +100,10 @@ func (s *shedder) full() bool {
 // observe records one admitted INVITE's handling time d, measured at now.
 func (s *shedder) observe(now time.Time, d time.Duration) {
 	s.roll(now)
-	if s.fastest < 0 || d < s.fastest {
-		s.fastest = d
-	}
 	s.samples++
+	if s.cfg.MaxLatency > 0 && d > s.cfg.MaxLatency {
+		s.slow++
+	}
 }
 
 // answered takes an INVITE out of the backlog.
@@ -119,7 +124,7 @@ func (s *shedder) roll(now time.Time) {
 	if n <= 0 {
 		return
 	}
-	if s.cfg.MaxLatency > 0 && s.samples >= minWindowSamples && s.fastest > s.cfg.MaxLatency {
+	if s.samples >= minWindowSamples && 100*s.slow > slowShare*s.samples {
 		s.share = s.share * shareDecrease / shareAll
 	} else {
 		s.share += shareIncrease
@@ -129,5 +134,5 @@ func (s *shedder) roll(now time.Time) {
 		s.share, s.credit = shareAll, 0
 	}
 	s.window = s.window.Add(time.Duration(n) * overloadWindow)
-	s.fastest, s.samples = -1, 0
+	s.samples, s.slow = 0, 0
 }

@@ -14,22 +14,33 @@ func admitN(s *shedder, now time.Time, n int) []string {
 	return out
 }
 
-func TestShedderNeedsAWindowOfSlowInvites(t *testing.T) {
+// observeN records n handling times of d at now.
+func observeN(s *shedder, now time.Time, n int, d time.Duration) {
+	for range n {
+		s.observe(now, d)
+	}
+}
+
+func TestShedderJudgesAWindowByItsNinetiethPercentile(t *testing.T) {
 	t0 := time.Unix(0, 0)
+	w := func(i int) time.Time { return t0.Add(time.Duration(i) * overloadWindow) }
 	s := newShedder(OverloadConfig{MaxLatency: 50 * time.Millisecond})
 	s.admit(t0)
-	for range minWindowSamples - 1 { // too few to judge the window
-		s.observe(t0, time.Second)
-	}
-	if got := admitN(&s, t0.Add(overloadWindow), 3); got[0] != "" || got[1] != "" || got[2] != "" {
+	observeN(&s, t0, minWindowSamples-1, time.Second) // too few to judge
+	if got := s.admit(w(1)); got != "" || s.shedding() {
 		t.Fatalf("shed after %d slow INVITEs: %q", minWindowSamples-1, got)
 	}
-	// A window whose fastest INVITE is on target is not overloaded either.
-	for _, d := range []time.Duration{time.Second, 10 * time.Millisecond, time.Second} {
-		s.observe(t0.Add(overloadWindow), d)
+	// One slow INVITE in ten is the 90th percentile on target.
+	observeN(&s, w(1), 9, 10*time.Millisecond)
+	observeN(&s, w(1), 1, time.Second)
+	if got := s.admit(w(2)); got != "" || s.shedding() {
+		t.Fatalf("shed after a window with one slow INVITE in ten: %q", got)
 	}
-	if got := s.admit(t0.Add(2 * overloadWindow)); got != "" || s.shedding() {
-		t.Fatalf("shed after a window with one fast INVITE: %q", got)
+	// Two in ten is over it.
+	observeN(&s, w(2), 8, 10*time.Millisecond)
+	observeN(&s, w(2), 2, time.Second)
+	if got := s.admit(w(3)); got != reasonOverloadLatency {
+		t.Fatalf("after a window with two slow INVITEs in ten: %q, want shed", got)
 	}
 }
 
@@ -37,9 +48,7 @@ func TestShedderSharesAndRecovers(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	s := newShedder(OverloadConfig{MaxLatency: 50 * time.Millisecond})
 	s.admit(t0)
-	for range minWindowSamples {
-		s.observe(t0, 80*time.Millisecond)
-	}
+	observeN(&s, t0, minWindowSamples, 80*time.Millisecond)
 	// Share 0.8: one in five shed, the first at once.
 	want := []string{reasonOverloadLatency, "", "", "", "", reasonOverloadLatency}
 	got := admitN(&s, t0.Add(overloadWindow), len(want))
@@ -49,9 +58,7 @@ func TestShedderSharesAndRecovers(t *testing.T) {
 		}
 	}
 	// A second window over target: 0.64.
-	for range minWindowSamples {
-		s.observe(t0.Add(overloadWindow), 80*time.Millisecond)
-	}
+	observeN(&s, t0.Add(overloadWindow), minWindowSamples, 80*time.Millisecond)
 	s.roll(t0.Add(2 * overloadWindow))
 	if s.share != 640 {
 		t.Fatalf("share %d after two windows over target, want 640", s.share)
@@ -83,9 +90,7 @@ func TestShedderBacklogCap(t *testing.T) {
 		t.Fatalf("after an answer: %q", got)
 	}
 	// Without MaxLatency, slow windows shed nothing.
-	for range minWindowSamples {
-		s.observe(t0, time.Hour)
-	}
+	observeN(&s, t0, minWindowSamples, time.Hour)
 	s.roll(t0.Add(overloadWindow))
 	if s.shedding() {
 		t.Fatal("latency shedding without max_latency")
