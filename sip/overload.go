@@ -62,12 +62,12 @@ const (
 // drive it deterministically. Not safe for concurrent use (the gate locks).
 type shedder struct {
 	cfg     OverloadConfig
-	pending int           // unanswered INVITEs
-	window  time.Time     // start of the window being measured
-	samples int           // handling times seen in it
-	slow    int           // of them, over MaxLatency
-	share   int           // thousandths of new INVITEs admitted, in [0, shareAll]
-	credit  int           // admissions owed at the current share, in thousandths
+	pending int       // unanswered INVITEs
+	window  time.Time // start of the window being measured
+	samples int       // handling times seen in it
+	slow    int       // of them, over MaxLatency
+	share   int       // thousandths of new INVITEs admitted, in [0, shareAll]
+	credit  int       // admissions owed at the current share, in thousandths
 }
 
 func newShedder(cfg OverloadConfig) shedder {
