@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -12,30 +11,29 @@ import (
 	"github.com/emiago/sipgo"
 
 	"github.com/handoff/handoff/internal/siptest"
-	"github.com/handoff/handoff/internal/testenv"
 )
 
-// writeLimitsConfig writes a configuration taking calls on sipPort with
-// sip.limits.max_calls set to maxCalls (write then rename, as a reload
-// expects).
-func writeLimitsConfig(t *testing.T, path string, sipPort, maxCalls int) {
+// setMaxCalls sets sip.limits.max_calls in the configuration file at path
+// (written by writeCallConfig), write then rename, as a reload expects.
+func setMaxCalls(t *testing.T, path string, maxCalls int) {
 	t.Helper()
-	cfg := fmt.Sprintf(`
-http:
-  listen: 127.0.0.1:0
-auth:
-  credentials:
-    - {id: %s, secret: %s}
-store:
-  path: %s
-sip:
-  listen: [udp://127.0.0.1:%d]
-  limits:
-    max_calls: %d
-media:
-  rtp_ports: 43200-43299
-`, ivr.id, ivr.secret, filepath.Join(filepath.Dir(path), "data", "handoff.db"), sipPort, maxCalls)
-	if err := os.WriteFile(path+".tmp", []byte(cfg), 0o600); err != nil {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	out := make([]string, 0, len(lines)+2)
+	for i := 0; i < len(lines); i++ {
+		if lines[i] == "  limits:" {
+			i++ // and its max_calls line
+			continue
+		}
+		out = append(out, lines[i])
+		if lines[i] == "sip:" {
+			out = append(out, "  limits:", fmt.Sprintf("    max_calls: %d", maxCalls))
+		}
+	}
+	if err := os.WriteFile(path+".tmp", []byte(strings.Join(out, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
@@ -48,8 +46,8 @@ media:
 // next call and leaves the call in progress alone.
 func TestMaxCallsFromFileAndReload(t *testing.T) {
 	t.Parallel()
-	path, sipPort := filepath.Join(t.TempDir(), "handoff.yaml"), testenv.FreeUDPPort(t)
-	writeLimitsConfig(t, path, sipPort, 1)
+	path, sipPort := writeCallConfig(t, "43200-43299", "")
+	setMaxCalls(t, path, 1)
 	p := startHandoff(t, "", nil, "-config", path)
 	first := p.connect(t, siptest.NewPhone(t, "127.0.0.1"), p.create(ivr, sipTransfer("limit-1", nil)), 25)
 
@@ -66,7 +64,7 @@ func TestMaxCallsFromFileAndReload(t *testing.T) {
 		t.Error(`handoff_sip_admission_refused_total{reason="max_calls"} is not 1`)
 	}
 
-	writeLimitsConfig(t, path, sipPort, 2)
+	setMaxCalls(t, path, 2)
 	p.signal(syscall.SIGHUP)
 	rec := p.waitLog("configuration reloaded")
 	if applied, _ := rec["applied"].([]any); !slices.Contains(applied, any("sip.limits.max_calls")) {
