@@ -29,7 +29,7 @@
 #                 hundreds of concurrent calls)
 #
 # Credentials: HANDOFF_API_ID / HANDOFF_API_SECRET (default dev / dev-secret).
-# Needs bash, curl, sipp (root or CAP_NET_RAW for play_pcap_audio), go.
+# Needs bash, curl, sipp (root or CAP_NET_RAW for play_pcap_audio), go, ss.
 # Everything runs on 127.0.0.1.
 #
 # Siblings: scripts/load-rate.sh (call rate and overload, with a Kamailio
@@ -64,7 +64,7 @@ case $mode in stream | pcap) ;; *) echo "load: -M stream or pcap" >&2; exit 2 ;;
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib/load-common.sh
 . "$root/scripts/lib/load-common.sh"
-need curl sipp go
+need curl sipp go ss
 load_init
 sampler="" sipp_pid=""
 stop_ours() {
