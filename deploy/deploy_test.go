@@ -110,7 +110,7 @@ func TestMetricsDocMatchesCode(t *testing.T) {
 		// Gauges: a count of things, a 0/1 state, a timestamp.
 		switch name {
 		case "handoff_sip_calls_active", "handoff_media_sessions_active", "handoff_agent_sessions_active",
-			"handoff_transfers", "handoff_number_pool_numbers", "handoff_draining", "handoff_store_up",
+			"handoff_sip_invites_pending", "handoff_transfers", "handoff_number_pool_numbers", "handoff_draining", "handoff_store_up",
 			"handoff_webhook_events_pending", "handoff_sip_agent_legs_active":
 		default:
 			t.Errorf("%s: not a known gauge and has no unit suffix (_total, _seconds, _bytes)", name)

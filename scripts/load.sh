@@ -29,8 +29,12 @@
 #                 hundreds of concurrent calls)
 #
 # Credentials: HANDOFF_API_ID / HANDOFF_API_SECRET (default dev / dev-secret).
-# Needs bash, curl, sipp (root or CAP_NET_RAW for play_pcap_audio), go.
+# Needs bash, curl, sipp (root or CAP_NET_RAW for play_pcap_audio), go, ss.
 # Everything runs on 127.0.0.1.
+#
+# Siblings: scripts/load-rate.sh (call rate and overload, with a Kamailio
+# anchor) and scripts/load-media.sh (concurrent media, with an rtpengine
+# anchor); scripts/lib/load-common.sh is what they share.
 #
 # Examples (the figures in docs/benchmarks.md):
 #   scripts/load.sh -n 1500 -r 50 -d 2            # call rate, short calls
@@ -56,71 +60,25 @@ done
 limit=${limit:-$calls}
 case $type in SIP | PHONE_NUMBER) ;; *) echo "load: -t SIP or PHONE_NUMBER" >&2; exit 2 ;; esac
 case $mode in stream | pcap) ;; *) echo "load: -M stream or pcap" >&2; exit 2 ;; esac
-id=${HANDOFF_API_ID:-dev} secret=${HANDOFF_API_SECRET:-dev-secret}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-for tool in curl sipp go; do
-	command -v $tool >/dev/null || { echo "load: $tool not found" >&2; exit 1; }
-done
-if [ -n "$out" ]; then
-	mkdir -p "$out"
-	work=$(cd "$out" && pwd)
-else
-	work=$(mktemp -d /tmp/handoff-load.XXXXXX)
-fi
-
-started="" sampler="" sipp_pid=""
-cleanup() {
+# shellcheck source=scripts/lib/load-common.sh
+. "$root/scripts/lib/load-common.sh"
+need curl sipp go ss
+load_init
+sampler="" sipp_pid=""
+stop_ours() {
 	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
 	[ -n "$sipp_pid" ] && kill "$sipp_pid" 2>/dev/null || true
-	if [ -n "$started" ]; then
-		kill -TERM "$started" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$started" 2>/dev/null || break; sleep 0.2; done
-		kill -KILL "$started" 2>/dev/null || true
-	fi
-	[ -z "$out" ] && rm -rf "$work"
-	return 0
+	load_cleanup
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap stop_ours EXIT
 
 # --- handoff: the given one, or our own --------------------------------------
 if [ -z "$api" ]; then
 	echo "== building and starting handoff (work dir $work)"
-	(cd "$root" && go build -o "$work/handoff" ./cmd/handoff)
-	cat >"$work/handoff.yaml" <<EOF
-http:
-  listen: 127.0.0.1:0
-  rate_limit: -1
-numbers:
-  quarantine: 1s
-  pools:
-    US:
-      - +19990000000-+19990009999
-store:
-  path: $work/data/handoff.db
-sip:
-  listen: [udp://127.0.0.1:0]
-media:
-  rtp_ports: 20000-29999
-  bind: 127.0.0.1
-log:
-  level: info
-EOF
-	"$work/handoff" -config "$work/handoff.yaml" 2>"$work/handoff.log" &
-	started=$! pid=$!
-	# Port 0 everywhere: the log names the ports we got.
-	httpp="" sipp_=""
-	for _ in $(seq 300); do
-		httpp=$(sed -n 's/.*"msg":"http listening","addr":"\([^"]*\)".*/\1/p' "$work/handoff.log" | head -1)
-		sipp_=$(sed -n 's#.*"msg":"sip listening","addrs":\["udp://\([^"]*\)".*#\1#p' "$work/handoff.log" | head -1)
-		if [ -n "$httpp" ] && [ -n "$sipp_" ] && curl -sf "http://$httpp/readyz" >/dev/null; then break; fi
-		kill -0 "$pid" 2>/dev/null || { cat "$work/handoff.log" >&2; exit 1; }
-		sleep 0.1
-	done
-	[ -n "$httpp" ] && [ -n "$sipp_" ] || { echo "load: handoff did not come up" >&2; tail "$work/handoff.log" >&2; exit 1; }
-	api="http://$httpp" sipaddr=$sipp_
-	echo "handoff pid $pid, API $api, SIP udp $sipaddr"
+	start_handoff
+	pid=$hpid
 else
 	if [ -z "$pid" ]; then
 		pid=$(pgrep -x handoff || true)
@@ -130,36 +88,7 @@ else
 fi
 
 # --- transfers: one per call ---------------------------------------------------
-echo "== creating $calls $type transfers"
-run=$(date +%s)-$$
-create() { # $1 = index; prints the Request-URI user part
-	local body resp code
-	body="{\"id\":\"load-$run-$1\",\"externalConversationId\":\"load-$1\",\"type\":\"$type\",\"phoneNumber\":{\"country\":\"US\"}}"
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		resp=$(curl -s -w '\n%{http_code}' -X POST "$api/generativeagent/v1/call-transfers" \
-			-H "asapp-api-id: $id" -H "asapp-api-secret: $secret" -H 'Content-Type: application/json' -d "$body")
-		code=${resp##*$'\n'}
-		case $code in
-		200) break ;;
-		429 | 503) sleep 1 ;; # rate limit of a running instance
-		*) echo "load: create: $code ${resp%$'\n'*}" >&2; return 1 ;;
-		esac
-	done
-	[ "$code" = 200 ] || { echo "load: create: $code" >&2; return 1; }
-	if [ "$type" = PHONE_NUMBER ]; then
-		echo "$resp" | sed -n 's/.*"transferNumber":"\([^"]*\)".*/\1/p'
-	else
-		echo "load-$run-$1"
-	fi
-}
-export -f create
-export api id secret type run
-t0=$(date +%s%N)
-seq 1 "$calls" | xargs -P 8 -I{} bash -c 'create {}' >"$work/users.txt"
-t1=$(date +%s%N)
-[ "$(wc -l <"$work/users.txt")" = "$calls" ] || { echo "load: only $(wc -l <"$work/users.txt") transfers created" >&2; exit 1; }
-{ echo SEQUENTIAL; sed 's/$/;/' "$work/users.txt"; } >"$work/transfers.csv"
-echo "created in $(((t1 - t0) / 1000000)) ms"
+create_transfers "$calls" "$type"
 
 # --- scenario: uac_load.xml with RTP of the requested duration ------------------
 (cd "$root" && go run ./test/sipp/gen -o "$work/pcap" -audio "${dur}s" -digits "" -after 0 -alaw 0 -ulaw)
@@ -179,10 +108,6 @@ sed -e "s#<exec play_pcap_audio=\"pcap/pcmu_4s.pcap\"/>#$play#" \
 grep -q "$play" "$work/uac_load.xml" || { echo "load: could not set up the scenario" >&2; exit 1; }
 
 # --- sampler: handoff CPU ticks, RSS, active calls, sipp CPU, once a second ------
-hz=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-usersys() { awk '{print $14, $15}' "/proc/$1/stat" 2>/dev/null || echo 0 0; }
-rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 sample() {
 	echo "t_ms handoff_ticks handoff_rss_kb calls_active sipp_ticks"
 	local sp
@@ -194,7 +119,7 @@ sample() {
 }
 
 echo "== sipp: $calls calls at $rate/s, ${dur}s of RTP each ($mode), limit $limit, to $sipaddr"
-rtp() { curl -s -m 5 "$api/metrics" | awk -v d="$1" '$1 == "handoff_rtp_packets_total{direction=\"" d "\"}" {printf "%d", $2}'; }
+rtp() { metric "$api" "handoff_rtp_packets_total{direction=\"$1\"}"; }
 rss0=$(rss_kb "$pid") ticks0=$(ticks "$pid") us0=$(usersys "$pid") in0=$(rtp in) out0=$(rtp out)
 sample >"$work/samples.txt" &
 sampler=$!

@@ -94,6 +94,10 @@ type Config struct {
 	HeadersMode HeadersMode
 	// Flood limits out-of-dialog requests per source.
 	Flood FloodConfig
+	// Limits and Overload are admission control: fixed limits on calls
+	// and call rate, and shedding when the node falls behind.
+	Limits   Limits
+	Overload OverloadConfig
 	// TLS serves tls:// listeners and places sips: (or transport=tls)
 	// return calls; nil turns TLS off.
 	TLS *tls.Config
@@ -113,6 +117,8 @@ type Config struct {
 	// dropInbound, when set, drops the raw inbound SIP messages it returns
 	// true for (fault-injection tests: lost INVITEs, ACKs, BYEs).
 	dropInbound func(data []byte) bool
+	// clock, when set, is admission control's time (tests).
+	clock func() time.Time
 
 	Ports *media.PortPool
 	// Pipeline opens each call's agent session, unless AgentLeg is set:
@@ -176,6 +182,7 @@ type Server struct {
 	metrics      *metrics
 	auth         *authenticator
 	limiter      *limiter // nil: no flood limit
+	gate         *gate    // admission control
 
 	host     string                       // advertised host
 	port     int                          // advertised port of the first listener
@@ -220,9 +227,14 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 		closing:      make(chan struct{}),
 		metrics:      newMetrics(),
 		mediaMetrics: media.NewMetrics(nil),
+		gate:         newGate(cfg.Limits, cfg.Overload, cfg.clock, cfg.Logger),
 	}
+	s.cfg.Pipeline = timedPipeline{Pipeline: cfg.Pipeline, g: s.gate}
 	if reg != nil {
 		if err := s.metrics.register(reg); err != nil {
+			return nil, err
+		}
+		if err := s.gate.metrics.register(reg); err != nil {
 			return nil, err
 		}
 		s.mediaMetrics = media.NewMetrics(reg)
@@ -307,7 +319,7 @@ func (s *Server) newUA() (*sipgo.UserAgent, error) {
 // route registers every request handler, each behind the door that drops
 // requests reaching a closed user agent.
 func (s *Server) route() {
-	s.srv.OnInvite(s.door.Wrap(s.guard(s.onInvite)))
+	s.srv.OnInvite(s.door.Wrap(s.guard(s.admitted(s.onInvite))))
 	s.srv.OnAck(s.door.Wrap(s.inDialog(dialogHandler.onAck)))
 	s.srv.OnBye(s.door.Wrap(s.inDialog(dialogHandler.onBye)))
 	s.srv.OnCancel(s.door.Wrap(s.onCancel))
@@ -629,6 +641,9 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if s.draining.Load() {
 		s.respond(req, tx, sip.StatusServiceUnavailable, "Draining", s.retryAfter())
+		return
+	}
+	if s.optionsBusy(req, tx) {
 		return
 	}
 	s.respond(req, tx, sip.StatusOK, "OK", allowHeader,

@@ -124,6 +124,8 @@ type SIPConfig struct {
 	SessionMinSE   time.Duration `yaml:"session_min_se"`
 	TLS            TLSConfig     `yaml:"tls"`
 	Flood          FloodConfig   `yaml:"flood"`
+	Limits         LimitsConfig  `yaml:"limits"`
+	Overload       ShedConfig    `yaml:"overload"`
 	Return         ReturnConfig  `yaml:"return"`
 	HeadersMode    HeadersConfig `yaml:"headers_mode"`
 }
@@ -133,6 +135,23 @@ type FloodConfig struct {
 	Rate         float64 `yaml:"rate"`
 	Burst        int     `yaml:"burst"`
 	LimitTrusted bool    `yaml:"limit_trusted"`
+}
+
+// LimitsConfig is admission control's fixed limits (0 = unlimited); a
+// trunk is a named group of source CIDRs that counts as one source.
+type LimitsConfig struct {
+	MaxCalls          int                 `yaml:"max_calls"`
+	MaxCPS            float64             `yaml:"max_cps"`
+	PerSourceMaxCalls int                 `yaml:"per_source_max_calls"`
+	PerSourceMaxCPS   float64             `yaml:"per_source_max_cps"`
+	Trunks            map[string][]string `yaml:"trunks"`
+	RetryAfter        time.Duration       `yaml:"retry_after"`
+}
+
+// ShedConfig (sip.overload) sheds new INVITEs when the node falls behind.
+type ShedConfig struct {
+	MaxPending int           `yaml:"max_pending"`
+	MaxLatency time.Duration `yaml:"max_latency"`
 }
 
 // ReturnConfig tunes how calls are handed back by REFER and INVITE.
@@ -295,6 +314,8 @@ func Defaults() Config {
 			SessionMinSE:   sip.DefaultMinSE,
 			TLS:            tls,
 			Flood:          FloodConfig{Rate: 20, Burst: 40},
+			Limits:         LimitsConfig{RetryAfter: sip.DefaultLimitsRetryAfter},
+			Overload:       ShedConfig{MaxPending: sip.DefaultMaxPending, MaxLatency: sip.DefaultMaxLatency},
 			Return: ReturnConfig{ReferTimeout: sip.DefaultReferTimeout, RingTimeout: sip.DefaultRingTimeout,
 				Fallback: sip.DefaultFallback, ContextEncoding: sip.DefaultContextEncoding, MaxContextBytes: sip.DefaultMaxContextBytes,
 				UUIPassthrough: sip.DefaultUUIPassthrough},

@@ -151,6 +151,7 @@ func (s *SIPConfig) validate(v *validation, auth *AuthConfig) {
 	s.validateListen(v)
 	s.validateHosts(v)
 	s.validateAdmission(v)
+	s.validateLimits(v)
 	if !validHeaderName(s.TransferHeader) {
 		v.bad(&s.TransferHeader, "%q is not a SIP header name", s.TransferHeader)
 	}

@@ -240,6 +240,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		<-serveErr
 		return fmt.Errorf("start SIP: %w", err)
 	}
+	rl.setSIP(sipSrv) // sip.limits and sip.overload reload
 	log.Info("handoff started")
 
 	var runErr error

@@ -7,12 +7,14 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -29,6 +31,15 @@ var reloadable = map[string]bool{
 	"webhooks.default_secret":      true,
 	"webhooks.default_secret_file": true,
 	"webhooks.allow_insecure":      true,
+	// sip.Server.SetLimits: counters and calls in progress are kept.
+	"sip.limits.max_calls":            true,
+	"sip.limits.max_cps":              true,
+	"sip.limits.per_source_max_calls": true,
+	"sip.limits.per_source_max_cps":   true,
+	"sip.limits.trunks":               true,
+	"sip.limits.retry_after":          true,
+	"sip.overload.max_pending":        true,
+	"sip.overload.max_latency":        true,
 }
 
 // reloader re-reads the configuration (SIGHUP) and applies what it can.
@@ -41,6 +52,7 @@ type reloader struct {
 	api       *control.API
 	svc       *transfer.Service
 	webhooks  *webhookRouting
+	sip       *sip.Server // nil until the SIP server has started
 
 	reloads     *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
@@ -139,6 +151,12 @@ func (r *reloader) apply(ctx context.Context) error {
 	}
 	defer r.level.Set(newLevel)
 	r.cur.Log.Level = next.Log.Level
+	if slices.ContainsFunc(applied, isAdmissionKey) {
+		r.cur.SIP.Limits, r.cur.SIP.Overload = next.SIP.Limits, next.SIP.Overload
+		if r.sip != nil {
+			r.sip.SetLimits(r.cur.SIP.admission())
+		}
+	}
 	if slices.Contains(applied, "log.sip_trace") {
 		r.tracer.on.Store(next.Log.SIPTrace)
 		r.cur.Log.SIPTrace = next.Log.SIPTrace
@@ -168,6 +186,19 @@ func (r *reloader) apply(ctx context.Context) error {
 			"keys", restart)
 	}
 	return nil
+}
+
+// setSIP hands the started SIP server to the reloader, with the admission
+// limits of any reload that came before it.
+func (r *reloader) setSIP(s *sip.Server) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sip = s
+	s.SetLimits(r.cur.SIP.admission())
+}
+
+func isAdmissionKey(key string) bool {
+	return strings.HasPrefix(key, "sip.limits.") || strings.HasPrefix(key, "sip.overload.")
 }
 
 // diffKeys lists the keys whose values differ between cur and next, split

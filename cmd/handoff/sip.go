@@ -45,8 +45,11 @@ func startSIP(ctx context.Context, cfg Config, svc *transfer.Service, reg promet
 	if err != nil {
 		return nil, err
 	}
+	limits, overload := cfg.SIP.admission()
 	srv, err := sip.New(sip.Config{
 		TLS:            tlsConf,
+		Limits:         limits,
+		Overload:       overload,
 		Flood:          sip.FloodConfig{Rate: cfg.SIP.Flood.Rate, Burst: cfg.SIP.Flood.Burst, LimitTrusted: cfg.SIP.Flood.LimitTrusted},
 		Listen:         cfg.SIP.Listen,
 		ExternalHost:   cfg.SIP.ExternalHost,
