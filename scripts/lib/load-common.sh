@@ -47,12 +47,13 @@ load_cleanup() {
 # start_handoff builds handoff and starts it with a generated configuration
 # (HTTP on port 0; SIP on a free port, which its Contact advertises; RTP
 # ports 20000-29999; extra YAML appended to the sip: section from $1) and
-# the environment overrides in $2 (space-separated NAME=VALUE). Sets api,
-# sipaddr and hpid.
+# the environment overrides in $2 (space-separated NAME=VALUE); built with
+# the Go build tags in $buildtags when set (pprof: see cmd/handoff/pprof.go).
+# Sets api, sipaddr and hpid.
 start_handoff() {
 	local sipextra=${1:-} envs=${2:-} log="$work/handoff.log" httpp="" sipp_="" port
 	port=$(free_port)
-	(cd "$root" && go build -o "$work/handoff" ./cmd/handoff)
+	(cd "$root" && go build -tags "${buildtags:-}" -o "$work/handoff" ./cmd/handoff)
 	cat >"$work/handoff.yaml" <<EOF
 http:
   listen: 127.0.0.1:0
