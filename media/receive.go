@@ -4,18 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
 
-// receiver is the reader goroutine's private state.
+// receiver is the receive path's state (the engine goroutine's).
 type receiver struct {
-	buf     []byte
 	plain   []byte // decrypted packet
 	pkt     rtp.Packet
 	srtp    srtpState
@@ -30,7 +27,6 @@ type receiver struct {
 	format audioFormat
 	g722   G722Decoder
 	comfortNoise
-	lastTick time.Duration
 	// Bound once so the per-packet path does not allocate closures.
 	onDTMF    func(DTMFEvent)
 	deliverFn func(*jbSlot)
@@ -38,7 +34,6 @@ type receiver struct {
 
 func (r *receiver) init(s *Session, jitterDepth int) {
 	r.format = s.cfg.Codec.format()
-	r.buf = make([]byte, 1500)
 	r.plain = make([]byte, 1500)
 	r.jb = newJitterBuffer(jitterDepth)
 	r.onDTMF = s.reportDTMF
@@ -76,37 +71,6 @@ func newPayloadMux(codec Codec, dtmfPT, cnPT uint8) payloadMux {
 }
 
 func (m *payloadMux) route(pt uint8) route { return m.routes[pt&0x7F] }
-
-func (s *Session) readLoop() {
-	defer s.wg.Done()
-	var deadline time.Time
-	for {
-		if wall := time.Now(); deadline.Sub(wall) < readWakeup/2 {
-			deadline = wall.Add(readWakeup)
-			s.conn.SetReadDeadline(deadline)
-		}
-		// Checked after setting the deadline: shutdown closes stop before
-		// expiring the deadline, so one of the two always wakes us.
-		if s.stopping() {
-			return
-		}
-		n, src, err := s.conn.ReadFromUDPAddrPort(s.recv.buf)
-		now := s.since()
-		if err == nil {
-			s.handleRTP(s.recv.buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), now)
-		} else if errors.Is(err, net.ErrClosed) {
-			s.log.Warn("rtp socket closed under a running session")
-			s.shutdown(nil)
-			return
-		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
-			s.log.Debug("rtp read", "err", err)
-		}
-		if now-s.recv.lastTick >= readWakeup/2 {
-			s.recv.lastTick = now
-			s.tick(now)
-		}
-	}
-}
 
 // tick handles what must happen without traffic: releasing frames stuck
 // behind a gap, silence frames during comfort noise, reporting a DTMF

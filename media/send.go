@@ -7,7 +7,7 @@ import (
 	"github.com/pion/rtp"
 )
 
-// sender is the pacer goroutine's private state.
+// sender is the send path's state (the engine goroutine's).
 type sender struct {
 	buf [rtpHeaderLen + maxPayload]byte
 	// padded holds a short Source frame padded to length; silence stays zero.
@@ -23,30 +23,16 @@ type sender struct {
 	dtmf            dtmfSender
 	frame           uint64 // next frame index
 	paceFrom        time.Duration
+	paced           bool // paceFrom is set (the engine's first frame)
 	srtp            srtpState
 	srtpHdr         rtp.Header
 	enc             [rtpHeaderLen + maxPayload + srtpOverhead]byte
 }
 
-func (s *Session) paceLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(frameDuration)
-	defer t.Stop()
-	s.pace() // first frame right away: it opens NAT bindings and lets the peer latch
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.pace()
-		}
-	}
-}
-
 // pace sends the frames due by now. Timestamps derive from the frame index
 // on the monotonic clock, so ticker jitter never accumulates into drift.
-func (s *Session) pace() {
-	due := uint64((s.since()-s.send.paceFrom)/frameDuration) + 1
+func (s *Session) pace(now time.Duration) {
+	due := uint64((now-s.send.paceFrom)/frameDuration) + 1
 	if due > s.send.frame+maxCatchUp {
 		s.send.frame = due - maxCatchUp
 		s.send.gap = true
@@ -166,7 +152,7 @@ func (s *Session) writeRTP(h *rtp.Header, n int, dest netip.AddrPort) {
 	}
 	st.seq++
 	st.sentAny, st.sending = true, true
-	if _, err := s.conn.WriteToUDPAddrPort(pkt, dest); err != nil {
+	if err := s.conn.WriteTo(pkt, dest); err != nil {
 		s.log.Debug("rtp write", "err", err)
 		return
 	}
