@@ -1,28 +1,37 @@
 package media
 
 import (
-	"runtime"
+	"slices"
 	"sync"
 	"time"
 )
 
-// The media engine runs every started Session: a few worker goroutines
-// (one per CPU), each servicing its sessions once per 20 ms frame. A
-// service reads whatever RTP arrived on the session's socket since the
-// last one (one recvmmsg, without blocking), plays out the jitter buffer,
-// sends the frame that is due, and every rtcpPollFrames frames looks at
-// RTCP. So a call costs no goroutine, timer or wake-up of its own: the
-// engine's per-call work is its packets' system calls and their
-// processing, whatever the number of calls. Workers exist only while they
-// have sessions (none outlives the last call).
+// The media engine runs every started Session: worker goroutines, each
+// servicing up to workerSessions sessions once per 20 ms frame. A service
+// reads whatever RTP arrived on the session's socket since the last one
+// (one recvmmsg, without blocking), plays out the jitter buffer, sends the
+// frame that is due, and every rtcpPollFrames frames looks at RTCP. So a
+// call costs no goroutine, timer or wake-up of its own: its cost is its
+// packets' system calls and their processing, and a worker's wake-up is
+// shared by its sessions. Workers exist only while they have sessions
+// (none outlives the last call).
 type engine struct {
 	mu      sync.Mutex
 	workers []*worker
 }
 
-// rtcpPollFrames is how often, in frames, a session's RTCP socket is
-// read (RTCP comes every few seconds and nothing waits for it).
-const rtcpPollFrames = 10
+const (
+	// rtcpPollFrames is how often, in frames, a session's RTCP socket is
+	// read (RTCP comes every few seconds and nothing waits for it).
+	rtcpPollFrames = 10
+	// workerSessions bounds a worker's sessions, so a frame of its work
+	// is short (about half a millisecond): a thread that stalls, preempted
+	// by the kernel or by the hypervisor (CPU steal), holds back only
+	// those sessions, while the other threads run the other workers. One
+	// worker per CPU was measured to make a stall of one vCPU late
+	// packets for half the calls (docs/benchmarks.md, Capacity).
+	workerSessions = 32
+)
 
 var mediaEngine engine
 
@@ -34,20 +43,20 @@ type worker struct {
 	rx      rxBatch    // its goroutine's receive buffers
 }
 
-// start hands s to the least loaded worker, starting it if it was idle.
+// start hands s to the fullest worker that has room (so calls pack into
+// few workers), starting one when none has.
 func (e *engine) start(s *Session) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.workers == nil {
-		for range max(1, runtime.GOMAXPROCS(0)) {
-			e.workers = append(e.workers, &worker{e: e})
-		}
-	}
-	w := e.workers[0]
-	for _, o := range e.workers[1:] {
-		if o.n < w.n {
+	var w *worker
+	for _, o := range e.workers {
+		if o.n < workerSessions && (w == nil || o.n > w.n) {
 			w = o
 		}
+	}
+	if w == nil {
+		w = &worker{e: e}
+		e.workers = append(e.workers, w)
 	}
 	w.n++
 	w.adding = append(w.adding, s)
@@ -90,6 +99,7 @@ func (w *worker) adopt(sessions *[]*Session) bool {
 	w.adding = w.adding[:0]
 	if len(*sessions) == 0 {
 		w.running = false
+		w.e.workers = slices.DeleteFunc(w.e.workers, func(o *worker) bool { return o == w })
 		return false
 	}
 	return true
