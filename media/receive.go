@@ -21,8 +21,8 @@ type receiver struct {
 	events  eventStream
 	// pcm holds decoded audio, pcmN samples of a partial frame in format
 	// (its rate) between packets; a G.722 payload decodes to two samples
-	// an octet.
-	pcm    [2*maxPayload + WideFrameSamples]int16
+	// an octet. It grows with the payloads (pcmFor).
+	pcm    []int16
 	pcmN   int
 	format audioFormat
 	g722   G722Decoder
@@ -34,7 +34,7 @@ type receiver struct {
 
 func (r *receiver) init(s *Session, jitterDepth int) {
 	r.format = s.cfg.Codec.format()
-	r.plain = make([]byte, 1500)
+	r.pcm = make([]int16, pcmFor(slotBytes))
 	r.jb = newJitterBuffer(jitterDepth)
 	r.onDTMF = s.reportDTMF
 	r.deliverFn = s.deliver
@@ -260,6 +260,9 @@ func (s *Session) unprotectRTP(b []byte, src netip.AddrPort) ([]byte, bool) {
 		s.drop(dropWrongSource)
 		return nil, false
 	}
+	if s.recv.plain == nil {
+		s.recv.plain = make([]byte, 1500)
+	}
 	out, err := st.ctx.DecryptRTP(s.recv.plain, b, h)
 	if err != nil {
 		if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) || errors.Is(err, srtp.ErrMKINotFound) {
@@ -322,6 +325,9 @@ func (s *Session) deliver(slot *jbSlot) {
 // decode adds a payload's samples to the partial frame and delivers every
 // whole frame.
 func (r *receiver) decode(f audioFormat, payload []byte, onAudio func([]int16)) {
+	if need := pcmFor(len(payload)); need > len(r.pcm) {
+		r.pcm = append(r.pcm, make([]int16, need-len(r.pcm))...)
+	}
 	room := r.pcm[r.pcmN:]
 	if f == formatG722 {
 		payload = payload[:min(len(payload), len(room)/2)]
@@ -344,6 +350,10 @@ func (r *receiver) decode(f audioFormat, payload []byte, onAudio func([]int16)) 
 
 // frameLen is the length of a frame at the rate of the audio decoding now.
 func (r *receiver) frameLen() int { return FrameLen(r.format.rate()) }
+
+// pcmFor is the room decoding needs for a payload of n octets: its
+// samples (two an octet for G.722) after a partial frame.
+func pcmFor(n int) int { return 2*min(n, maxPayload) + WideFrameSamples }
 
 // switchFormat follows a codec change (re-INVITE): a partial frame of the
 // old rate goes out padded with silence, and a G.722 stream starts from

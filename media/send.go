@@ -7,26 +7,33 @@ import (
 	"github.com/pion/rtp"
 )
 
+// sendPayload bounds what we send in a packet: one 20 ms frame (160
+// octets of G.711 or G.722) or a telephone-event, with room to spare.
+const sendPayload = 320
+
+// silenceFrame is a frame of digital silence (never written).
+var silenceFrame [WideFrameSamples]int16
+
 // sender is the send path's state (the engine goroutine's).
 type sender struct {
-	buf [rtpHeaderLen + maxPayload]byte
-	// padded holds a short Source frame padded to length; silence stays zero.
-	padded, silence [WideFrameSamples]int16
-	resample        Resampler   // a Source frame at the other rate to the codec's
-	g722            G722Encoder // reset when the codec turns to G.722
-	format          audioFormat // of the last audio packet sent
-	seq             uint16
-	sentAny         bool
-	talking         bool
-	sending         bool // previous frame was sent (false while on hold)
-	gap             bool // frames were skipped: next packet starts a talkspurt
-	dtmf            dtmfSender
-	frame           uint64 // next frame index
-	paceFrom        time.Duration
-	paced           bool // paceFrom is set (the engine's first frame)
-	srtp            srtpState
-	srtpHdr         rtp.Header
-	enc             [rtpHeaderLen + maxPayload + srtpOverhead]byte
+	buf [rtpHeaderLen + sendPayload]byte
+	// padded holds a short Source frame padded to length.
+	padded   [WideFrameSamples]int16
+	resample *Resampler  // a Source frame at the other rate to the codec's; made on first need
+	g722     G722Encoder // reset when the codec turns to G.722
+	format   audioFormat // of the last audio packet sent
+	seq      uint16
+	sentAny  bool
+	talking  bool
+	sending  bool // previous frame was sent (false while on hold)
+	gap      bool // frames were skipped: next packet starts a talkspurt
+	dtmf     dtmfSender
+	frame    uint64 // next frame index
+	paceFrom time.Duration
+	paced    bool // paceFrom is set (the engine's first frame)
+	srtp     srtpState
+	srtpHdr  rtp.Header
+	enc      [rtpHeaderLen + sendPayload + srtpOverhead]byte
 }
 
 // pace sends the frames due by now. Timestamps derive from the frame index
@@ -105,9 +112,14 @@ func (st *sender) audioPayload(f audioFormat, pcm []int16, talk bool) (n int, ma
 	st.dtmf.active = false
 	frame := FrameLen(f.rate())
 	if talk {
-		pcm = st.resample.Frame(pcm, f.rate())
+		if FrameRate(len(pcm)) != f.rate() {
+			if st.resample == nil {
+				st.resample = new(Resampler)
+			}
+			pcm = st.resample.Frame(pcm, f.rate())
+		}
 	} else {
-		pcm = st.silence[:frame]
+		pcm = silenceFrame[:frame]
 	}
 	if len(pcm) < frame {
 		clear(st.padded[copy(st.padded[:frame], pcm):frame])
