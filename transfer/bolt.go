@@ -35,6 +35,7 @@ type BoltStore struct {
 	quarantine time.Duration
 	webhooks   *Webhooks
 	leases     boltLeases
+	records    *recordCache // decoded transfers (bolt_cache.go)
 }
 
 var (
@@ -77,7 +78,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		db.Close()
 		return nil, err
 	}
-	return &BoltStore{db: db, quarantine: opts.Quarantine, webhooks: opts.Webhooks,
+	return &BoltStore{db: db, quarantine: opts.Quarantine, webhooks: opts.Webhooks, records: newRecordCache(),
 		leases: boltLeases{held: map[string]*boltLease{}}}, nil
 }
 
@@ -89,24 +90,24 @@ func timeKey(at time.Time, id string) []byte {
 	return k
 }
 
-func getTransfer(tx *bolt.Tx, id string) (*Transfer, error) {
+func (s *BoltStore) getTransfer(tx *bolt.Tx, id string) (*Transfer, error) {
 	v := tx.Bucket(bucketTransfers).Get([]byte(id))
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	var t Transfer
-	if err := json.Unmarshal(v, &t); err != nil {
-		return nil, fmt.Errorf("decode transfer %q: %w", id, err)
-	}
-	return &t, nil
+	return s.records.decode(id, v)
 }
 
-func putTransfer(tx *bolt.Tx, t *Transfer) error {
+func (s *BoltStore) putTransfer(tx *bolt.Tx, t *Transfer) error {
 	v, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bucketTransfers).Put([]byte(t.ID), v)
+	if err := tx.Bucket(bucketTransfers).Put([]byte(t.ID), v); err != nil {
+		return err
+	}
+	s.records.put(t.ID, t.Status, v)
+	return nil
 }
 
 func addCount(tx *bolt.Tx, s Status, delta int64) error {
@@ -130,7 +131,7 @@ func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Tr
 	events := 0
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		out = nil
-		if existing, err := getTransfer(tx, t.ID); err == nil {
+		if existing, err := s.getTransfer(tx, t.ID); err == nil {
 			out = existing
 			return ErrExists
 		}
@@ -138,7 +139,7 @@ func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Tr
 		if err := s.planEvents(&p, nil, now); err != nil {
 			return err
 		}
-		if err := apply(tx, p); err != nil {
+		if err := s.apply(tx, p); err != nil {
 			return err
 		}
 		out, events = p.Record, len(p.Events)
@@ -162,7 +163,7 @@ func (s *BoltStore) planEvents(p *plan, old *Transfer, now time.Time) (err error
 
 // apply writes p in tx: the number lease it takes or ends, the record, the
 // index entries it moves and its webhook events.
-func apply(tx *bolt.Tx, p plan) error {
+func (s *BoltStore) apply(tx *bolt.Tx, p plan) error {
 	t := p.Record
 	if p.Lease != nil {
 		number, err := leaseNumber(tx, p.Lease)
@@ -176,7 +177,7 @@ func apply(tx *bolt.Tx, p plan) error {
 			return err
 		}
 	}
-	if err := putTransfer(tx, t); err != nil {
+	if err := s.putTransfer(tx, t); err != nil {
 		return err
 	}
 	for _, e := range p.Events {
@@ -236,7 +237,7 @@ func moveKey(b *bolt.Bucket, id string, from, to time.Time) error {
 func (s *BoltStore) Get(ctx context.Context, id string) (*Transfer, error) {
 	var out *Transfer
 	err := s.db.View(func(tx *bolt.Tx) error {
-		t, err := getTransfer(tx, id)
+		t, err := s.getTransfer(tx, id)
 		out = t
 		return err
 	})
@@ -259,7 +260,7 @@ func (s *BoltStore) FindByNumber(ctx context.Context, number string, now time.Ti
 		if r.transferID == "" || r.stateAt(now) != "leased" {
 			return ErrNotFound
 		}
-		t, err := getTransfer(tx, r.transferID)
+		t, err := s.getTransfer(tx, r.transferID)
 		out = t
 		return err
 	})
@@ -271,7 +272,7 @@ func (s *BoltStore) Update(ctx context.Context, id string, now time.Time, fn fun
 	var out *Transfer
 	events := 0
 	err := s.db.Batch(func(tx *bolt.Tx) error {
-		old, err := getTransfer(tx, id)
+		old, err := s.getTransfer(tx, id)
 		if err != nil {
 			return err
 		}
@@ -284,7 +285,7 @@ func (s *BoltStore) Update(ctx context.Context, id string, now time.Time, fn fun
 			return err
 		}
 		out, events = t, len(p.Events)
-		return apply(tx, p)
+		return s.apply(tx, p)
 	})
 	if err != nil {
 		return nil, err
@@ -327,7 +328,7 @@ func (s *BoltStore) Purge(ctx context.Context, endedBefore time.Time, limit int)
 			if err := ended.Delete(k); err != nil {
 				return err
 			}
-			t, err := getTransfer(tx, string(k[8:]))
+			t, err := s.getTransfer(tx, string(k[8:]))
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
