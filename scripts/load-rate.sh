@@ -36,11 +36,14 @@
 #   -e 'K=V ...'  environment for handoff, e.g. 'HANDOFF_SIP_LIMITS_MAX_CPS=200
 #                 HANDOFF_SIP_OVERLOAD_MAX_LATENCY=50ms'
 #   -K            skip the Kamailio anchor
-#   -o DIR        keep the work files (per target: SIPp stats, rtt, logs) in DIR
+#   -o DIR        keep the work files (per target: SIPp stats, rtt, logs;
+#                 handoff's /metrics after the run) in DIR
 #   -P            profile handoff (a -tags pprof build): a CPU profile of the
 #                 offered window and the allocations since start, written to
-#                 the work dir as cpu.pprof and allocs.pprof (use with -o;
-#                 read with go tool pprof -top WORK/handoff WORK/cpu.pprof)
+#                 the work dir as cpu.pprof and allocs.pprof, and an execution
+#                 trace of the first 5 s as trace.out (use with -o; read with
+#                 go tool pprof -top WORK/handoff WORK/cpu.pprof, and
+#                 go tool trace -pprof=sched WORK/trace.out)
 #
 # Needs bash, curl, sipp, kamailio, go, ss, GNU time (/usr/bin/time). Everything runs on 127.0.0.1.
 # Examples (docs/benchmarks.md, Capacity):
@@ -64,6 +67,9 @@ while getopts "r:t:d:Oe:Ko:Ph" opt; do
 done
 offered=$rate
 [ -n "$overload" ] && offered=$((2 * rate))
+# SIPp's sockets default to 64 KiB: at 1 000 calls/s a stall of SIPp's own
+# loop of a few ms overflows them, and it retransmits what it dropped.
+sippbuf=4194304
 calls=$((offered * secs))
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,10 +96,11 @@ offer() {
 	if [ -n "$profile" ] && [ "$name" = handoff ]; then
 		curl -s -o "$work/cpu.pprof" "http://$pprofaddr/debug/pprof/profile?seconds=$secs" &
 		ppid=$!
+		curl -s -o "$work/trace.out" "http://$pprofaddr/debug/pprof/trace?seconds=$((secs < 5 ? secs : 5))" &
 	fi
 	set +e
 	(cd "$dir" && exec /usr/bin/time -f '%U %S' -o sipp.cpu sipp -sf "$root/test/sipp/uac_rate.xml" -inf "$work/transfers.csv" "$target" \
-		-i 127.0.0.1 -mi 127.0.0.1 -nostdin -m "$calls" -r "$offered" -rp 1000 -l $((offered * 60)) \
+		-i 127.0.0.1 -mi 127.0.0.1 -buff_size "$sippbuf" -nostdin -m "$calls" -r "$offered" -rp 1000 -l $((offered * 60)) \
 		-d "$len" -timeout "$((secs + 90))s" -recv_timeout 20000 \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 100 -trace_logs -log_file logs.log \
 		-trace_err -error_file errors.log >sipp.out 2>&1)
@@ -155,13 +162,14 @@ fi
 start_handoff "" "$envs"
 create_transfers "$calls" SIP
 offer handoff "$sipaddr" "$hpid"
+curl -s -m 5 -o "$work/metrics.txt" "$api/metrics" || true
 stop_pid "$hpid"
 
 # --- anchor: Kamailio stateful proxy and a SIPp UAS -----------------------------
 if [ -n "$anchor" ]; then
 	kport=$(free_port) uport=$(free_port)
 	mkdir -p "$work/kamailio-run"
-	(cd "$work" && exec sipp -sf "$root/scripts/anchor/uas.xml" -p "$uport" -i 127.0.0.1 -mi 127.0.0.1 \
+	(cd "$work" && exec sipp -sf "$root/scripts/anchor/uas.xml" -p "$uport" -i 127.0.0.1 -mi 127.0.0.1 -buff_size "$sippbuf" \
 		-nostdin -trace_err -error_file uas-errors.log >uas.out 2>&1) &
 	track $!
 	kamailio -f "$root/scripts/anchor/kamailio.cfg" -DD -E -n 4 -m 256 -M 16 \

@@ -16,6 +16,14 @@ type OverloadConfig struct {
 	// percentile is over target), a growing share of new INVITEs is shed;
 	// 0 turns it off.
 	MaxLatency time.Duration
+	// MaxQueueDelay is the target of the time new INVITEs wait in the UDP
+	// socket before the read path reads them (the kernel's receive stamp
+	// to the read): while every INVITE of a window waited longer (its
+	// minimum is over target: a standing queue, as CoDel judges one, not
+	// a burst), the admitted share falls as for MaxLatency. This sees the
+	// node falling behind before any handling time can, since it is the
+	// wait before handling begins; 0 turns it off.
+	MaxQueueDelay time.Duration
 }
 
 // The shedding controller's constants (docs/operations.md, Overload).
@@ -42,8 +50,9 @@ const (
 // Defaults of the overload thresholds in cmd/handoff (the sip package's
 // zero values turn them off).
 const (
-	DefaultMaxPending = 1000
-	DefaultMaxLatency = 250 * time.Millisecond
+	DefaultMaxPending    = 1000
+	DefaultMaxLatency    = 250 * time.Millisecond
+	DefaultMaxQueueDelay = 20 * time.Millisecond
 )
 
 // Reasons of overload refusals (Reason header text and metric label).
@@ -66,6 +75,8 @@ type shedder struct {
 	window  time.Time // start of the window being measured
 	samples int       // handling times seen in it
 	slow    int       // of them, over MaxLatency
+	queued  int       // queue delays seen in it
+	waited  int       // of them, over MaxQueueDelay
 	share   int       // thousandths of new INVITEs admitted, in [0, shareAll]
 	credit  int       // admissions owed at the current share, in thousandths
 }
@@ -106,6 +117,24 @@ func (s *shedder) observe(now time.Time, d time.Duration) {
 	}
 }
 
+// observeQueue records how long one new INVITE waited in the socket,
+// read at now.
+func (s *shedder) observeQueue(now time.Time, d time.Duration) {
+	s.roll(now)
+	s.queued++
+	if s.cfg.MaxQueueDelay > 0 && d > s.cfg.MaxQueueDelay {
+		s.waited++
+	}
+}
+
+// overloaded judges the window that ends: too many slow INVITEs, or a
+// standing queue in the socket.
+func (s *shedder) overloaded() bool {
+	slow := s.samples >= minWindowSamples && 100*s.slow > slowShare*s.samples
+	queue := s.queued >= minWindowSamples && 100*s.waited > slowShare*s.queued
+	return slow || queue
+}
+
 // answered takes an INVITE out of the backlog.
 func (s *shedder) answered() { s.pending-- }
 
@@ -124,7 +153,7 @@ func (s *shedder) roll(now time.Time) {
 	if n <= 0 {
 		return
 	}
-	if s.samples >= minWindowSamples && 100*s.slow > slowShare*s.samples {
+	if s.overloaded() {
 		s.share = s.share * shareDecrease / shareAll
 	} else {
 		s.share += shareIncrease
@@ -134,5 +163,5 @@ func (s *shedder) roll(now time.Time) {
 		s.share, s.credit = shareAll, 0
 	}
 	s.window = s.window.Add(time.Duration(n) * overloadWindow)
-	s.samples, s.slow = 0, 0
+	s.samples, s.slow, s.queued, s.waited = 0, 0, 0, 0
 }

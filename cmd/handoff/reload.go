@@ -40,6 +40,7 @@ var reloadable = map[string]bool{
 	"sip.limits.retry_after":          true,
 	"sip.overload.max_pending":        true,
 	"sip.overload.max_latency":        true,
+	"sip.overload.max_queue_delay":    true,
 }
 
 // reloader re-reads the configuration (SIGHUP) and applies what it can.

@@ -46,7 +46,7 @@ load_cleanup() {
 
 # start_handoff builds handoff and starts it with a generated configuration
 # (HTTP on port 0; SIP on a free port, which its Contact advertises; RTP
-# ports 20000-29999; extra YAML appended to the sip: section from $1) and
+# ports 20000-39999; extra YAML appended to the sip: section from $1) and
 # the environment overrides in $2 (space-separated NAME=VALUE); built with
 # the Go build tags in $buildtags when set (pprof: see cmd/handoff/pprof.go).
 # Sets api, sipaddr and hpid.
@@ -69,7 +69,7 @@ sip:
   listen: [udp://127.0.0.1:$port]
 $sipextra
 media:
-  rtp_ports: 20000-29999
+  rtp_ports: 20000-39999
   bind: 127.0.0.1
 log:
   level: info
