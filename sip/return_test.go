@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -194,27 +195,9 @@ func (r *recordingPipeline) count(track agent.Track) int {
 	return r.frames[track]
 }
 
-// logBuffer collects log output to prove secrets stay out of it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	const password = "pw-9f8e7d"
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	rec := &recordingPipeline{Pipeline: agent.Loopback{}, frames: map[agent.Track]int{}}
 	g := newGateway(t, func(c *Config) {
 		c.Pipeline = rec

@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -182,7 +183,7 @@ func warningOf(err error) string {
 // a new key from the caller rekeys, dropping SRTP mid-call is refused, and
 // no key reaches the logs.
 func TestSRTPCall(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	g := newGateway(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
