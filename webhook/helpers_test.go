@@ -18,6 +18,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.uber.org/goleak"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/webhook"
 )
 
@@ -264,15 +265,11 @@ func (h *harness) retries(t *testing.T, reason string) float64 {
 	return h.metric(t, "handoff_webhook_retries_total", "reason", reason)
 }
 
-// eventually polls cond until it holds; the 20 s bound only catches a hang.
+// eventually polls cond every 2 ms until it holds; the 20 s bound only
+// catches a hang.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testenv.Poll(t, 20*time.Second, 2*time.Millisecond, what, cond)
 }
 
 // byTransfer groups the requests' sequence numbers per transfer, in arrival order.

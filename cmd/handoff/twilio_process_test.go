@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 const (
@@ -151,19 +152,13 @@ func TestPipecatHangUpEndsCallOnRunningProcess(t *testing.T) {
 
 	phone.WaitBye()
 	id := str(created, "id")
-	deadline := time.Now().Add(startLimit)
-	for {
-		_, got := p.get(ivr, id)
-		if str(got, "status") == "COMPLETED" {
-			if str(got, "endReason") != "agent_finished" || str(got, "outputContext.transferType") != "SYSTEM" {
-				t.Fatalf("transfer %v", got)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfer %s never completed", id)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var got map[string]any
+	testenv.Poll(t, startLimit, 20*time.Millisecond, "transfer "+id+" completed", func() bool {
+		_, got = p.get(ivr, id)
+		return str(got, "status") == "COMPLETED"
+	})
+	if str(got, "endReason") != "agent_finished" || str(got, "outputContext.transferType") != "SYSTEM" {
+		t.Fatalf("transfer %v", got)
 	}
 	assertNoSecrets(t, p.logs.String())
 	if strings.Contains(p.logs.String(), twilioToken) {

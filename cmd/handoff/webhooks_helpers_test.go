@@ -156,16 +156,10 @@ func (r *hookReceiver) waitFor(what string, cond func([]hook) bool) []hook {
 	return got
 }
 
-// waitLong polls cond until it holds, for up to hookWaitLimit.
+// waitLong polls cond every 20 ms until it holds, for up to hookWaitLimit.
 func waitLong(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(hookWaitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Poll(t, hookWaitLimit, 20*time.Millisecond, what, cond)
 }
 
 // delivered keeps the requests answered 2xx, in arrival order.

@@ -16,6 +16,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/handoff/handoff/internal/redistest"
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -224,13 +225,9 @@ func TestClusterWebhooks(t *testing.T) {
 	})
 }
 
-// waitUntil polls cond for up to 3 × waitLimit (a takeover waits for a
-// lease to run out first).
+// waitUntil polls cond every 20 ms for up to 3 × waitLimit (a takeover
+// waits for a lease to run out first).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(3 * waitLimit); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testenv.Poll(t, 3*waitLimit, 20*time.Millisecond, what, cond)
 }
