@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.uber.org/goleak"
 
@@ -223,46 +222,23 @@ func (h *harness) drained(t *testing.T) {
 	h.stop()
 }
 
-// metric reads one sample of the registry ("" labels for none).
+// metric reads one series of the registry ("label=value" for each label
+// it has), failing when there is none.
 func (h *harness) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, n := testenv.MetricSeries(t, h.reg, name, labels...)
+	if n == 0 {
+		t.Fatalf("no sample %s%v", name, labels)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			if hasLabels(m, labels) {
-				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no sample %s%v", name, labels)
-	return 0
-}
-
-func hasLabels(m *dto.Metric, kv []string) bool {
-	have := map[string]string{}
-	for _, l := range m.Label {
-		have[l.GetName()] = l.GetValue()
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if have[kv[i]] != kv[i+1] {
-			return false
-		}
-	}
-	return true
+	return v
 }
 
 func (h *harness) deliveries(t *testing.T, typ webhook.EventType, r webhook.Result) float64 {
-	return h.metric(t, "handoff_webhook_deliveries_total", "type", string(typ), "result", string(r))
+	return h.metric(t, "handoff_webhook_deliveries_total", "type="+string(typ), "result="+string(r))
 }
 
 func (h *harness) retries(t *testing.T, reason string) float64 {
-	return h.metric(t, "handoff_webhook_retries_total", "reason", reason)
+	return h.metric(t, "handoff_webhook_retries_total", "reason="+reason)
 }
 
 // eventually polls cond every 2 ms until it holds; the 20 s bound only

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,24 +64,18 @@ func (p *proc) signal(sig os.Signal) {
 	}
 }
 
+// metric reports whether /metrics has this sample line, as the text
+// format writes it: name{label="value",...} value.
 func (p *proc) metric(line string) bool {
 	p.t.Helper()
-	resp, err := http.Get(p.base + "/metrics")
+	sample, value, _ := strings.Cut(line, " ")
+	want, err := strconv.ParseFloat(value, 64)
 	if err != nil {
-		p.t.Fatal(err)
+		p.t.Fatalf("sample line %q: %v", line, err)
 	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	_, _ = fmt.Fprint(&b, "\n")
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return strings.Contains(b.String(), "\n"+line+"\n")
+	name, labels := testenv.SplitSample(sample)
+	got, n := testenv.MetricSeries(p.t, testenv.Scrape(p.t, http.DefaultClient, p.base+"/metrics"), name, labels...)
+	return n == 1 && got == want
 }
 
 func writeReloadConfig(t *testing.T, path, dir, creds, pools, level, ackTimeout string) {

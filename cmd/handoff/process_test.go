@@ -456,18 +456,9 @@ func TestExpiryHonouredAfterRestart(t *testing.T) {
 	}
 
 	// The sweeper stores the expiry (visible in the stored-status gauge).
-	for {
-		resp, err := http.Get(p.base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(body), `handoff_transfers{status="EXPIRED"} 2`) {
-			break
-		}
+	for !p.metric(`handoff_transfers{status="EXPIRED"} 2`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the sweeper never stored EXPIRED:\n%s", body)
+			t.Fatal("the sweeper never stored EXPIRED")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

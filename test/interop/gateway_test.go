@@ -92,36 +92,6 @@ func (g *gateway) create(id string, ret transfer.ReturnType, returnURI string) s
 	return g.srv.TransferURI(id)
 }
 
-// counter reads a counter of the gateway's registry (the sum over the
-// series whose labels include labels).
-func (g *gateway) counter(name string, labels map[string]string) float64 {
-	g.t.Helper()
-	families, err := g.reg.Gather()
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for k, v := range labels {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || lp.GetName() == k && lp.GetValue() == v
-				}
-				if !found {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
-}
-
 // recorder wraps the agent pipeline and records what its sessions hear:
 // the caller's frames (how many, how many carry the caller's test tone)
 // and the digits with how they arrived.

@@ -4,7 +4,6 @@ package sipp_test
 // API, metrics, stop) and the SIPp subprocesses (start, wait, verdict).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,12 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff/handoff/internal/testenv"
 )
@@ -426,34 +426,23 @@ func (h *handoff) api(t *testing.T, method, path, body string, v any) {
 	}
 }
 
-// metricSet is one scrape of /metrics: sample (name{labels}) to value.
-type metricSet map[string]float64
+// metricSet is one scrape of /metrics.
+type metricSet struct {
+	t *testing.T
+	g prometheus.Gatherer
+}
 
-func (m metricSet) get(name string) float64 { return m[name] }
-
-var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)`)
+// get reads a sample named as the text format writes it,
+// name{label="value",...}.
+func (m metricSet) get(sample string) float64 {
+	m.t.Helper()
+	name, labels := testenv.SplitSample(sample)
+	return testenv.MetricValue(m.t, m.g, name, labels...)
+}
 
 func (h *handoff) metrics(t *testing.T) metricSet {
 	t.Helper()
-	resp, err := h.client.Get(h.http + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	m := metricSet{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if s := sampleLine.FindStringSubmatch(sc.Text()); s != nil {
-			if v, err := strconv.ParseFloat(s[2], 64); err == nil {
-				m[s[1]] = v
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	return m
+	return metricSet{t: t, g: testenv.Scrape(t, h.client, h.http+"/metrics")}
 }
 
 // waitIdle waits until handoff has no call and no media session left and
