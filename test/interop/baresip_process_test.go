@@ -35,15 +35,10 @@ const callerToneHz = 1000
 // CI is set: .ci/run installs it).
 func needBaresip(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("baresip")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(baresipModules, "ctrl_tcp.so"))
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("baresip with its modules not found (CI is set): apt-get install -y baresip (.ci/run does): %v", err)
-		}
-		t.Skipf("baresip with its modules not found (apt-get install baresip): %v", err)
+	const install = "apt-get install -y baresip"
+	p := testenv.Tool(t, "baresip", install)
+	if _, err := os.Stat(filepath.Join(baresipModules, "ctrl_tcp.so")); err != nil {
+		testenv.Missing(t, "baresip's modules", install, err)
 	}
 	return p
 }

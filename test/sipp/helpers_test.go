@@ -29,14 +29,7 @@ import (
 // needSIPp returns the sipp binary, or skips (fails under CI) without it.
 func needSIPp(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("sipp")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sipp not found on PATH (CI is set): install it with `apt-get install -y sip-tester` (.ci/run does): %v", err)
-		}
-		t.Skipf("sipp not found on PATH (apt-get install sip-tester): %v", err)
-	}
-	return p
+	return testenv.Tool(t, "sipp", "apt-get install -y sip-tester")
 }
 
 // handoff is one running handoff process and its working directory.
