@@ -856,7 +856,7 @@ func TestWebSocketWideband(t *testing.T) {
 		s.PushAudio(TrackCaller, tone8[f*FrameSamples:(f+1)*FrameSamples])
 	}
 	wide := l16Frames(t, p, 4)
-	if r := rms(wide[100:]); r < 0.9*8000/1.4142 || r > 1.1*8000/1.4142 {
+	if r := testenv.RMS(wide[100:]); r < 0.9*8000/1.4142 || r > 1.1*8000/1.4142 {
 		t.Errorf("upsampled tone RMS %.0f", r)
 	}
 	// A G.722 caller: 16 kHz frames arrive untouched, 6 kHz tone and all.
