@@ -9,11 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 
 	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/internal/wstest"
 )
 
 const (
@@ -39,30 +38,14 @@ type pipecatAgent struct {
 func newPipecatAgent(t *testing.T) *pipecatAgent {
 	t.Helper()
 	a := &pipecatAgent{started: make(chan [2]string, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	a.url = wstest.Serve(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
 		a.readStart(ctx, c)
 		for {
 			if _, _, err := c.Read(ctx); err != nil {
 				return
 			}
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { cancel(); _ = srv.Close(); wg.Wait() })
-	a.url = "ws://" + ln.Addr().String() + "/ws"
+	}) + "/ws"
 	return a
 }
 

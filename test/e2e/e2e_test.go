@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/agent/refagent"
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/internal/wstest"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -182,16 +182,7 @@ func TestAgentUnreachable(t *testing.T) {
 // message, then runs script. It returns the agent's URL.
 func scriptAgent(t *testing.T, script func(ctx context.Context, c *websocket.Conn)) string {
 	t.Helper()
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(context.Background())
-	url := agentServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	return wstest.Serve(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
 		for {
 			_, b, err := c.Read(ctx)
 			if err != nil {
@@ -203,9 +194,7 @@ func scriptAgent(t *testing.T, script func(ctx context.Context, c *websocket.Con
 			}
 		}
 		script(ctx, c)
-	}))
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return url
+	}) + "/agent"
 }
 
 // The agent's connection breaks mid-call: Handoff applies the fallback

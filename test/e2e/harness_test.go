@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
@@ -37,25 +36,17 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// agentServer serves h (the reference agent, or a misbehaving one) over
-// WebSocket on loopback.
-func agentServer(t *testing.T, h http.Handler) string {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/agent"
-}
-
-// refAgent starts the reference agent and returns its URL.
+// refAgent starts the reference agent on loopback and returns its URL.
 func refAgent(t *testing.T, opts refagent.Options) string {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}
 	ra := refagent.New(opts)
-	url := agentServer(t, ra)
+	srv := httptest.NewServer(ra)
+	t.Cleanup(srv.Close)
 	t.Cleanup(ra.Close) // runs before the HTTP server's Close
-	return url
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/agent"
 }
 
 // gateway is a Handoff SIP server on loopback with its own store, linked
