@@ -41,7 +41,7 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{})})
 	g.create("e2e-refer", transfer.ReturnRefer)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-refer"))
+	c, err := p.call(g.Srv.TransferURI("e2e-refer"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestBargeInClear(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{Greeting: 3 * time.Second})})
 	g.create("e2e-barge", transfer.ReturnBye)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-barge"))
+	c, err := p.call(g.Srv.TransferURI("e2e-barge"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestAgentUnreachable(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: "ws://" + addr + "/agent", ConnectTimeout: 500 * time.Millisecond})
 	g.create("e2e-503", transfer.ReturnBye)
 	p := newPhone(t)
-	_, err = p.call(g.srv.TransferURI("e2e-503"))
+	_, err = p.call(g.Srv.TransferURI("e2e-503"))
 	res := dialogResponse(err)
 	if res == nil || res.StatusCode != 503 {
 		t.Fatalf("INVITE: %v, want 503", err)
@@ -170,7 +170,7 @@ func TestAgentUnreachable(t *testing.T) {
 	if h := res.GetHeader("Retry-After"); h == nil {
 		t.Error("503 without Retry-After")
 	}
-	if st := g.Get("e2e-503").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+	if st := g.Get("e2e-503").StatusAt(g.Svc.Now()); st != transfer.StatusActive {
 		t.Fatalf("transfer %s after 503, want ACTIVE", st)
 	}
 	if n := testenv.MetricValue(t, g.metrics, "handoff_agent_connect_failures_total"); n != 1 {
@@ -212,7 +212,7 @@ func TestAgentDropsMidCall(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url})
 	g.create("e2e-drop", transfer.ReturnRefer)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-drop"))
+	c, err := p.call(g.Srv.TransferURI("e2e-drop"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestSlowAgentRTPFlows(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url, PingInterval: -1, SendQueue: 10})
 	g.create("e2e-slow", transfer.ReturnBye)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-slow"))
+	c, err := p.call(g.Srv.TransferURI("e2e-slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestMalformedAgentMessages(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url})
 	g.create("e2e-bad", transfer.ReturnBye)
 	p := newPhone(t)
-	if _, err := p.call(g.srv.TransferURI("e2e-bad")); err != nil {
+	if _, err := p.call(g.Srv.TransferURI("e2e-bad")); err != nil {
 		t.Fatal(err)
 	}
 	p.WaitBye()

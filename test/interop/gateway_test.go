@@ -6,8 +6,6 @@ package interop
 import (
 	"context"
 	"log/slog"
-	"net/netip"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,8 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff/handoff/agent"
-	"github.com/handoff/handoff/internal/siptest"
-	"github.com/handoff/handoff/media"
+	"github.com/handoff/handoff/internal/gatewaytest"
 	hsip "github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 )
@@ -33,63 +30,27 @@ var quiet = slog.New(slog.DiscardHandler)
 // gateway is a Handoff SIP server on loopback with its own store, a
 // Prometheus registry of its own and the loopback agent behind a recorder.
 type gateway struct {
-	siptest.Transfers // the transfers, read as their owner "ivr"
-	t                 *testing.T
-	srv               *hsip.Server
-	reg               *prometheus.Registry
-	agent             *recorder
+	*gatewaytest.Gateway
+	reg   *prometheus.Registry
+	agent *recorder
 }
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
-	st, err := transfer.OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), transfer.BoltOptions{Quarantine: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := transfer.NewService(st, transfer.ServiceConfig{TTL: time.Minute, Logger: quiet})
-	ports, err := media.NewPortPool(netip.MustParseAddr("127.0.0.1"), 44000, 44999, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{
-		Transfers: siptest.Transfers{T: t, Svc: svc, Owner: "ivr"},
-		t:         t,
-		reg:       prometheus.NewRegistry(),
-		agent:     &recorder{Pipeline: agent.Loopback{MaxDuration: time.Minute}},
-	}
-	srv, err := hsip.New(hsip.Config{
-		Listen:       []string{"udp://127.0.0.1:0"},
-		TrustedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		AckTimeout:   5 * time.Second,
-		RTPTimeout:   10 * time.Second,
-		Ports:        ports,
-		Pipeline:     g.agent,
-		Logger:       quiet,
-		Return:       hsip.ReturnConfig{ReferTimeout: 10 * time.Second},
-	}, svc, g.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g.srv = srv
-	siptest.StopOnCleanup(t, srv.Shutdown, ports.InUse, st.Close)
+	g := &gateway{reg: prometheus.NewRegistry(), agent: &recorder{Pipeline: agent.Loopback{MaxDuration: time.Minute}}}
+	g.Gateway = gatewaytest.Start(t, 44000, 44999, g.reg, hsip.Config{
+		AckTimeout: 5 * time.Second,
+		Pipeline:   g.agent,
+		Return:     hsip.ReturnConfig{ReferTimeout: 10 * time.Second},
+	})
 	return g
 }
 
 // create registers a SIP transfer returned by ret (to returnURI for REFER)
 // and returns the URI to call it at.
 func (g *gateway) create(id string, ret transfer.ReturnType, returnURI string) string {
-	g.t.Helper()
-	if _, _, err := g.Svc.Create(context.Background(), "ivr", transfer.CreateRequest{
-		ID: id, ExternalConversationID: "conv-" + id, Type: transfer.TypeSIP,
-		SIP:          &transfer.SIPReturn{ReturnTransferType: ret, ReturnURI: returnURI},
-		InputContext: &transfer.InputContext{TaskName: "interop"},
-	}); err != nil {
-		g.t.Fatal(err)
-	}
-	return g.srv.TransferURI(id)
+	g.T.Helper()
+	return g.Create(id, transfer.SIPReturn{ReturnTransferType: ret, ReturnURI: returnURI}, &transfer.InputContext{TaskName: "interop"})
 }
 
 // recorder wraps the agent pipeline and records what its sessions hear:
