@@ -17,6 +17,16 @@ func envMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
+// wantLoadError checks that loading the YAML doc fails with an error that
+// mentions want.
+func wantLoadError(t *testing.T, doc, want string) {
+	t.Helper()
+	_, err := Load(writeFile(t, "handoff.yaml", doc), noEnv)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%q: error %v, want one mentioning %q", doc, err, want)
+	}
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -170,10 +180,7 @@ func TestUnknownKeyRejected(t *testing.T) {
 		"auth:\n  credentials:\n    - id: a\n      secert: b\n",
 		"colour: blue\n",
 	} {
-		_, err := Load(writeFile(t, "c.yaml", doc), noEnv)
-		if err == nil || !strings.Contains(err.Error(), "not found") {
-			t.Errorf("%q: want an unknown-field error, got %v", doc, err)
-		}
+		wantLoadError(t, doc, "not found") // an unknown-field error
 	}
 }
 

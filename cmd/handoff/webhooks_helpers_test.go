@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -205,43 +203,6 @@ func describe(hs []hook) string {
 // webhookLine is an auth.credentials entry with a webhook endpoint.
 func webhookLine(c cred, url, secret string) string {
 	return fmt.Sprintf("    - {id: %s, secret: %s, webhook_url: %q, webhook_secret: %s}", c.id, c.secret, url, secret)
-}
-
-// hookConfig is the configuration of a webhook test's process.
-type hookConfig struct {
-	rtpPorts string
-	sipPort  int      // 0: a free one
-	creds    []string // auth.credentials lines (webhookLine)
-	sip      string   // more keys of the sip section, indented
-	extra    string   // more top-level YAML
-}
-
-// write writes c to path (the store beside it) and returns the SIP port.
-func (c hookConfig) write(t *testing.T, path string) int {
-	t.Helper()
-	if c.sipPort == 0 {
-		c.sipPort = testenv.FreeUDPPort(t)
-	}
-	cfg := fmt.Sprintf(`
-http:
-  listen: 127.0.0.1:0
-auth:
-  credentials:
-%s
-store:
-  path: %s
-sip:
-  listen: [udp://127.0.0.1:%d]
-%s
-media:
-  rtp_ports: %s
-log:
-  level: debug
-%s`, strings.Join(c.creds, "\n"), filepath.Join(filepath.Dir(path), "data", "handoff.db"), c.sipPort, c.sip, c.rtpPorts, c.extra)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return c.sipPort
 }
 
 // getRaw is GET's body as sent, less its final newline.
