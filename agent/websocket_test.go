@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -594,12 +595,7 @@ func equalOutput(a, b transfer.OutputContext) bool {
 func TestWebSocketUnreachable(t *testing.T) {
 	m := NewMetrics(nil)
 	// Nothing listens on a port just closed: refused at once.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t, false))
 	w := &WebSocket{URL: "ws://" + addr + "/agent", Token: "s3cret", Logger: quiet, Metrics: m, ConnectTimeout: 300 * time.Millisecond}
 	if _, err := w.Open(context.Background(), testInfo); err == nil {
 		t.Fatal("Open succeeded with no agent")

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -153,16 +153,11 @@ func TestBargeInClear(t *testing.T) {
 // An agent that cannot be reached: the INVITE gets 503 with Retry-After
 // and the transfer stays ACTIVE for the IVR's retry or fallback.
 func TestAgentUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t, false)) // nothing listens there
 	g := newGateway(t, &agent.WebSocket{URL: "ws://" + addr + "/agent", ConnectTimeout: 500 * time.Millisecond})
 	g.create("e2e-503", transfer.ReturnBye)
 	p := newPhone(t)
-	_, err = p.call(g.Srv.TransferURI("e2e-503"))
+	_, err := p.call(g.Srv.TransferURI("e2e-503"))
 	res := dialogResponse(err)
 	if res == nil || res.StatusCode != 503 {
 		t.Fatalf("INVITE: %v, want 503", err)
