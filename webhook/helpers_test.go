@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/webhook"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -96,25 +96,14 @@ func newUnstartedReceiver(t *testing.T, secret string) *receiver {
 }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	rec := received{id: req.Header.Get("webhook-id"), header: req.Header.Clone(), body: body, at: r.clock()}
+	in := webhooktest.Read(req, r.wh, r.strictTime)
+	rec := received{id: in.ID, typ: in.Type, transfer: in.Transfer, header: in.Header, body: in.Body, verifyErr: in.Err, at: r.clock()}
 	rec.ts, _ = strconv.ParseInt(req.Header.Get("webhook-timestamp"), 10, 64)
-	if r.strictTime {
-		rec.verifyErr = r.wh.Verify(body, req.Header)
-	} else {
-		rec.verifyErr = r.wh.VerifyIgnoringTimestamp(body, req.Header)
+	var data struct {
+		Seq int `json:"seq"`
 	}
-	var env struct {
-		Type string `json:"type"`
-		Data struct {
-			ID  string `json:"id"`
-			Seq int    `json:"seq"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		rec.verifyErr = fmt.Errorf("body: %w", err)
-	}
-	rec.typ, rec.transfer, rec.seq = env.Type, env.Data.ID, env.Data.Seq
+	_ = json.Unmarshal(in.Data, &data)
+	rec.seq = data.Seq
 	r.mu.Lock()
 	r.got = append(r.got, rec)
 	n, respond := len(r.got), r.respond

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 // hookWaitLimit bounds waiting for webhooks that go through retries with
@@ -86,21 +86,8 @@ func (r *hookReceiver) start() {
 }
 
 func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	h := hook{id: req.Header.Get("webhook-id"), header: req.Header.Clone(), body: body, at: time.Now()}
-	h.err = r.wh.Verify(body, req.Header)
-	var env struct {
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		h.err = fmt.Errorf("body: %w", err)
-	}
-	var data struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(env.Data, &data)
-	h.typ, h.data, h.transfer = env.Type, env.Data, data.ID
+	rec := webhooktest.Read(req, r.wh, true)
+	h := hook{id: rec.ID, typ: rec.Type, transfer: rec.Transfer, data: rec.Data, body: rec.Body, header: rec.Header, at: time.Now(), err: rec.Err}
 	r.mu.Lock()
 	r.seq++
 	n, respond := r.seq, r.respond

@@ -1,9 +1,7 @@
 package cluster_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/handoff/handoff/internal/redistest"
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -54,18 +53,8 @@ func newHookSink(t *testing.T) *hookSink {
 }
 
 func (s *hookSink) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	rec := received{id: r.Header.Get("webhook-id"), body: string(body), err: s.wh.Verify(body, r.Header)}
-	var env struct {
-		Type string `json:"type"`
-		Data struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		rec.err = err
-	}
-	rec.typ, rec.transfer = env.Type, env.Data.ID
+	in := webhooktest.Read(r, s.wh, true)
+	rec := received{id: in.ID, typ: in.Type, transfer: in.Transfer, body: string(in.Body), err: in.Err}
 	s.mu.Lock()
 	hold := s.hold
 	if hold != nil {
