@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -133,4 +134,42 @@ func FreeUDPPort(t testing.TB) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// CleanEnv is the test's environment without HANDOFF_ variables, so the
+// configuration file and flags alone configure a Handoff subprocess.
+func CleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HANDOFF_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// WaitReady polls url (a process's /readyz) with c every 20 ms until it
+// answers 200. It fails when exited closes first (the process ended) or
+// after limit, with the last answer or error.
+func WaitReady(c *http.Client, url string, exited <-chan struct{}, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited during start-up (last: %v)", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v (last: %v)", limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

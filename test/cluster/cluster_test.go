@@ -100,11 +100,7 @@ func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int, args ...str
 		"HANDOFF_LOG_FORMAT=json",
 		"HANDOFF_DRAIN_TIMEOUT=5s",
 	}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HANDOFF_") {
-			env = append(env, kv)
-		}
-	}
+	env = append(env, testenv.CleanEnv()...)
 	logf, err := os.Create(n.log)
 	if err != nil {
 		t.Fatal(err)
@@ -127,25 +123,11 @@ func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int, args ...str
 			dumpTail(t, n.log, 40)
 		}
 	})
-	deadline := time.Now().Add(startLimit)
-	for {
-		resp, err := n.client.Get(n.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return n
-			}
-		}
-		select {
-		case <-n.done:
-			dumpTail(t, n.log, 40)
-			t.Fatalf("node %s exited during start-up", id)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s not ready after %v: %v", id, startLimit, err)
-		}
+	if err := testenv.WaitReady(n.client, n.http+"/readyz", n.done, startLimit); err != nil {
+		dumpTail(t, n.log, 40)
+		t.Fatalf("node %s %v", id, err)
 	}
+	return n
 }
 
 // stop drains the node with SIGTERM (SIGKILL after 10 s).

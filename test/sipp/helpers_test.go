@@ -111,7 +111,7 @@ drain:
 	h.cmd.Dir = dir
 	h.cmd.Stdout = logf
 	h.cmd.Stderr = logf
-	h.cmd.Env = cleanEnv()
+	h.cmd.Env = testenv.CleanEnv()
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -131,38 +131,15 @@ drain:
 		}
 	})
 
-	deadline := time.Now().Add(startLimit)
-	for {
-		resp, err := h.client.Get(h.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
+	if err := testenv.WaitReady(h.client, h.http+"/readyz", h.done, startLimit); err != nil {
 		select {
 		case <-h.done:
-			t.Fatalf("handoff exited during start-up: %v", h.waitErr)
+			t.Fatalf("handoff %v: %v", err, h.waitErr)
 		default:
+			t.Fatalf("handoff %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("handoff not ready after %v (last error %v)", startLimit, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return h
-}
-
-// cleanEnv is the test's environment without HANDOFF_* variables, so the
-// file alone configures the process.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HANDOFF_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func TestMain(m *testing.M) {
