@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -353,5 +354,23 @@ func TestCodecsFromFile(t *testing.T) {
 	}
 	if got := cfg.Media.codecs(); !reflect.DeepEqual(got, []media.Codec{media.PCMU}) || cfg.Media.ComfortNoise {
 		t.Fatalf("codecs %v, comfort noise %v", got, cfg.Media.ComfortNoise)
+	}
+}
+
+// The keys a reload applies, named from the Config's fields, are the ones
+// docs/operations.md#reload lists; every other key needs a restart.
+func TestReloadableKeys(t *testing.T) {
+	want := []string{"auth.credentials", "numbers.pools", "log.level", "log.sip_trace",
+		"webhooks.default_url", "webhooks.default_secret", "webhooks.default_secret_file", "webhooks.allow_insecure"}
+	var got []string
+	for _, k := range configKeys(&Config{}) {
+		if reloadKeys.reloadable(k.Key) {
+			got = append(got, k.Key)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("reloadable keys %v, want %v", got, want)
 	}
 }

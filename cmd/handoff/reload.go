@@ -16,19 +16,40 @@ import (
 	"github.com/handoff/handoff/transfer"
 )
 
-// reloadable lists the keys a reload applies without a restart (and without
-// dropping calls). Every other changed key is reported as needing a restart.
-var reloadable = map[string]bool{
-	"auth.credentials": true, // control.API.SetCredentials: atomic swap
-	"numbers.pools":    true, // transfer.Service.SetNumbers: leased numbers keep serving
-	"log.level":        true, // slog.LevelVar
-	"log.sip_trace":    true, // the tracer's switch
-	// webhook endpoints (auth.credentials too): the endpoint table is
-	// swapped; queued events go to the new endpoints.
-	"webhooks.default_url":         true,
-	"webhooks.default_secret":      true,
-	"webhooks.default_secret_file": true,
-	"webhooks.allow_insecure":      true,
+// reloadKeyNames are the keys a reload applies without a restart (and
+// without dropping calls), named from the Config's fields. Every other
+// changed key is reported as needing a restart.
+type reloadKeyNames struct {
+	credentials string // control.API.SetCredentials: atomic swap
+	pools       string // transfer.Service.SetNumbers: leased numbers keep serving
+	logLevel    string // slog.LevelVar
+	sipTrace    string // the tracer's switch
+	// webhooks are the keys of the webhook endpoints (credentials too): the
+	// endpoint table is swapped; queued events go to the new endpoints.
+	webhooks []string
+}
+
+var reloadKeys = func() reloadKeyNames {
+	var c Config
+	k, w := keyNamesOf(&c), &c.Webhooks
+	return reloadKeyNames{
+		credentials: k.of(&c.Auth.Credentials),
+		pools:       k.of(&c.Numbers.Pools),
+		logLevel:    k.of(&c.Log.Level),
+		sipTrace:    k.of(&c.Log.SIPTrace),
+		webhooks: []string{k.of(&c.Auth.Credentials),
+			k.of(&w.DefaultURL), k.of(&w.DefaultSecret), k.of(&w.DefaultSecretFile), k.of(&w.AllowInsecure)},
+	}
+}()
+
+// reloadable reports whether a reload applies key without a restart.
+func (n reloadKeyNames) reloadable(key string) bool {
+	return key == n.pools || key == n.logLevel || key == n.sipTrace || slices.Contains(n.webhooks, key)
+}
+
+// changed reports whether any of keys is in applied.
+func changed(applied []string, keys ...string) bool {
+	return slices.ContainsFunc(applied, func(k string) bool { return slices.Contains(keys, k) })
 }
 
 // reloader re-reads the configuration (SIGHUP) and applies what it can.
@@ -106,25 +127,25 @@ func (r *reloader) apply(ctx context.Context) error {
 
 	// Pools first: the only step that can fail (the store), so a failure
 	// leaves everything as it was.
-	if slices.Contains(applied, "numbers.pools") {
+	if changed(applied, reloadKeys.pools) {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := r.svc.SetNumbers(sctx, next.Numbers.Pools)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("numbers.pools: %w", err)
+			return fmt.Errorf("%s: %w", reloadKeys.pools, err)
 		}
 		r.cur.Numbers.Pools = next.Numbers.Pools
 	}
-	if slices.Contains(applied, "auth.credentials") {
+	if changed(applied, reloadKeys.credentials) {
 		if err := r.api.SetCredentials(next.apiCredentials()); err != nil {
-			return fmt.Errorf("auth.credentials: %w", err) // not reached: Load validated them
+			return fmt.Errorf("%s: %w", reloadKeys.credentials, err) // not reached: Load validated them
 		}
 		r.cur.Auth = next.Auth
 		if next.UsesDevCredential() {
 			r.log.Warn("auth.credentials includes the built-in development credential (id " + devCredentialID + ")")
 		}
 	}
-	if slices.ContainsFunc(applied, func(k string) bool { return slices.Contains(webhookKeys, k) }) {
+	if changed(applied, reloadKeys.webhooks...) {
 		r.webhooks.dir.Store(webhookDirectory(&next))
 		w := &r.cur.Webhooks
 		w.DefaultURL, w.DefaultSecret, w.DefaultSecretFile, w.AllowInsecure =
@@ -139,7 +160,7 @@ func (r *reloader) apply(ctx context.Context) error {
 	}
 	defer r.level.Set(newLevel)
 	r.cur.Log.Level = next.Log.Level
-	if slices.Contains(applied, "log.sip_trace") {
+	if changed(applied, reloadKeys.sipTrace) {
 		r.tracer.on.Store(next.Log.SIPTrace)
 		r.cur.Log.SIPTrace = next.Log.SIPTrace
 	}
@@ -178,7 +199,7 @@ func diffKeys(cur, next *Config) (applied, restart []string) {
 		if reflect.DeepEqual(k.field.Interface(), nextKeys[i].field.Interface()) {
 			continue
 		}
-		if reloadable[k.Key] {
+		if reloadKeys.reloadable(k.Key) {
 			applied = append(applied, k.Key)
 		} else {
 			restart = append(restart, k.Key)
