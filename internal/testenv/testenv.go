@@ -173,3 +173,13 @@ func WaitReady(c *http.Client, url string, exited <-chan struct{}, limit time.Du
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Tail is the last n lines of s (a subprocess's output or log), for a
+// failing test to show.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -157,11 +157,7 @@ func dumpTail(t testing.TB, path string, lines int) {
 	if err != nil {
 		return
 	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	t.Logf("%s (tail):\n%s", filepath.Base(path), strings.Join(all, "\n"))
+	t.Logf("%s (tail):\n%s", filepath.Base(path), testenv.Tail(string(b), lines))
 }
 
 // transferView is the part of the API's transfer the tests read.
@@ -467,18 +463,10 @@ func (r *sippRun) wait(t testing.TB) (ok, failed int) {
 }
 
 func (r *sippRun) report(t testing.TB) {
-	t.Logf("sipp %s output:\n%s", r.name, tail(r.stdout.String(), 30))
+	t.Logf("sipp %s output:\n%s", r.name, testenv.Tail(r.stdout.String(), 30))
 	for _, f := range []string{"errors.log", "messages.log"} {
 		dumpTail(t, filepath.Join(r.dir, f), 60)
 	}
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }
 
 // createMany creates count transfers named prefix-i, alternating the node

@@ -273,7 +273,7 @@ func (b *baresip) kill() {
 		}
 	}
 	if b.t.Failed() {
-		b.t.Logf("baresip output (tail):\n%s", tail(b.out.String(), 150))
+		b.t.Logf("baresip output (tail):\n%s", testenv.Tail(b.out.String(), 150))
 	}
 }
 
@@ -285,15 +285,6 @@ func (b *baresip) decodedDump() string {
 		b.t.Fatalf("want one decoded-audio dump in %s, found %v", b.dir, m)
 	}
 	return m[0]
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // sipMessage is one message of baresip's SIP trace (-s).

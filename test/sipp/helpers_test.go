@@ -258,13 +258,13 @@ func (r *sippRun) report(t *testing.T) {
 	t.Helper()
 	for _, f := range []string{r.errLog, r.screen} {
 		if b, err := os.ReadFile(f); err == nil && len(b) > 0 {
-			t.Logf("%s:\n%s", filepath.Base(f), tail(string(b), 80))
+			t.Logf("%s:\n%s", filepath.Base(f), testenv.Tail(string(b), 80))
 		}
 	}
 	if b, err := os.ReadFile(r.msgLog); err == nil {
-		t.Logf("SIP messages (tail):\n%s", tail(string(b), 120))
+		t.Logf("SIP messages (tail):\n%s", testenv.Tail(string(b), 120))
 	}
-	t.Logf("sipp output (tail):\n%s", tail(r.stdout.String(), 40))
+	t.Logf("sipp output (tail):\n%s", testenv.Tail(r.stdout.String(), 40))
 }
 
 // messages is SIPp's -trace_msg log so far.
@@ -473,7 +473,7 @@ func (h *handoff) stop(t *testing.T) {
 		t.Errorf("handoff exit: %v", h.waitErr)
 	}
 	if b, err := os.ReadFile(h.log); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
-		t.Errorf("the race detector reported a data race in handoff:\n%s", tail(string(b), 120))
+		t.Errorf("the race detector reported a data race in handoff:\n%s", testenv.Tail(string(b), 120))
 	}
 }
 
@@ -482,14 +482,5 @@ func (h *handoff) dumpLog(t *testing.T, lines int) {
 	if err != nil {
 		return
 	}
-	t.Logf("handoff log (tail):\n%s", tail(string(b), lines))
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	t.Logf("handoff log (tail):\n%s", testenv.Tail(string(b), lines))
 }
