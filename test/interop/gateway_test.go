@@ -4,7 +4,6 @@
 package interop
 
 import (
-	"context"
 	"log/slog"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/gatewaytest"
+	"github.com/handoff/handoff/internal/siptest"
 	hsip "github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 )
@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 var quiet = slog.New(slog.DiscardHandler)
 
 // gateway is a Handoff SIP server on loopback with its own store, a
-// Prometheus registry of its own and the loopback agent behind a recorder.
+// Prometheus registry of its own and the loopback agent, whose hearing a
+// recorder records.
 type gateway struct {
 	*gatewaytest.Gateway
 	reg   *prometheus.Registry
@@ -37,10 +38,10 @@ type gateway struct {
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
-	g := &gateway{reg: prometheus.NewRegistry(), agent: &recorder{Pipeline: agent.Loopback{MaxDuration: time.Minute}}}
+	g := &gateway{reg: prometheus.NewRegistry(), agent: &recorder{}}
 	g.Gateway = gatewaytest.Start(t, 44000, 44999, g.reg, hsip.Config{
 		AckTimeout: 5 * time.Second,
-		Pipeline:   g.agent,
+		Pipeline:   &siptest.Tap{Pipeline: agent.Loopback{MaxDuration: time.Minute}, OnAudio: g.agent.audio, OnDTMF: g.agent.dtmf},
 		Return:     hsip.ReturnConfig{ReferTimeout: 10 * time.Second},
 	})
 	return g
@@ -53,48 +54,33 @@ func (g *gateway) create(id string, ret transfer.ReturnType, returnURI string) s
 	return g.Create(id, transfer.SIPReturn{ReturnTransferType: ret, ReturnURI: returnURI}, &transfer.InputContext{TaskName: "interop"})
 }
 
-// recorder wraps the agent pipeline and records what its sessions hear:
-// the caller's frames (how many, how many carry the caller's test tone)
-// and the digits with how they arrived.
+// recorder records what the agent hears (the OnAudio and OnDTMF of the
+// gateway's siptest.Tap): the caller's frames (how many, how many carry
+// the caller's test tone) and the digits with how they arrived.
 type recorder struct {
-	agent.Pipeline
 	mu         sync.Mutex
 	frames     int
 	toneFrames int
 	digits     []agent.DTMF
 }
 
-type recordingSession struct {
-	agent.Session
-	r *recorder
-}
-
-func (r *recorder) Open(ctx context.Context, info agent.CallInfo) (agent.Session, error) {
-	s, err := r.Pipeline.Open(ctx, info)
-	if err != nil {
-		return nil, err
+func (r *recorder) audio(track agent.Track, frame []int16) {
+	if track != agent.TrackCaller {
+		return
 	}
-	return &recordingSession{Session: s, r: r}, nil
-}
-
-func (s *recordingSession) PushAudio(track agent.Track, frame []int16) {
-	if track == agent.TrackCaller {
-		tone := toneShare(frame, float64(50*len(frame)), callerToneHz) > 0.5 // 20 ms frames
-		s.r.mu.Lock()
-		s.r.frames++
-		if tone {
-			s.r.toneFrames++
-		}
-		s.r.mu.Unlock()
+	tone := toneShare(frame, float64(50*len(frame)), callerToneHz) > 0.5 // 20 ms frames
+	r.mu.Lock()
+	r.frames++
+	if tone {
+		r.toneFrames++
 	}
-	s.Session.PushAudio(track, frame)
+	r.mu.Unlock()
 }
 
-func (s *recordingSession) PushDTMF(d agent.DTMF) {
-	s.r.mu.Lock()
-	s.r.digits = append(s.r.digits, d)
-	s.r.mu.Unlock()
-	s.Session.PushDTMF(d)
+func (r *recorder) dtmf(d agent.DTMF) {
+	r.mu.Lock()
+	r.digits = append(r.digits, d)
+	r.mu.Unlock()
 }
 
 // heard returns the caller frames so far, those carrying the caller's
