@@ -1,9 +1,12 @@
 // Package testenv serves tests that run Handoff's commands as subprocesses:
 // it builds a command once per test binary (with the race detector when the
-// tests have it, so subprocess traffic hunts races too) and finds free
-// loopback ports, and reads SIPp statistics. It also holds the helpers
-// every package's tests share: Eventually, and MetricValue/Value to read
-// Prometheus metrics.
+// tests have it, so subprocess traffic hunts races too), finds free
+// loopback ports and third-party tools (Tool), starts from a clean
+// environment and waits for readiness (CleanEnv, WaitReady), and reads SIPp
+// statistics. It also holds the helpers every package's tests share:
+// Eventually and Poll, MetricValue, MetricSeries, Value and Scrape to read
+// Prometheus metrics, Buffer, Tail, Latencies for benchmarks, and the tone
+// measures (Tone, Goertzel, RMS).
 package testenv
 
 import (
