@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,22 +14,16 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/handoff/handoff/internal/wstest"
 )
 
 // echoAgent is the cheapest possible agent: every inbound media message
 // goes straight back as agent media.
 func echoAgent(tb testing.TB) string {
-	var wg sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	return wstest.Serve(tb, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
 		for {
-			_, b, err := c.Read(context.Background())
+			_, b, err := c.Read(ctx)
 			if err != nil {
 				return
 			}
@@ -43,13 +35,11 @@ func echoAgent(tb testing.TB) string {
 				continue
 			}
 			out := `{"event":"media","streamSid":"x","media":{"payload":"` + m.Media.Payload + `"}}`
-			if c.Write(context.Background(), websocket.MessageText, []byte(out)) != nil {
+			if c.Write(ctx, websocket.MessageText, []byte(out)) != nil {
 				return
 			}
 		}
-	}))
-	tb.Cleanup(func() { srv.Close(); wg.Wait() })
-	return "ws" + strings.TrimPrefix(srv.URL, "http")
+	})
 }
 
 // BenchmarkAgentLink runs `calls` concurrent sessions against an

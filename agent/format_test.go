@@ -1,28 +1,15 @@
 package agent
 
 import (
-	"math"
 	"slices"
 	"testing"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 )
 
-func sine(hz, rate, amp float64, n int) []int16 {
-	out := make([]int16, n)
-	for i := range out {
-		out[i] = int16(amp * math.Sin(2*math.Pi*hz*float64(i)/rate))
-	}
-	return out
-}
-
-func rms(s []int16) float64 {
-	var sum float64
-	for _, v := range s {
-		sum += float64(v) * float64(v)
-	}
-	return math.Sqrt(sum / float64(len(s)))
-}
+// sine is n samples of a tone at hz, sampled at rate.
+func sine(hz, rate, amp float64, n int) []int16 { return testenv.Tone(int(rate), 0, n, amp, hz) }
 
 func TestParseFormat(t *testing.T) {
 	for in, want := range map[string]Format{"": FormatMulaw, "mulaw": FormatMulaw, "l16-8000": FormatL16, "L16-16000": FormatL16Wide} {

@@ -3,11 +3,13 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -35,14 +37,9 @@ func TestRedactURL(t *testing.T) {
 // A token in agent.url's user info and query reaches neither the error of
 // a failed Open nor a session's log lines.
 func TestWebSocketURLRedactedInErrorsAndLogs(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t, false)) // nothing listens there
 	w := &WebSocket{URL: "ws://bot:tok-user@" + addr + "/agent?token=tok-query", Logger: quiet, Metrics: NewMetrics(nil), ConnectTimeout: time.Second}
-	_, err = w.Open(context.Background(), testInfo)
+	_, err := w.Open(context.Background(), testInfo)
 	if err == nil || strings.Contains(err.Error(), "tok-") || !strings.Contains(err.Error(), "token=REDACTED") {
 		t.Fatalf("Open error %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -594,12 +595,7 @@ func equalOutput(a, b transfer.OutputContext) bool {
 func TestWebSocketUnreachable(t *testing.T) {
 	m := NewMetrics(nil)
 	// Nothing listens on a port just closed: refused at once.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t, false))
 	w := &WebSocket{URL: "ws://" + addr + "/agent", Token: "s3cret", Logger: quiet, Metrics: m, ConnectTimeout: 300 * time.Millisecond}
 	if _, err := w.Open(context.Background(), testInfo); err == nil {
 		t.Fatal("Open succeeded with no agent")
@@ -856,7 +852,7 @@ func TestWebSocketWideband(t *testing.T) {
 		s.PushAudio(TrackCaller, tone8[f*FrameSamples:(f+1)*FrameSamples])
 	}
 	wide := l16Frames(t, p, 4)
-	if r := rms(wide[100:]); r < 0.9*8000/1.4142 || r > 1.1*8000/1.4142 {
+	if r := testenv.RMS(wide[100:]); r < 0.9*8000/1.4142 || r > 1.1*8000/1.4142 {
 		t.Errorf("upsampled tone RMS %.0f", r)
 	}
 	// A G.722 caller: 16 kHz frames arrive untouched, 6 kHz tone and all.

@@ -54,34 +54,22 @@ func benchCreateGet(b *testing.B, typ, hooks string) {
 	if hooks == "_webhooks" {
 		webhooktest.Dispatch(b, e.outbox, webhook.DefaultWorkers, sink)
 	}
-	var lat testenv.Latencies
-	b.SetParallelism(8) // 8×GOMAXPROCS concurrent clients
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		local := make([]time.Duration, 0, 1024)
-		for pb.Next() {
-			id := newID("bench")
-			body := sipBody(id, map[string]any{"returnTransferType": "REFER", "returnUri": "sip:back@ivr.example.com"})
-			if typ == "PHONE_NUMBER" {
-				body = phoneBody(id, "US")
-			}
-			t0 := time.Now()
-			if err := benchDo(e, http.MethodPost, pathCreate, body); err != nil {
-				b.Error(err)
-				return
-			}
-			if err := benchDo(e, http.MethodGet, pathCreate+"/"+id, nil); err != nil {
-				b.Error(err)
-				return
-			}
-			local = append(local, time.Since(t0))
+	var lat testenv.Latencies // from 8×GOMAXPROCS concurrent clients
+	elapsed := lat.RunParallel(b, func() (time.Duration, error) {
+		id := newID("bench")
+		body := sipBody(id, map[string]any{"returnTransferType": "REFER", "returnUri": "sip:back@ivr.example.com"})
+		if typ == "PHONE_NUMBER" {
+			body = phoneBody(id, "US")
 		}
-		lat.Add(local)
+		t0 := time.Now()
+		if err := benchDo(e, http.MethodPost, pathCreate, body); err != nil {
+			return 0, err
+		}
+		if err := benchDo(e, http.MethodGet, pathCreate+"/"+id, nil); err != nil {
+			return 0, err
+		}
+		return time.Since(t0), nil
 	})
-	elapsed := time.Since(start)
-	b.StopTimer()
 	lat.Report(b, elapsed, true)
 	if hooks != "" {
 		st, _ := e.outbox.Stats(context.Background())

@@ -12,16 +12,17 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/handoff/handoff/control"
-	"github.com/handoff/handoff/transfer"
-	"github.com/handoff/handoff/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/transfer"
+	"github.com/handoff/handoff/webhook"
 )
 
 func TestMain(m *testing.M) {
@@ -86,24 +87,6 @@ func (f *faultyStore) Ping(ctx context.Context) error {
 	return f.Store.Ping(ctx)
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	t      testing.TB
 	srv    *httptest.Server
@@ -113,8 +96,8 @@ type env struct {
 	reg    *prometheus.Registry
 	outbox webhook.Outbox // the bolt store's, written when envConfig.webhooks is set
 	client *http.Client
-	logs   *syncBuffer
-	offset atomic.Int64 // added to the service clock
+	logs   *testenv.Buffer // log output of concurrent handlers
+	offset atomic.Int64    // added to the service clock
 }
 
 type envConfig struct {
@@ -144,7 +127,7 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 	for _, o := range opts {
 		o(ec)
 	}
-	e := &env{t: t, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, logs: &testenv.Buffer{}, reg: prometheus.NewRegistry()}
 	var w io.Writer = e.logs
 	if ec.log != nil {
 		w = ec.log

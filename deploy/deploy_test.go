@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 var metricName = regexp.MustCompile(`\bhandoff_[a-z0-9_]*[a-z0-9]`)
@@ -295,13 +297,7 @@ func TestAlertRules(t *testing.T) {
 // promtool checks the rules, runs their unit tests, checks the scrape
 // config, and parses every dashboard query (as recording rules).
 func TestPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not found (apt-get install prometheus); CI must run it")
-		}
-		t.Skip("promtool not found; install the Debian package prometheus to run this test")
-	}
+	promtool := testenv.Tool(t, "promtool", "apt-get install -y prometheus")
 	run := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command(promtool, args...)

@@ -27,19 +27,14 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
 
 // needFFmpeg returns ffmpeg's path, or skips the test (fails it under CI).
 func needFFmpeg(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("ffmpeg not found on PATH (CI is set): install it with `apt-get install -y ffmpeg`: %v", err)
-		}
-		t.Skipf("ffmpeg not found on PATH: %v", err)
-	}
-	return p
+	return testenv.Tool(t, "ffmpeg", "apt-get install -y ffmpeg")
 }
 
 // ffmpegRun converts the file contents in through ffmpeg: inFormat are the

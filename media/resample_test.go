@@ -3,15 +3,9 @@ package media
 import (
 	"math"
 	"testing"
-)
 
-func rmsOf(s []int16) float64 {
-	var sum float64
-	for _, v := range s {
-		sum += float64(v) * float64(v)
-	}
-	return math.Sqrt(sum / float64(len(s)))
-}
+	"github.com/handoff/handoff/internal/testenv"
+)
 
 // Upsampling a tone in 20 ms frames matches the same tone sampled at 16 kHz
 // (23 samples late, the filter's delay), with no seams between frames.
@@ -53,7 +47,7 @@ func TestDownsampleResponse(t *testing.T) {
 		if len(out) != len(in)/2 {
 			t.Fatalf("%d samples out of %d", len(out), len(in))
 		}
-		return 20 * math.Log10(rmsOf(out[100:])/rmsOf(in[200:]))
+		return 20 * math.Log10(testenv.RMS(out[100:])/testenv.RMS(in[200:]))
 	}
 	for _, hz := range []float64{300, 1000, 2000, 3000, 3400} {
 		if g := gain(hz); math.Abs(g) > 0.5 {
@@ -77,7 +71,7 @@ func TestResampleRoundTrip(t *testing.T) {
 		wide = u.Upsample(wide[:0], in[f:f+FrameSamples])
 		back = d.Downsample(back, wide)
 	}
-	if g := 20 * math.Log10(rmsOf(back[200:])/rmsOf(in[200:])); math.Abs(g) > 0.5 {
+	if g := 20 * math.Log10(testenv.RMS(back[200:])/testenv.RMS(in[200:])); math.Abs(g) > 0.5 {
 		t.Errorf("round-trip gain %.2f dB", g)
 	}
 }

@@ -74,6 +74,16 @@ func startSession(t testing.TB, cfg SessionConfig) *Session {
 	return s
 }
 
+// peerSession starts a session on ports of its own with a raw peer as its
+// remote (cfg's Ports and Remote are set).
+func peerSession(t testing.TB, cfg SessionConfig) (*Session, *peer) {
+	t.Helper()
+	cfg.Ports = allocate(t, testPool(t))
+	p := newPeer(t, addrOf(cfg.Ports.RTP))
+	cfg.Remote = p.addr()
+	return startSession(t, cfg), p
+}
+
 // eventually polls cond generously; machines running -race are slow.
 var eventually = testenv.Eventually
 
@@ -226,13 +236,10 @@ func TestSessionsExchangeAudio(t *testing.T) {
 }
 
 func TestSessionReorderLossLate(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
 	var got frames
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	p := newPeer(t, addrOf(ports.RTP))
-	s := startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, OnAudio: got.add, Metrics: m})
+	s, p := peerSession(t, SessionConfig{Codec: PCMU, OnAudio: got.add, Metrics: m})
 
 	// 105 is missing; 102/103 swapped.
 	for _, seq := range []uint16{100, 101, 103, 102, 104, 106, 107, 108, 109, 110} {
@@ -268,11 +275,8 @@ func TestSessionReorderLossLate(t *testing.T) {
 }
 
 func TestSessionSequenceWrap(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
 	var got frames
-	p := newPeer(t, addrOf(ports.RTP))
-	s := startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, OnAudio: got.add})
+	s, p := peerSession(t, SessionConfig{Codec: PCMU, OnAudio: got.add})
 	seqs := []uint16{65533, 65534, 0, 65535, 1, 2}
 	for i, seq := range seqs {
 		p.send(0, seq, uint32(i*FrameSamples), false, bytes.Repeat([]byte{byte(0x80 + seq%64)}, FrameSamples))
@@ -361,11 +365,8 @@ func TestSessionLatching(t *testing.T) {
 // A new SSRC from the latched address is accepted once the old stream has
 // gone quiet (prompt players and SBCs switch SSRC without re-INVITE).
 func TestSessionSSRCChangeAfterQuiet(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
 	var got frames
-	p := newPeer(t, addrOf(ports.RTP))
-	s := startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, OnAudio: got.add})
+	s, p := peerSession(t, SessionConfig{Codec: PCMU, OnAudio: got.add})
 	p.audio(1, 0x81)
 	eventually(t, "first frame", func() bool { return got.len() == 1 })
 	time.Sleep(ssrcSwitchQuiet + 50*time.Millisecond)
@@ -441,11 +442,8 @@ func TestSessionReceiveDTMF(t *testing.T) {
 }
 
 func TestSessionDTMFEndTimeout(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
 	got := make(chan DTMFEvent, 4)
-	p := newPeer(t, addrOf(ports.RTP))
-	startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, DTMFPayloadType: 96,
+	_, p := peerSession(t, SessionConfig{Codec: PCMU, DTMFPayloadType: 96,
 		OnDTMF: func(ev DTMFEvent) { got <- ev }})
 	p.send(96, 1, 1000, true, dtmfPayload(9, false, 160))
 	p.send(96, 2, 1000, false, dtmfPayload(9, false, 320))
@@ -497,9 +495,6 @@ func TestSessionSendDTMF(t *testing.T) {
 }
 
 func TestSessionMarkerOnTalkspurts(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
-	p := newPeer(t, addrOf(ports.RTP))
 	var mu sync.Mutex
 	calls := 0
 	talk := func(i int) bool { return (i >= 5 && i < 10) || (i >= 15 && i < 20) }
@@ -517,7 +512,7 @@ func TestSessionMarkerOnTalkspurts(t *testing.T) {
 		}
 		return pcm, true
 	}
-	startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, Source: source})
+	_, p := peerSession(t, SessionConfig{Codec: PCMU, Source: source})
 
 	var prev rtp.Packet
 	for i := range 25 {
@@ -571,10 +566,7 @@ func TestSessionRTPTimeout(t *testing.T) {
 }
 
 func TestSessionRTPTimeoutAfterMediaStops(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
-	p := newPeer(t, addrOf(ports.RTP))
-	s := startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, RTPTimeout: 300 * time.Millisecond})
+	s, p := peerSession(t, SessionConfig{Codec: PCMU, RTPTimeout: 300 * time.Millisecond})
 	for i := range 10 {
 		p.audio(uint16(i), 0x90)
 		time.Sleep(20 * time.Millisecond)
@@ -729,11 +721,8 @@ func TestSessionRTCPRawPeer(t *testing.T) {
 }
 
 func TestSessionUpdateCodec(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
-	p := newPeer(t, addrOf(ports.RTP))
 	var got frames
-	s := startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, OnAudio: got.add})
+	s, p := peerSession(t, SessionConfig{Codec: PCMU, OnAudio: got.add})
 	s.Update(Negotiated{Codec: PCMA, Remote: p.addr(), RemoteDirection: SendRecv})
 	for {
 		pkt, ok := p.read()
@@ -757,11 +746,8 @@ func TestSessionUpdateCodec(t *testing.T) {
 
 // Odd packetisation (30 ms) still reaches OnAudio as 20 ms frames.
 func TestSessionRepacketises(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
-	p := newPeer(t, addrOf(ports.RTP))
 	var got frames
-	startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: PCMU, OnAudio: got.add})
+	_, p := peerSession(t, SessionConfig{Codec: PCMU, OnAudio: got.add})
 	for seq := range uint16(4) {
 		p.send(0, seq, uint32(seq)*240, false, bytes.Repeat([]byte{0x80 + byte(seq)}, 240))
 	}

@@ -194,6 +194,12 @@ func TestSessionStockVoiceThenPound(t *testing.T) {
 			if ev := got.snapshot(); len(ev) != 1 || ev[0] != (DTMFEvent{'#', 280 * time.Millisecond}) {
 				t.Fatalf("events %v, want one # of 280 ms", ev)
 			}
+			// The # is reported at its first end packet: wait for the
+			// session to have taken the last ones too.
+			eventually(t, "every packet taken", func() bool {
+				st := s.Stats()
+				return st.PacketsIn+st.PacketsLate+st.PacketsDropped >= sent
+			})
 			st := s.Stats()
 			// The digit's three end packets are one packet sent three times
 			// (same sequence number): under SRTP the last two are replays.

@@ -106,11 +106,8 @@ func TestLocalSDPG722(t *testing.T) {
 // 9, 160 octets a packet, timestamps 160 apart, decoding to the Source's
 // wideband tone.
 func TestG722SessionRawPeer(t *testing.T) {
-	pool := testPool(t)
-	ports := allocate(t, pool)
-	p := newPeer(t, addrOf(ports.RTP))
 	var got frames
-	s := startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: G722, OnAudio: got.add, Source: toneSource(16000, 6000, 1000)})
+	s, p := peerSession(t, SessionConfig{Codec: G722, OnAudio: got.add, Source: toneSource(16000, 6000, 1000)})
 	if s.SampleRate() != 16000 {
 		t.Fatalf("sample rate %d", s.SampleRate())
 	}
@@ -168,10 +165,7 @@ func TestSessionResamplesSource(t *testing.T) {
 		{PCMU, toneSource(16000, 6000, 1000)},
 	} {
 		t.Run(tc.codec.Name, func(t *testing.T) {
-			pool := testPool(t)
-			ports := allocate(t, pool)
-			p := newPeer(t, addrOf(ports.RTP))
-			startSession(t, SessionConfig{Ports: ports, Remote: p.addr(), Codec: tc.codec, Source: tc.source})
+			_, p := peerSession(t, SessionConfig{Codec: tc.codec, Source: tc.source})
 			var dec G722Decoder
 			var out []int16
 			for range 50 {

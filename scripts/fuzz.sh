@@ -22,6 +22,7 @@ if [ "${#targets[@]}" -eq 0 ]; then
 	echo "fuzz: no fuzz targets found" >&2
 	exit 1
 fi
+echo "fuzz: ${#targets[@]} targets, ${secs}s each"
 
 count_files() {
 	if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi

@@ -184,7 +184,7 @@ func (s *Server) dialAgent(ctx context.Context, a *admission) (*agentLeg, error)
 func (s *Server) agentRequest(a *admission, target sip.Uri, offer []byte) *sip.Request {
 	req := s.outboundInvite(a.req, target, offer)
 	for _, f := range agentContext(a.transfer, s.cfg.Return.MaxContextBytes) {
-		req.AppendHeader(sip.NewHeader(f[0], f[1]))
+		req.AppendHeader(sip.NewHeader(f.name, f.value))
 	}
 	// The caller's UUI as the inbound parsing kept it (the standard header
 	// over x-User-to-User, one value per purpose), always sent under the
@@ -205,28 +205,28 @@ func (s *Server) agentRequest(a *admission, target sip.Uri, offer []byte) *sip.R
 // id and conversation id, the task and one X-Handoff-Var- per input
 // variable (by key), values kept on one line. Past maxBytes the last
 // variables are left off and X-Handoff-Truncated says so, as on the return.
-func agentContext(t *transfer.Transfer, maxBytes int) [][2]string {
-	fields := [][2]string{{hdrTransferID, t.ID}}
+func agentContext(t *transfer.Transfer, maxBytes int) []field {
+	fields := []field{{hdrTransferID, t.ID}}
 	if t.ExternalConversationID != "" {
-		fields = append(fields, [2]string{hdrConversationID, t.ExternalConversationID})
+		fields = append(fields, field{hdrConversationID, t.ExternalConversationID})
 	}
-	var vars [][2]string
+	var vars []field
 	if in := t.InputContext; in != nil {
 		if in.TaskName != "" {
-			fields = append(fields, [2]string{hdrTask, in.TaskName})
+			fields = append(fields, field{hdrTask, in.TaskName})
 		}
-		vars = varFields(hdrVarPrefix, in.InputVariables)
+		vars = variables(hdrVarPrefix, in.InputVariables)
 	}
 	for i := range fields {
-		fields[i][1] = sanitizeHeaderValue(fields[i][1])
+		fields[i].value = sanitizeHeaderValue(fields[i].value)
 	}
 	for i := range vars {
-		vars[i][1] = sanitizeHeaderValue(vars[i][1])
+		vars[i].value = sanitizeHeaderValue(vars[i].value)
 	}
-	kept, truncated := fitWithin(vars, maxBytes, func(f [2]string) int { return len(f[0]) + len(f[1]) + 4 })
+	kept, truncated := within(vars, maxBytes, headerLen)
 	fields = append(fields, kept...)
 	if truncated {
-		fields = append(fields, [2]string{"X-Handoff-Truncated", "true"})
+		fields = append(fields, field{hdrTruncated, "true"})
 	}
 	return fields
 }

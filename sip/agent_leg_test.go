@@ -470,10 +470,10 @@ func TestAgentContextTruncated(t *testing.T) {
 	tr := &transfer.Transfer{ID: "t1", InputContext: &transfer.InputContext{TaskName: "T", InputVariables: vars}}
 	fields := agentContext(tr, 80)
 	last := fields[len(fields)-1]
-	if last != [2]string{"X-Handoff-Truncated", "true"} || len(fields) != 5 {
+	if last != (field{"X-Handoff-Truncated", "true"}) || len(fields) != 5 {
 		t.Fatalf("fields %v", fields)
 	}
-	if fields[2][0] != "X-Handoff-Var-a" || fields[3][0] != "X-Handoff-Var-b" {
+	if fields[2].name != "X-Handoff-Var-a" || fields[3].name != "X-Handoff-Var-b" {
 		t.Fatalf("variables not kept in key order: %v", fields)
 	}
 }
@@ -503,9 +503,9 @@ func TestParseAgentURI(t *testing.T) {
 }
 
 func TestReadOutcomeBounds(t *testing.T) {
-	var fields [][2]string
+	var fields []field
 	for i := range maxHeaderVars + 5 {
-		fields = append(fields, [2]string{"x-handoff-var-k" + strings.Repeat("x", i), strings.Repeat("v", maxHeaderValueLen+10)})
+		fields = append(fields, field{"x-handoff-var-k" + strings.Repeat("x", i), strings.Repeat("v", maxHeaderValueLen+10)})
 	}
 	out, found := readOutcome(fields)
 	if !found || out.TransferType != agent.TransferSystem || len(out.TransferVariables) != maxHeaderVars {
@@ -516,7 +516,7 @@ func TestReadOutcomeBounds(t *testing.T) {
 			t.Fatalf("value of %d bytes", len(v))
 		}
 	}
-	if _, found := readOutcome([][2]string{{"X-Other", "1"}, {"Reason", "x"}}); found {
+	if _, found := readOutcome([]field{{"X-Other", "1"}, {"Reason", "x"}}); found {
 		t.Fatal("an outcome found in unrelated headers")
 	}
 }

@@ -35,9 +35,9 @@ var (
 // pairs winning; values are percent-unescaped and bounded as in headers
 // mode. found reports whether any outcome field was there; an outcome
 // without X-Handoff-Transfer-Type is SYSTEM, as for handoff.complete.
-func readOutcome(fields [][2]string) (out transfer.OutputContext, found bool) {
+func readOutcome(fields []field) (out transfer.OutputContext, found bool) {
 	for _, f := range fields {
-		name, value := f[0], headerValue(f[1])
+		name, value := f.name, headerValue(f.value)
 		switch {
 		case strings.EqualFold(name, hdrTransferType):
 			out.TransferType, found = value, true
@@ -72,11 +72,11 @@ func putVar(m *map[string]string, k, v string) bool {
 }
 
 // headerFields lists a request's headers as name/value pairs.
-func headerFields(req *sip.Request) [][2]string {
+func headerFields(req *sip.Request) []field {
 	hs := req.Headers()
-	out := make([][2]string, 0, len(hs))
+	out := make([]field, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, [2]string{h.Name(), h.Value()})
+		out = append(out, field{h.Name(), h.Value()})
 	}
 	return out
 }
@@ -109,7 +109,7 @@ func referOutcome(req *sip.Request) (target string, out transfer.OutputContext, 
 	}
 	fields := headerFields(req)
 	for _, kv := range u.Headers {
-		fields = append(fields, [2]string{kv.K, kv.V})
+		fields = append(fields, field{kv.K, kv.V})
 	}
 	out, _ = readOutcome(fields)
 	if out.TransferType == "" {

@@ -176,12 +176,7 @@ func TestDelayedOffer(t *testing.T) {
 	if !bytes.Contains(offer, []byte("PCMU/8000")) || !bytes.Contains(offer, []byte("PCMA/8000")) {
 		t.Fatalf("200 OK carries no offer:\n%s", offer)
 	}
-	ack := sip.NewRequest(sip.ACK, c.Dlg.InviteResponse.Contact().Address)
-	ack.SetBody(p.Offer("8 101"))
-	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	if err := c.Dlg.WriteAck(context.Background(), ack); err != nil {
-		t.Fatal(err)
-	}
+	c.AckAnswer(p.Offer("8 101"))
 	g.WaitStatus("late", transfer.StatusOngoing)
 	// Our answer chose PCMA: echo checks bytes through A-law.
 	for i := range 5 {

@@ -13,11 +13,10 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -251,7 +250,7 @@ func TestBadUUIIgnoredCallGoesOn(t *testing.T) {
 		t.Fatalf("the agent got uui %q text %q", info.UUI, info.UUIText)
 	}
 	for reason, want := range map[string]float64{uuiMalformed: 1, uuiOversized: 1, uuiDuplicate: 0} {
-		if n := counterValue(t, g.srv.metrics.uuiIgnored.WithLabelValues(reason)); n != want {
+		if n := testenv.Value(g.srv.metrics.uuiIgnored.WithLabelValues(reason)); n != want {
 			t.Errorf("handoff_sip_uui_ignored_total{reason=%q} = %v, want %v", reason, n, want)
 		}
 	}
@@ -295,13 +294,4 @@ func TestHeadersModeGANames(t *testing.T) {
 	}
 	c.Notify("SIP/2.0 200 OK", "terminated")
 	p.WaitBye()
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -129,42 +130,31 @@ func (r *lossyRelay) run() {
 	}
 }
 
-// orderPipeline records the order of the caller frames the agent hears.
-type orderPipeline struct {
-	agent.Pipeline
+// frameOrder records the order of the caller frames the agent hears (a
+// siptest.Tap's OnAudio).
+type frameOrder struct {
 	mu    sync.Mutex
 	index map[[2]int16]int // first two decoded samples of pattern(i) -> i
 	heard []int
 }
 
-type orderSession struct {
-	agent.Session
-	p *orderPipeline
-}
-
-func (o *orderPipeline) Open(ctx context.Context, info agent.CallInfo) (agent.Session, error) {
-	s, err := o.Pipeline.Open(ctx, info)
-	return &orderSession{Session: s, p: o}, err
-}
-
-func (s *orderSession) PushAudio(track agent.Track, frame []int16) {
-	s.p.mu.Lock()
-	if i, ok := s.p.index[[2]int16{frame[0], frame[1]}]; ok {
-		s.p.heard = append(s.p.heard, i)
+func (o *frameOrder) add(_ agent.Track, frame []int16) {
+	o.mu.Lock()
+	if i, ok := o.index[[2]int16{frame[0], frame[1]}]; ok {
+		o.heard = append(o.heard, i)
 	}
-	s.p.mu.Unlock()
-	s.Session.PushAudio(track, frame)
+	o.mu.Unlock()
 }
 
 func TestFivePercentLossAndReordering(t *testing.T) {
 	const frames = 200
-	op := &orderPipeline{Pipeline: agent.Loopback{}, index: map[[2]int16]int{}}
+	op := &frameOrder{index: map[[2]int16]int{}}
 	pcm := make([]int16, media.FrameSamples)
 	for i := range frames {
 		media.DecodeULaw(pcm, pattern(i)[:media.FrameSamples])
 		op.index[[2]int16{pcm[0], pcm[1]}] = i
 	}
-	g := newGateway(t, func(c *Config) { c.Pipeline = op })
+	g := newGateway(t, func(c *Config) { c.Pipeline = &siptest.Tap{Pipeline: agent.Loopback{}, OnAudio: op.add} })
 	g.createSIP("netem")
 	p := newPhone(t)
 	c := p.MustAnswer(g.srv.TransferURI("netem"), p.Offer("0"))

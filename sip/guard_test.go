@@ -20,6 +20,7 @@ import (
 	"github.com/icholy/digest"
 	"github.com/pion/rtp"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/transfer"
 )
 
@@ -279,7 +280,7 @@ func TestDigestReplayAndWrongTargetRefused(t *testing.T) {
 }
 
 func TestUnparsableMessagesStayOutOfLogs(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	g := newGateway(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"math"
 	"net"
 	"strings"
@@ -92,12 +91,7 @@ func TestDelayedOfferG722(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Remote = net.UDPAddrFromAddrPort(d.Addr)
-	ack := sip.NewRequest(sip.ACK, c.Dlg.InviteResponse.Contact().Address)
-	ack.SetBody(p.Offer("9 101"))
-	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	if err := c.Dlg.WriteAck(context.Background(), ack); err != nil {
-		t.Fatal(err)
-	}
+	c.AckAnswer(p.Offer("9 101"))
 	g.WaitStatus("late", transfer.StatusOngoing)
 	c.ReadG722(5)
 	c.Hangup()

@@ -3,9 +3,7 @@ package sip
 import (
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -29,9 +27,6 @@ const maxUUIHex = 128
 // characters (Q.931 table 4-26). Receivers that drop the first octet, as
 // Genesys does, drop this one, not data.
 const uuiIA5 = 0x04
-
-// field is one name and value of what a return carries.
-type field struct{ name, value string }
 
 // returnContext is what a return carries back beside the call: the
 // outcome's fields in order, before the cap, and a User-to-User value.
@@ -58,7 +53,7 @@ func newReturnContext(t *transfer.Transfer, out transfer.OutputContext, cfg Retu
 		rc.budget = min(rc.budget, gaMaxContextBytes)
 	} else {
 		rc.fields = handoffFields(out)
-		rc.marker, rc.lowerParams = "X-Handoff-Truncated", true
+		rc.marker, rc.lowerParams = hdrTruncated, true
 		rc.id = &field{"X-Handoff-Transfer-Id", t.ID}
 	}
 	switch u := t.Inbound.PrimaryUUI(); {
@@ -103,18 +98,6 @@ func gaFields(t *transfer.Transfer, out transfer.OutputContext) []field {
 	return append(f, variables("X-GA-rv-", out.ReferenceVariables)...)
 }
 
-// variables are the non-empty entries of vars as fields named prefix+key,
-// in key order.
-func variables(prefix string, vars map[string]string) []field {
-	var f []field
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		if v := vars[k]; v != "" {
-			f = append(f, field{prefix + tokenize(k), v})
-		}
-	}
-	return f
-}
-
 // outcomeUUI is the outcome as a User-to-User value (context_encoding
 // uui): the pairs transfer=<type>&task=<task>&<key>=<value>… (values
 // percent-escaped), after the IA5 discriminator octet, hex-encoded, within
@@ -147,24 +130,21 @@ func outcomeUUI(out transfer.OutputContext) string {
 // marker if any were left out. has says which names the return URI
 // already carries: those are not added again.
 func (rc returnContext) fit(has func(name string) bool) (uui *field, fields []field) {
-	size := 0
+	budget := rc.budget
 	if rc.uui != nil && !has(rc.uui.name) {
-		if n := encodedLen(*rc.uui); n <= rc.budget {
-			uui, size = rc.uui, n
+		if n := encodedLen(*rc.uui); n <= budget {
+			uui, budget = rc.uui, budget-n
 		}
 	}
+	var fresh []field
 	for _, f := range rc.fields {
-		if has(f.name) {
-			continue
+		if !has(f.name) {
+			fresh = append(fresh, f)
 		}
-		if n := encodedLen(f); size+n <= rc.budget {
-			fields, size = append(fields, f), size+n
-			continue
-		}
-		if rc.marker != "" {
-			fields = append(fields, field{rc.marker, "true"})
-		}
-		break
+	}
+	fields, cut := within(fresh, budget, encodedLen)
+	if cut && rc.marker != "" {
+		fields = append(fields, field{rc.marker, "true"})
 	}
 	return uui, fields
 }
@@ -274,14 +254,4 @@ func escapeURIValue(v string) string {
 		fmt.Fprintf(&b, "%%%02X", ch)
 	}
 	return b.String()
-}
-
-// tokenize makes a variable name safe as part of a header name.
-func tokenize(k string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '-'
-	}, k)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -164,60 +165,31 @@ func TestReferContextEncoding(t *testing.T) {
 	}
 }
 
-// recordingPipeline counts the audio frames the agent hears per track.
-type recordingPipeline struct {
-	agent.Pipeline
+// frameCounts counts the audio frames the agent hears per track (a
+// siptest.Tap's OnAudio).
+type frameCounts struct {
 	mu     sync.Mutex
 	frames map[agent.Track]int
 }
 
-type recordingSession struct {
-	agent.Session
-	p *recordingPipeline
+func (r *frameCounts) add(track agent.Track, _ []int16) {
+	r.mu.Lock()
+	r.frames[track]++
+	r.mu.Unlock()
 }
 
-func (r *recordingPipeline) Open(ctx context.Context, info agent.CallInfo) (agent.Session, error) {
-	s, err := r.Pipeline.Open(ctx, info)
-	return &recordingSession{Session: s, p: r}, err
-}
-
-func (s *recordingSession) PushAudio(track agent.Track, frame []int16) {
-	s.p.mu.Lock()
-	s.p.frames[track]++
-	s.p.mu.Unlock()
-	s.Session.PushAudio(track, frame)
-}
-
-func (r *recordingPipeline) count(track agent.Track) int {
+func (r *frameCounts) count(track agent.Track) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.frames[track]
 }
 
-// logBuffer collects log output to prove secrets stay out of it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestInviteReturnBridgesAndTranscodes(t *testing.T) {
 	const password = "pw-9f8e7d"
-	logs := &logBuffer{}
-	rec := &recordingPipeline{Pipeline: agent.Loopback{}, frames: map[agent.Track]int{}}
+	logs := &testenv.Buffer{}
+	rec := &frameCounts{frames: map[agent.Track]int{}}
 	g := newGateway(t, func(c *Config) {
-		c.Pipeline = rec
+		c.Pipeline = &siptest.Tap{Pipeline: agent.Loopback{}, OnAudio: rec.add}
 		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	dest := siptest.NewDestination(t, siptest.RequireDigest("ret", password, siptest.DigestAlgorithm("SHA-256")))

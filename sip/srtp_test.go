@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -182,7 +183,7 @@ func warningOf(err error) string {
 // a new key from the caller rekeys, dropping SRTP mid-call is refused, and
 // no key reaches the logs.
 func TestSRTPCall(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	g := newGateway(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -328,12 +329,7 @@ func TestSRTPRequiredDelayedOffer(t *testing.T) {
 	d, _ := media.ParseSDP(c.Dlg.InviteResponse.Body())
 	c.Remote = net.UDPAddrFromAddrPort(d.Addr)
 	ours := media.NewSRTPKey(1, media.AESCM128HMACSHA180)
-	ack := sip.NewRequest(sip.ACK, c.Dlg.InviteResponse.Contact().Address)
-	ack.SetBody(srtpOffer(p, ours, "0 101"))
-	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	if err := c.Dlg.WriteAck(t.Context(), ack); err != nil {
-		t.Fatal(err)
-	}
+	c.AckAnswer(srtpOffer(p, ours, "0 101"))
 	g.WaitStatus("late-srtp", transfer.StatusOngoing)
 	srtpEcho(t, newSRTPLeg(t, p.RTP, c.Remote, ours, theirs), 0, 10)
 	c.Hangup()

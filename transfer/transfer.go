@@ -1,5 +1,8 @@
 // Package transfer owns the call-transfer record, its life-cycle, the number
-// pool and the Store that keeps them. It knows nothing of HTTP or SIP.
+// pool and the Store that keeps them. It serves no HTTP and speaks no SIP;
+// what it knows of SIP is text: the grammar of a SIP transfer's returnUri,
+// checked as a string so the API needs no SIP stack (sipuri.go), and what
+// a call's INVITE said, recorded as the SIP side hands it over (Inbound).
 package transfer
 
 import (

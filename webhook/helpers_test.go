@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,11 +13,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.uber.org/goleak"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/webhook"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -96,25 +96,14 @@ func newUnstartedReceiver(t *testing.T, secret string) *receiver {
 }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	rec := received{id: req.Header.Get("webhook-id"), header: req.Header.Clone(), body: body, at: r.clock()}
+	in := webhooktest.Read(req, r.wh, r.strictTime)
+	rec := received{id: in.ID, typ: in.Type, transfer: in.Transfer, header: in.Header, body: in.Body, verifyErr: in.Err, at: r.clock()}
 	rec.ts, _ = strconv.ParseInt(req.Header.Get("webhook-timestamp"), 10, 64)
-	if r.strictTime {
-		rec.verifyErr = r.wh.Verify(body, req.Header)
-	} else {
-		rec.verifyErr = r.wh.VerifyIgnoringTimestamp(body, req.Header)
+	var data struct {
+		Seq int `json:"seq"`
 	}
-	var env struct {
-		Type string `json:"type"`
-		Data struct {
-			ID  string `json:"id"`
-			Seq int    `json:"seq"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		rec.verifyErr = fmt.Errorf("body: %w", err)
-	}
-	rec.typ, rec.transfer, rec.seq = env.Type, env.Data.ID, env.Data.Seq
+	_ = json.Unmarshal(in.Data, &data)
+	rec.seq = data.Seq
 	r.mu.Lock()
 	r.got = append(r.got, rec)
 	n, respond := len(r.got), r.respond
@@ -222,57 +211,30 @@ func (h *harness) drained(t *testing.T) {
 	h.stop()
 }
 
-// metric reads one sample of the registry ("" labels for none).
+// metric reads one series of the registry ("label=value" for each label
+// it has), failing when there is none.
 func (h *harness) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, n := testenv.MetricSeries(t, h.reg, name, labels...)
+	if n == 0 {
+		t.Fatalf("no sample %s%v", name, labels)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			if hasLabels(m, labels) {
-				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no sample %s%v", name, labels)
-	return 0
-}
-
-func hasLabels(m *dto.Metric, kv []string) bool {
-	have := map[string]string{}
-	for _, l := range m.Label {
-		have[l.GetName()] = l.GetValue()
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if have[kv[i]] != kv[i+1] {
-			return false
-		}
-	}
-	return true
+	return v
 }
 
 func (h *harness) deliveries(t *testing.T, typ webhook.EventType, r webhook.Result) float64 {
-	return h.metric(t, "handoff_webhook_deliveries_total", "type", string(typ), "result", string(r))
+	return h.metric(t, "handoff_webhook_deliveries_total", "type="+string(typ), "result="+string(r))
 }
 
 func (h *harness) retries(t *testing.T, reason string) float64 {
-	return h.metric(t, "handoff_webhook_retries_total", "reason", reason)
+	return h.metric(t, "handoff_webhook_retries_total", "reason="+reason)
 }
 
-// eventually polls cond until it holds; the 20 s bound only catches a hang.
+// eventually polls cond every 2 ms until it holds; the 20 s bound only
+// catches a hang.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testenv.Poll(t, 20*time.Second, 2*time.Millisecond, what, cond)
 }
 
 // byTransfer groups the requests' sequence numbers per transfer, in arrival order.

@@ -5,32 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/webhook"
 )
-
-// syncBuffer is a log sink safe for the dispatcher's workers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Every outcome is logged at debug level, yet neither the secret nor the
 // URL's path and query (which may hold a receiver's token) reach the log
@@ -44,7 +26,7 @@ func TestNoSecretInLogsOrMetrics(t *testing.T) {
 		answer(statuses[(n-1)%len(statuses)], "Location", "https://elsewhere.example.test/")(n, r, w)
 	})
 	ep := rcv.endpoint(t, secretA)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	cfg := fastConfig()
 	cfg.Clock, cfg.MaxAge = clk.Now, time.Hour
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -12,6 +12,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/handoff/handoff/internal/testenv"
 	"github.com/handoff/handoff/webhook"
 )
 
@@ -199,7 +200,7 @@ func TestLateOutcomeAfterLeaseLost(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	ep := rcv.endpoint(t, secretA)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	cfg := fastConfig()
 	cfg.Clock, cfg.Logger = clk.Now, slog.New(slog.NewTextHandler(&logs, nil))
 	h := start(t, cfg, ob, func(webhook.Event) *webhook.Endpoint { return ep })

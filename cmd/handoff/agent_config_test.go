@@ -50,13 +50,7 @@ func TestAgentWebSocketConfigErrors(t *testing.T) {
 		"no timeout":  {"mode: websocket\n  url: ws://a/ws\n  connect_timeout: 0s", "agent.connect_timeout"},
 		"both tokens": {"mode: websocket\n  url: ws://a/ws\n  token: x\n  token_file: /nonexistent", "token_file"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			path := writeFile(t, "handoff.yaml", "agent:\n  "+tc.yaml+"\n")
-			_, err := Load(path, noEnv)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want one about %s", err, tc.want)
-			}
-		})
+		t.Run(name, func(t *testing.T) { wantLoadError(t, "agent:\n  "+tc.yaml+"\n", tc.want) })
 	}
 	// A password in the URL never appears in errors.
 	path := writeFile(t, "handoff.yaml", "agent:\n  mode: websocket\n  url: http://user:pw@agent.example/ws\n")
@@ -126,12 +120,7 @@ func TestAgentSIPConfigErrors(t *testing.T) {
 		"twilio no tok": {"mode: websocket\n  url: ws://a/ws\n  twilio_api:\n    account_sid: AC1", "auth_token"},
 		"twilio type":   {"mode: websocket\n  url: ws://a/ws\n  twilio_api:\n    account_sid: AC1\n    auth_token: t\n    transfer_type: \"\"", "agent.twilio_api.transfer_type"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := Load(writeFile(t, "handoff.yaml", "agent:\n  "+tc.yaml+"\n"), noEnv)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want one about %s", err, tc.want)
-			}
-		})
+		t.Run(name, func(t *testing.T) { wantLoadError(t, "agent:\n  "+tc.yaml+"\n", tc.want) })
 	}
 }
 

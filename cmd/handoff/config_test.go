@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,16 @@ func noEnv(string) (string, bool) { return "", false }
 
 func envMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// wantLoadError checks that loading the YAML doc fails with an error that
+// mentions want.
+func wantLoadError(t *testing.T, doc, want string) {
+	t.Helper()
+	_, err := Load(writeFile(t, "handoff.yaml", doc), noEnv)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%q: error %v, want one mentioning %q", doc, err, want)
+	}
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -170,10 +181,7 @@ func TestUnknownKeyRejected(t *testing.T) {
 		"auth:\n  credentials:\n    - id: a\n      secert: b\n",
 		"colour: blue\n",
 	} {
-		_, err := Load(writeFile(t, "c.yaml", doc), noEnv)
-		if err == nil || !strings.Contains(err.Error(), "not found") {
-			t.Errorf("%q: want an unknown-field error, got %v", doc, err)
-		}
+		wantLoadError(t, doc, "not found") // an unknown-field error
 	}
 }
 
@@ -346,5 +354,25 @@ func TestCodecsFromFile(t *testing.T) {
 	}
 	if got := cfg.Media.codecs(); !reflect.DeepEqual(got, []media.Codec{media.PCMU}) || cfg.Media.ComfortNoise {
 		t.Fatalf("codecs %v, comfort noise %v", got, cfg.Media.ComfortNoise)
+	}
+}
+
+// The keys a reload applies, named from the Config's fields, are the ones
+// docs/operations.md#reload lists; every other key needs a restart.
+func TestReloadableKeys(t *testing.T) {
+	want := []string{"auth.credentials", "numbers.pools", "log.level", "log.sip_trace",
+		"webhooks.default_url", "webhooks.default_secret", "webhooks.default_secret_file", "webhooks.allow_insecure",
+		"sip.limits.max_calls", "sip.limits.max_cps", "sip.limits.per_source_max_calls", "sip.limits.per_source_max_cps",
+		"sip.limits.trunks", "sip.limits.retry_after", "sip.overload.max_pending", "sip.overload.max_latency"}
+	var got []string
+	for _, k := range configKeys(&Config{}) {
+		if reloadKeys.reloadable(k.Key) {
+			got = append(got, k.Key)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("reloadable keys %v, want %v", got, want)
 	}
 }

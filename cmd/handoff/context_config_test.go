@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/handoff/handoff/sip"
@@ -32,9 +31,6 @@ func TestContextKeys(t *testing.T) {
 		"sip:\n  return:\n    context_encoding: isdn\n": "headers, params or uui",
 		"sip:\n  headers_mode:\n    names: x-ga\n":      "sip.headers_mode.names",
 	} {
-		_, err := Load(writeFile(t, "bad.yaml", yaml), envMap(nil))
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: error %v, want one mentioning %q", yaml, err, want)
-		}
+		wantLoadError(t, yaml, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,24 +64,18 @@ func (p *proc) signal(sig os.Signal) {
 	}
 }
 
+// metric reports whether /metrics has this sample line, as the text
+// format writes it: name{label="value",...} value.
 func (p *proc) metric(line string) bool {
 	p.t.Helper()
-	resp, err := http.Get(p.base + "/metrics")
+	sample, value, _ := strings.Cut(line, " ")
+	want, err := strconv.ParseFloat(value, 64)
 	if err != nil {
-		p.t.Fatal(err)
+		p.t.Fatalf("sample line %q: %v", line, err)
 	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	_, _ = fmt.Fprint(&b, "\n")
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return strings.Contains(b.String(), "\n"+line+"\n")
+	name, labels := testenv.SplitSample(sample)
+	got, n := testenv.MetricSeries(p.t, testenv.Scrape(p.t, http.DefaultClient, p.base+"/metrics"), name, labels...)
+	return n == 1 && got == want
 }
 
 func writeReloadConfig(t *testing.T, path, dir, creds, pools, level, ackTimeout string) {
@@ -123,7 +118,7 @@ func TestSIGHUPReloadsCredentialsPoolsAndLevel(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "handoff.yaml")
 	writeReloadConfig(t, path, dir,
-		fmt.Sprintf("    - {id: %s, secret: %s}\n    - {id: %s, secret: %s}", ivr.id, ivr.secret, other.id, other.secret),
+		credLine(ivr)+"\n"+credLine(other),
 		`    US: ["+19995550100-+19995550104"]`, "info", "32s")
 	p := startHandoff(t, "", nil, "-config", path)
 	p.create(ivr, phoneTransfer("hup-1"))
@@ -206,26 +201,51 @@ func TestSIGHUPReloadsCredentialsPoolsAndLevel(t *testing.T) {
 // loopback UDP port (returned), the RTP range rtpPorts, and extra YAML.
 func writeCallConfig(t *testing.T, rtpPorts, extra string) (path string, sipPort int) {
 	t.Helper()
-	dir := t.TempDir()
-	sipPort = testenv.FreeUDPPort(t)
-	path = filepath.Join(dir, "handoff.yaml")
+	path = filepath.Join(t.TempDir(), "handoff.yaml")
+	return path, callConfig{rtpPorts: rtpPorts, creds: []string{credLine(ivr)}, extra: extra}.write(t, path)
+}
+
+// credLine is an auth.credentials entry.
+func credLine(c cred) string { return fmt.Sprintf("    - {id: %s, secret: %s}", c.id, c.secret) }
+
+// callConfig is the configuration of a process that takes calls.
+type callConfig struct {
+	rtpPorts string
+	sipPort  int      // 0: a free one
+	creds    []string // auth.credentials lines (credLine, webhookLine)
+	sip      string   // more keys of the sip section, indented
+	logLevel string   // "": the default
+	extra    string   // more top-level YAML
+}
+
+// write writes c to path (the store beside it) and returns the SIP port.
+func (c callConfig) write(t *testing.T, path string) int {
+	t.Helper()
+	if c.sipPort == 0 {
+		c.sipPort = testenv.FreeUDPPort(t)
+	}
+	logSection := ""
+	if c.logLevel != "" {
+		logSection = "log:\n  level: " + c.logLevel + "\n"
+	}
 	cfg := fmt.Sprintf(`
 http:
   listen: 127.0.0.1:0
 auth:
   credentials:
-    - {id: %s, secret: %s}
+%s
 store:
   path: %s
 sip:
   listen: [udp://127.0.0.1:%d]
+%s
 media:
   rtp_ports: %s
-%s`, ivr.id, ivr.secret, filepath.Join(dir, "data", "handoff.db"), sipPort, rtpPorts, extra)
+%s%s`, strings.Join(c.creds, "\n"), filepath.Join(filepath.Dir(path), "data", "handoff.db"), c.sipPort, c.sip, c.rtpPorts, logSection, c.extra)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path, sipPort
+	return c.sipPort
 }
 
 // connect places an answered call from phone to the SIP transfer created,
@@ -353,10 +373,10 @@ func TestReloadByAPI(t *testing.T) {
 	admin := cred{"ops", "ops-secret-1a2b3c"}
 	fresh := cred{"fresh", "fresh-secret-4d5e6f"}
 	adminLine := fmt.Sprintf("    - {id: %s, secret: %s, admin: true}", admin.id, admin.secret)
-	writeReloadConfig(t, path, dir, fmt.Sprintf("%s\n    - {id: %s, secret: %s}", adminLine, ivr.id, ivr.secret),
+	writeReloadConfig(t, path, dir, adminLine+"\n"+credLine(ivr),
 		`    US: ["+19995550100-+19995550104"]`, "info", "32s")
 	p := startHandoff(t, "", nil, "-config", path)
-	writeReloadConfig(t, path, dir, fmt.Sprintf("%s\n    - {id: %s, secret: %s}", adminLine, fresh.id, fresh.secret),
+	writeReloadConfig(t, path, dir, adminLine+"\n"+credLine(fresh),
 		`    US: ["+19995550100-+19995550104"]`, "info", "32s")
 
 	if status, out := p.call(http.MethodPost, "/admin/v1/reload", ivr, nil); status != http.StatusForbidden || errCode(out) != "403-01" {

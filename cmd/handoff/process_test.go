@@ -98,12 +98,7 @@ func startHandoff(t *testing.T, dir string, env []string, args ...string) *proc 
 	t.Helper()
 	cmd := exec.Command(handoffBinary(t), args...)
 	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envPrefix) {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(testenv.CleanEnv(), env...)
 	p := &proc{t: t, cmd: cmd, logs: &logSink{addr: make(chan string, 1)}, done: make(chan struct{})}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
@@ -131,20 +126,10 @@ func startHandoff(t *testing.T, dir string, env []string, args ...string) *proc 
 	case <-time.After(startLimit):
 		t.Fatalf("handoff did not log its HTTP address:\n%s", p.logs)
 	}
-	deadline := time.Now().Add(startLimit)
-	for {
-		resp, err := http.Get(p.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("handoff never became ready (last: %v):\n%s", err, p.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testenv.WaitReady(http.DefaultClient, p.base+"/readyz", p.done, startLimit); err != nil {
+		t.Fatalf("handoff %v:\n%s", err, p.logs)
 	}
+	return p
 }
 
 // kill ends the process with SIGKILL: no drain, no store close.
@@ -456,18 +441,9 @@ func TestExpiryHonouredAfterRestart(t *testing.T) {
 	}
 
 	// The sweeper stores the expiry (visible in the stored-status gauge).
-	for {
-		resp, err := http.Get(p.base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(body), `handoff_transfers{status="EXPIRED"} 2`) {
-			break
-		}
+	for !p.metric(`handoff_transfers{status="EXPIRED"} 2`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the sweeper never stored EXPIRED:\n%s", body)
+			t.Fatal("the sweeper never stored EXPIRED")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -18,29 +18,49 @@ import (
 	"github.com/handoff/handoff/transfer"
 )
 
-// reloadable lists the keys a reload applies without a restart (and without
-// dropping calls). Every other changed key is reported as needing a restart.
-var reloadable = map[string]bool{
-	"auth.credentials": true, // control.API.SetCredentials: atomic swap
-	"numbers.pools":    true, // transfer.Service.SetNumbers: leased numbers keep serving
-	"log.level":        true, // slog.LevelVar
-	"log.sip_trace":    true, // the tracer's switch
-	// webhook endpoints (auth.credentials too): the endpoint table is
-	// swapped; queued events go to the new endpoints.
-	"webhooks.default_url":         true,
-	"webhooks.default_secret":      true,
-	"webhooks.default_secret_file": true,
-	"webhooks.allow_insecure":      true,
-	// sip.Server.SetLimits: counters and calls in progress are kept.
-	"sip.limits.max_calls":            true,
-	"sip.limits.max_cps":              true,
-	"sip.limits.per_source_max_calls": true,
-	"sip.limits.per_source_max_cps":   true,
-	"sip.limits.trunks":               true,
-	"sip.limits.retry_after":          true,
-	"sip.overload.max_pending":        true,
-	"sip.overload.max_latency":        true,
-	"sip.overload.max_queue_delay":    true,
+// reloadKeyNames are the keys a reload applies without a restart (and
+// without dropping calls), named from the Config's fields. Every other
+// changed key is reported as needing a restart.
+type reloadKeyNames struct {
+	credentials string // control.API.SetCredentials: atomic swap
+	pools       string // transfer.Service.SetNumbers: leased numbers keep serving
+	logLevel    string // slog.LevelVar
+	sipTrace    string // the tracer's switch
+	// webhooks are the keys of the webhook endpoints (credentials too): the
+	// endpoint table is swapped; queued events go to the new endpoints.
+	webhooks []string
+	// admission are the sections of sip.Server.SetLimits (sip.limits.*,
+	// sip.overload.*): counters and calls in progress are kept.
+	admission []string
+}
+
+var reloadKeys = func() reloadKeyNames {
+	var c Config
+	k, w := keyNamesOf(&c), &c.Webhooks
+	return reloadKeyNames{
+		credentials: k.of(&c.Auth.Credentials),
+		pools:       k.of(&c.Numbers.Pools),
+		logLevel:    k.of(&c.Log.Level),
+		sipTrace:    k.of(&c.Log.SIPTrace),
+		webhooks: []string{k.of(&c.Auth.Credentials),
+			k.of(&w.DefaultURL), k.of(&w.DefaultSecret), k.of(&w.DefaultSecretFile), k.of(&w.AllowInsecure)},
+		admission: []string{k.of(&c.SIP.Limits), k.of(&c.SIP.Overload)},
+	}
+}()
+
+// reloadable reports whether a reload applies key without a restart.
+func (n reloadKeyNames) reloadable(key string) bool {
+	return key == n.pools || key == n.logLevel || key == n.sipTrace || slices.Contains(n.webhooks, key) || n.isAdmission(key)
+}
+
+// isAdmission reports whether key is in one of the admission sections.
+func (n reloadKeyNames) isAdmission(key string) bool {
+	return slices.ContainsFunc(n.admission, func(section string) bool { return strings.HasPrefix(key, section+".") })
+}
+
+// changed reports whether any of keys is in applied.
+func changed(applied []string, keys ...string) bool {
+	return slices.ContainsFunc(applied, func(k string) bool { return slices.Contains(keys, k) })
 }
 
 // reloader re-reads the configuration (SIGHUP) and applies what it can.
@@ -119,25 +139,25 @@ func (r *reloader) apply(ctx context.Context) error {
 
 	// Pools first: the only step that can fail (the store), so a failure
 	// leaves everything as it was.
-	if slices.Contains(applied, "numbers.pools") {
+	if changed(applied, reloadKeys.pools) {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := r.svc.SetNumbers(sctx, next.Numbers.Pools)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("numbers.pools: %w", err)
+			return fmt.Errorf("%s: %w", reloadKeys.pools, err)
 		}
 		r.cur.Numbers.Pools = next.Numbers.Pools
 	}
-	if slices.Contains(applied, "auth.credentials") {
+	if changed(applied, reloadKeys.credentials) {
 		if err := r.api.SetCredentials(next.apiCredentials()); err != nil {
-			return fmt.Errorf("auth.credentials: %w", err) // not reached: Load validated them
+			return fmt.Errorf("%s: %w", reloadKeys.credentials, err) // not reached: Load validated them
 		}
 		r.cur.Auth = next.Auth
 		if next.UsesDevCredential() {
 			r.log.Warn("auth.credentials includes the built-in development credential (id " + devCredentialID + ")")
 		}
 	}
-	if slices.ContainsFunc(applied, func(k string) bool { return slices.Contains(webhookKeys, k) }) {
+	if changed(applied, reloadKeys.webhooks...) {
 		r.webhooks.dir.Store(webhookDirectory(&next))
 		w := &r.cur.Webhooks
 		w.DefaultURL, w.DefaultSecret, w.DefaultSecretFile, w.AllowInsecure =
@@ -152,13 +172,13 @@ func (r *reloader) apply(ctx context.Context) error {
 	}
 	defer r.level.Set(newLevel)
 	r.cur.Log.Level = next.Log.Level
-	if slices.ContainsFunc(applied, isAdmissionKey) {
+	if slices.ContainsFunc(applied, reloadKeys.isAdmission) {
 		r.cur.SIP.Limits, r.cur.SIP.Overload = next.SIP.Limits, next.SIP.Overload
 		if r.sip != nil {
 			r.sip.SetLimits(r.cur.SIP.admission())
 		}
 	}
-	if slices.Contains(applied, "log.sip_trace") {
+	if changed(applied, reloadKeys.sipTrace) {
 		r.tracer.on.Store(next.Log.SIPTrace)
 		r.cur.Log.SIPTrace = next.Log.SIPTrace
 	}
@@ -198,10 +218,6 @@ func (r *reloader) setSIP(s *sip.Server) {
 	s.SetLimits(r.cur.SIP.admission())
 }
 
-func isAdmissionKey(key string) bool {
-	return strings.HasPrefix(key, "sip.limits.") || strings.HasPrefix(key, "sip.overload.")
-}
-
 // diffKeys lists the keys whose values differ between cur and next, split
 // into those a reload applies and those that need a restart.
 func diffKeys(cur, next *Config) (applied, restart []string) {
@@ -210,7 +226,7 @@ func diffKeys(cur, next *Config) (applied, restart []string) {
 		if reflect.DeepEqual(k.field.Interface(), nextKeys[i].field.Interface()) {
 			continue
 		}
-		if reloadable[k.Key] {
+		if reloadKeys.reloadable(k.Key) {
 			applied = append(applied, k.Key)
 		} else {
 			restart = append(restart, k.Key)

@@ -9,17 +9,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/handoff/handoff/internal/siptest"
+	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/internal/wstest"
 )
 
 const (
@@ -38,30 +38,14 @@ type pipecatAgent struct {
 func newPipecatAgent(t *testing.T) *pipecatAgent {
 	t.Helper()
 	a := &pipecatAgent{started: make(chan [2]string, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	a.url = wstest.Serve(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
 		a.readStart(ctx, c)
 		for {
 			if _, _, err := c.Read(ctx); err != nil {
 				return
 			}
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { cancel(); _ = srv.Close(); wg.Wait() })
-	a.url = "ws://" + ln.Addr().String() + "/ws"
+	}) + "/ws"
 	return a
 }
 
@@ -151,19 +135,13 @@ func TestPipecatHangUpEndsCallOnRunningProcess(t *testing.T) {
 
 	phone.WaitBye()
 	id := str(created, "id")
-	deadline := time.Now().Add(startLimit)
-	for {
-		_, got := p.get(ivr, id)
-		if str(got, "status") == "COMPLETED" {
-			if str(got, "endReason") != "agent_finished" || str(got, "outputContext.transferType") != "SYSTEM" {
-				t.Fatalf("transfer %v", got)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfer %s never completed", id)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var got map[string]any
+	testenv.Poll(t, startLimit, 20*time.Millisecond, "transfer "+id+" completed", func() bool {
+		_, got = p.get(ivr, id)
+		return str(got, "status") == "COMPLETED"
+	})
+	if str(got, "endReason") != "agent_finished" || str(got, "outputContext.transferType") != "SYSTEM" {
+		t.Fatalf("transfer %v", got)
 	}
 	assertNoSecrets(t, p.logs.String())
 	if strings.Contains(p.logs.String(), twilioToken) {

@@ -31,10 +31,6 @@ func defaultWebhooks() WebhooksConfig {
 	return WebhooksConfig{Workers: webhook.DefaultWorkers, Timeout: webhook.DefaultTimeout, MaxAge: webhook.DefaultMaxAge}
 }
 
-// webhookKeys are the keys a reload applies by swapping the endpoints.
-var webhookKeys = []string{"auth.credentials", "webhooks.default_url", "webhooks.default_secret",
-	"webhooks.default_secret_file", "webhooks.allow_insecure"}
-
 func (w *WebhooksConfig) validate(v *validation, auth *AuthConfig) {
 	if w.Workers < 1 {
 		v.bad(&w.Workers, "must be at least 1, got %d", w.Workers)

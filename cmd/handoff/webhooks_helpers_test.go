@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +15,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 // hookWaitLimit bounds waiting for webhooks that go through retries with
@@ -88,21 +86,8 @@ func (r *hookReceiver) start() {
 }
 
 func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	h := hook{id: req.Header.Get("webhook-id"), header: req.Header.Clone(), body: body, at: time.Now()}
-	h.err = r.wh.Verify(body, req.Header)
-	var env struct {
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		h.err = fmt.Errorf("body: %w", err)
-	}
-	var data struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(env.Data, &data)
-	h.typ, h.data, h.transfer = env.Type, env.Data, data.ID
+	rec := webhooktest.Read(req, r.wh, true)
+	h := hook{id: rec.ID, typ: rec.Type, transfer: rec.Transfer, data: rec.Data, body: rec.Body, header: rec.Header, at: time.Now(), err: rec.Err}
 	r.mu.Lock()
 	r.seq++
 	n, respond := r.seq, r.respond
@@ -156,16 +141,10 @@ func (r *hookReceiver) waitFor(what string, cond func([]hook) bool) []hook {
 	return got
 }
 
-// waitLong polls cond until it holds, for up to hookWaitLimit.
+// waitLong polls cond every 20 ms until it holds, for up to hookWaitLimit.
 func waitLong(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(hookWaitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Poll(t, hookWaitLimit, 20*time.Millisecond, what, cond)
 }
 
 // delivered keeps the requests answered 2xx, in arrival order.
@@ -211,43 +190,6 @@ func describe(hs []hook) string {
 // webhookLine is an auth.credentials entry with a webhook endpoint.
 func webhookLine(c cred, url, secret string) string {
 	return fmt.Sprintf("    - {id: %s, secret: %s, webhook_url: %q, webhook_secret: %s}", c.id, c.secret, url, secret)
-}
-
-// hookConfig is the configuration of a webhook test's process.
-type hookConfig struct {
-	rtpPorts string
-	sipPort  int      // 0: a free one
-	creds    []string // auth.credentials lines (webhookLine)
-	sip      string   // more keys of the sip section, indented
-	extra    string   // more top-level YAML
-}
-
-// write writes c to path (the store beside it) and returns the SIP port.
-func (c hookConfig) write(t *testing.T, path string) int {
-	t.Helper()
-	if c.sipPort == 0 {
-		c.sipPort = testenv.FreeUDPPort(t)
-	}
-	cfg := fmt.Sprintf(`
-http:
-  listen: 127.0.0.1:0
-auth:
-  credentials:
-%s
-store:
-  path: %s
-sip:
-  listen: [udp://127.0.0.1:%d]
-%s
-media:
-  rtp_ports: %s
-log:
-  level: debug
-%s`, strings.Join(c.creds, "\n"), filepath.Join(filepath.Dir(path), "data", "handoff.db"), c.sipPort, c.sip, c.rtpPorts, c.extra)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return c.sipPort
 }
 
 // getRaw is GET's body as sent, less its final newline.

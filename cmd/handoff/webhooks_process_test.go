@@ -27,7 +27,7 @@ func TestWebhooksFollowASIPCall(t *testing.T) {
 	t.Parallel()
 	rcv := newHookReceiver(t, hookSecretA)
 	path := filepath.Join(t.TempDir(), "handoff.yaml")
-	hookConfig{rtpPorts: "47000-47099", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)}}.write(t, path)
+	callConfig{logLevel: "debug", rtpPorts: "47000-47099", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)}}.write(t, path)
 	p := startHandoff(t, "", nil, "-config", path)
 
 	created := p.create(ivr, sipTransfer("hook-call", map[string]any{
@@ -78,7 +78,7 @@ func TestWebhooksWaitForTheReceiver(t *testing.T) {
 	t.Parallel()
 	rcv := unstartedHookReceiver(t, hookSecretA, testenv.FreePort(t, false))
 	path := filepath.Join(t.TempDir(), "handoff.yaml")
-	hookConfig{rtpPorts: "47100-47199", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)}, extra: "numbers:\n  ttl: 2s\n"}.write(t, path)
+	callConfig{logLevel: "debug", rtpPorts: "47100-47199", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)}, extra: "numbers:\n  ttl: 2s\n"}.write(t, path)
 	p := startHandoff(t, "", nil, "-config", path)
 	ids := []string{"down-1", "down-2", "down-3"}
 	for _, id := range ids {
@@ -116,7 +116,7 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "handoff.yaml")
-	cfg := hookConfig{rtpPorts: "47200-47299", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)},
+	cfg := callConfig{logLevel: "debug", rtpPorts: "47200-47299", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)},
 		extra: "numbers:\n  ttl: 2s\nwebhooks:\n  timeout: 60s\n"}
 	cfg.write(t, path)
 	p := startHandoff(t, "", nil, "-config", path)
@@ -173,7 +173,7 @@ func TestWebhooksGoneAndRetryAfter(t *testing.T) {
 		return http.StatusOK
 	})
 	path := filepath.Join(t.TempDir(), "handoff.yaml")
-	hookConfig{rtpPorts: "47300-47399", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)}, extra: "numbers:\n  ttl: 2s\n"}.write(t, path)
+	callConfig{logLevel: "debug", rtpPorts: "47300-47399", creds: []string{webhookLine(ivr, rcv.url, hookSecretA)}, extra: "numbers:\n  ttl: 2s\n"}.write(t, path)
 	p := startHandoff(t, "", nil, "-config", path)
 	p.create(ivr, sipTransfer("gone", nil))
 	p.create(ivr, sipTransfer("busy", nil))
@@ -204,11 +204,11 @@ func TestWebhooksGoToTheirCredentialOnly(t *testing.T) {
 	rcvA, rcvB, rcvD := newHookReceiver(t, hookSecretA), newHookReceiver(t, hookSecretB), newHookReceiver(t, hookSecretB)
 	quiet := cred{"quiet", "quiet-secret-7g8h9i"}
 	path := filepath.Join(t.TempDir(), "handoff.yaml")
-	cfg := hookConfig{rtpPorts: "47400-47499", sip: fmt.Sprintf("  headers_mode: {enabled: true, owner: %s}", ivr.id),
+	cfg := callConfig{logLevel: "debug", rtpPorts: "47400-47499", sip: fmt.Sprintf("  headers_mode: {enabled: true, owner: %s}", ivr.id),
 		extra: fmt.Sprintf("webhooks:\n  default_url: %q\n  default_secret: %s\n", rcvD.url, hookSecretB)}
 	creds := func(ivrURL, ivrSecret string) []string {
 		return []string{webhookLine(ivr, ivrURL, ivrSecret), webhookLine(other, rcvB.url, hookSecretB),
-			fmt.Sprintf("    - {id: %s, secret: %s}", quiet.id, quiet.secret)}
+			credLine(quiet)}
 	}
 	cfg.creds = creds(rcvA.url, hookSecretA)
 	cfg.sipPort = cfg.write(t, path)

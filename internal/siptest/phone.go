@@ -322,6 +322,16 @@ func (c *Call) Reinvite(body []byte, hdrs ...sip.Header) *sip.Response {
 	return res
 }
 
+// AckAnswer acknowledges a 2xx that carried an offer (the call was placed
+// without SDP) with the answer sdp in the ACK.
+func (c *Call) AckAnswer(sdp []byte) {
+	c.P.T.Helper()
+	ack := inDialog(sip.ACK, c.Dlg.InviteResponse.Contact().Address, "application/sdp", sdp, nil)
+	if err := c.Dlg.WriteAck(context.Background(), ack); err != nil {
+		c.P.T.Fatal(err)
+	}
+}
+
 // Request sends an in-dialog request (INFO, UPDATE, ...) and returns the answer.
 func (c *Call) Request(method sip.RequestMethod, contentType string, body []byte, hdrs ...sip.Header) *sip.Response {
 	c.P.T.Helper()

@@ -27,3 +27,13 @@ func Goertzel(pcm []int16, rate, freq float64) float64 {
 
 // DB returns 20*log10(a/b), the level of amplitude a relative to b.
 func DB(a, b float64) float64 { return 20 * math.Log10(a/b) }
+
+// RMS is the root mean square of pcm, in sample units: A/√2 for a sine of
+// amplitude A.
+func RMS(pcm []int16) float64 {
+	var sum float64
+	for _, v := range pcm {
+		sum += float64(v) * float64(v)
+	}
+	return math.Sqrt(sum / float64(len(pcm)))
+}

@@ -5,13 +5,7 @@ import (
 	"testing"
 )
 
-func sine(n int, rate, freq, amp float64) []int16 {
-	pcm := make([]int16, n)
-	for i := range pcm {
-		pcm[i] = int16(amp * math.Sin(2*math.Pi*freq*float64(i)/rate))
-	}
-	return pcm
-}
+func sine(n int, rate, freq, amp float64) []int16 { return Tone(int(rate), 0, n, amp, freq) }
 
 func TestGoertzelMeasuresToneAmplitude(t *testing.T) {
 	pcm := sine(3200, 16000, 6000, 8000)

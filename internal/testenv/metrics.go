@@ -13,11 +13,18 @@ import (
 // or its histogram's or summary's sample count. No labels: every series.
 func MetricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
+	total, _ := MetricSeries(t, g, name, labels...)
+	return total
+}
+
+// MetricSeries is MetricValue that also counts the series it added up, for
+// a test that must tell a zero from a series that is not there.
+func MetricSeries(t testing.TB, g prometheus.Gatherer, name string, labels ...string) (total float64, n int) {
+	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total float64
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -25,10 +32,11 @@ func MetricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...str
 		for _, m := range mf.GetMetric() {
 			if hasLabels(m, labels) {
 				total += value(m)
+				n++
 			}
 		}
 	}
-	return total
+	return total, n
 }
 
 // Value reads one series: a counter's or gauge's value, or a histogram's or

@@ -1,9 +1,11 @@
 package testenv
 
 import (
+	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func TestMetricValue(t *testing.T) {
@@ -37,5 +39,35 @@ func TestMetricValue(t *testing.T) {
 	}
 	if got := Value(msgs.WithLabelValues("out", "media")); got != 7 {
 		t.Errorf("Value of one series = %v, want 7", got)
+	}
+}
+
+// A scrape of the text format reads as the registry it came from, and a
+// sample named as the text format writes it splits into name and labels.
+func TestScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "msgs_total"}, []string{"direction", "type"})
+	reg.MustRegister(msgs)
+	msgs.WithLabelValues("in", "media").Add(3)
+	msgs.WithLabelValues("out", "media").Add(0)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	g := Scrape(t, srv.Client(), srv.URL)
+	msgs.WithLabelValues("in", "media").Add(1) // after the scrape: not in it
+	name, labels := SplitSample(`msgs_total{direction="in",type="media"}`)
+	if name != "msgs_total" || len(labels) != 2 || labels[0] != "direction=in" || labels[1] != "type=media" {
+		t.Fatalf("SplitSample: %q %q", name, labels)
+	}
+	if v, n := MetricSeries(t, g, name, labels...); v != 3 || n != 1 {
+		t.Errorf("scraped %v in %d series, want 3 in 1", v, n)
+	}
+	if v, n := MetricSeries(t, g, "msgs_total", "direction=out"); v != 0 || n != 1 {
+		t.Errorf("a zero series: %v in %d, want 0 in 1", v, n)
+	}
+	if _, n := MetricSeries(t, g, "msgs_total", "direction=sideways"); n != 0 {
+		t.Errorf("%d series for an absent label value", n)
+	}
+	if name, labels := SplitSample("up"); name != "up" || labels != nil {
+		t.Errorf("SplitSample(up): %q %q", name, labels)
 	}
 }

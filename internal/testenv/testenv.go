@@ -1,15 +1,19 @@
 // Package testenv serves tests that run Handoff's commands as subprocesses:
 // it builds a command once per test binary (with the race detector when the
-// tests have it, so subprocess traffic hunts races too) and finds free
-// loopback ports, and reads SIPp statistics. It also holds the helpers
-// every package's tests share: Eventually, and MetricValue/Value to read
-// Prometheus metrics.
+// tests have it, so subprocess traffic hunts races too), finds free
+// loopback ports and third-party tools (Tool), starts from a clean
+// environment and waits for readiness (CleanEnv, WaitReady), and reads SIPp
+// statistics. It also holds the helpers every package's tests share:
+// Eventually and Poll, MetricValue, MetricSeries, Value and Scrape to read
+// Prometheus metrics, Buffer, Tail, Latencies for benchmarks, and the tone
+// measures (Tone, Goertzel, RMS).
 package testenv
 
 import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -133,4 +137,52 @@ func FreeUDPPort(t testing.TB) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// CleanEnv is the test's environment without HANDOFF_ variables, so the
+// configuration file and flags alone configure a Handoff subprocess.
+func CleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HANDOFF_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// WaitReady polls url (a process's /readyz) with c every 20 ms until it
+// answers 200. It fails when exited closes first (the process ended) or
+// after limit, with the last answer or error.
+func WaitReady(c *http.Client, url string, exited <-chan struct{}, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited during start-up (last: %v)", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v (last: %v)", limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Tail is the last n lines of s (a subprocess's output or log), for a
+// failing test to show.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,11 +100,7 @@ func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int, args ...str
 		"HANDOFF_LOG_FORMAT=json",
 		"HANDOFF_DRAIN_TIMEOUT=5s",
 	}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HANDOFF_") {
-			env = append(env, kv)
-		}
-	}
+	env = append(env, testenv.CleanEnv()...)
 	logf, err := os.Create(n.log)
 	if err != nil {
 		t.Fatal(err)
@@ -128,25 +123,11 @@ func startNode(t testing.TB, dir, id, redisURL string, rtpFirst int, args ...str
 			dumpTail(t, n.log, 40)
 		}
 	})
-	deadline := time.Now().Add(startLimit)
-	for {
-		resp, err := n.client.Get(n.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return n
-			}
-		}
-		select {
-		case <-n.done:
-			dumpTail(t, n.log, 40)
-			t.Fatalf("node %s exited during start-up", id)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s not ready after %v: %v", id, startLimit, err)
-		}
+	if err := testenv.WaitReady(n.client, n.http+"/readyz", n.done, startLimit); err != nil {
+		dumpTail(t, n.log, 40)
+		t.Fatalf("node %s %v", id, err)
 	}
+	return n
 }
 
 // stop drains the node with SIGTERM (SIGKILL after 10 s).
@@ -176,11 +157,7 @@ func dumpTail(t testing.TB, path string, lines int) {
 	if err != nil {
 		return
 	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	t.Logf("%s (tail):\n%s", filepath.Base(path), strings.Join(all, "\n"))
+	t.Logf("%s (tail):\n%s", filepath.Base(path), testenv.Tail(string(b), lines))
 }
 
 // transferView is the part of the API's transfer the tests read.
@@ -237,29 +214,11 @@ func (n *node) api(method, path, body string) (int, transferView, error) {
 	return resp.StatusCode, v, nil
 }
 
-var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)`)
-
-// metricSum adds up every sample of the metric name whose labels contain filter.
-func (n *node) metricSum(t testing.TB, name, filter string) float64 {
+// metricSum adds up the samples of the metric name that have the labels
+// ("label=value").
+func (n *node) metricSum(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := n.client.Get(n.http + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics on %s: %v", n.id, err)
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		s := sampleLine.FindStringSubmatch(sc.Text())
-		if s == nil || s[1] != name || !strings.Contains(s[2], filter) {
-			continue
-		}
-		if v, err := strconv.ParseFloat(s[3], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return testenv.MetricValue(t, testenv.Scrape(t, n.client, n.http+"/metrics"), name, labels...)
 }
 
 // answered reads the node's log: the transfers it took ONGOING.
@@ -504,18 +463,10 @@ func (r *sippRun) wait(t testing.TB) (ok, failed int) {
 }
 
 func (r *sippRun) report(t testing.TB) {
-	t.Logf("sipp %s output:\n%s", r.name, tail(r.stdout.String(), 30))
+	t.Logf("sipp %s output:\n%s", r.name, testenv.Tail(r.stdout.String(), 30))
 	for _, f := range []string{"errors.log", "messages.log"} {
 		dumpTail(t, filepath.Join(r.dir, f), 60)
 	}
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }
 
 // createMany creates count transfers named prefix-i, alternating the node
@@ -614,7 +565,7 @@ func TestClusterLeaseExclusive(t *testing.T) {
 	}
 	// Both nodes see every lease.
 	for _, n := range c.nodes {
-		if got := n.metricSum(t, "handoff_number_pool_numbers", `country="GB",state="leased"`); got != 10 {
+		if got := n.metricSum(t, "handoff_number_pool_numbers", "country=GB", "state=leased"); got != 10 {
 			t.Errorf("%s: GB leased = %v, want 10", n.id, got)
 		}
 		for number, id := range leased {
@@ -665,8 +616,8 @@ func TestClusterCallsAndNodeLoss(t *testing.T) {
 	if cross["a->b"] == 0 || cross["b->a"] == 0 {
 		t.Errorf("no transfer created on one node was answered on the other both ways: %v", cross)
 	}
-	invA := a.metricSum(t, "handoff_sip_invites_total", `code="200"`)
-	invB := b.metricSum(t, "handoff_sip_invites_total", `code="200"`)
+	invA := a.metricSum(t, "handoff_sip_invites_total", "code=200")
+	invB := b.metricSum(t, "handoff_sip_invites_total", "code=200")
 	t.Logf("INVITEs answered 200: node-a %v, node-b %v", invA, invB)
 	if invA == 0 || invB == 0 || invA+invB != float64(len(ids)) {
 		t.Errorf("calls not spread over both nodes: node-a %v, node-b %v (of %d)", invA, invB, len(ids))
@@ -693,14 +644,14 @@ func TestClusterCallsAndNodeLoss(t *testing.T) {
 	// timeout; give it that twice over, then require every new call to work.
 	streamOK, streamFailed := stream.wait(t)
 	time.Sleep(time.Until(killed.Add(2 * (pingInterval*time.Second + frTimerMS*time.Millisecond))))
-	before := a.metricSum(t, "handoff_sip_invites_total", `code="200"`)
+	before := a.metricSum(t, "handoff_sip_invites_total", "code=200")
 	after := c.startSIPp(t, "after", afterUsers, 15, 300*time.Millisecond, 60*time.Second)
 	if ok, failed := after.wait(t); ok != len(afterIDs) || failed != 0 {
 		after.report(t)
 		t.Fatalf("new calls after the dispatcher noticed: %d ok, %d failed; want %d and 0", ok, failed, len(afterIDs))
 	}
 	waitStatus(t, a, afterIDs, "COMPLETED", "caller_hangup")
-	if got := a.metricSum(t, "handoff_sip_invites_total", `code="200"`) - before; got != float64(len(afterIDs)) {
+	if got := a.metricSum(t, "handoff_sip_invites_total", "code=200") - before; got != float64(len(afterIDs)) {
 		t.Errorf("node-a answered %v of the %d new calls", got, len(afterIDs))
 	}
 
@@ -742,7 +693,7 @@ func TestClusterCallsAndNodeLoss(t *testing.T) {
 		}
 		waitStatus(t, a, []string{id}, "COMPLETED", "node_lost")
 	}
-	if got := a.metricSum(t, "handoff_transfers_completed_total", `reason="node_lost"`); got == 0 {
+	if got := a.metricSum(t, "handoff_transfers_completed_total", "reason=node_lost"); got == 0 {
 		t.Error("handoff_transfers_completed_total{reason=\"node_lost\"} is 0 on the survivor")
 	}
 	longOK, longFailed := long.wait(t)

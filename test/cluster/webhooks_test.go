@@ -1,9 +1,7 @@
 package cluster_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +14,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/handoff/handoff/internal/redistest"
+	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/webhook/webhooktest"
 )
 
 const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -53,18 +53,8 @@ func newHookSink(t *testing.T) *hookSink {
 }
 
 func (s *hookSink) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	rec := received{id: r.Header.Get("webhook-id"), body: string(body), err: s.wh.Verify(body, r.Header)}
-	var env struct {
-		Type string `json:"type"`
-		Data struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		rec.err = err
-	}
-	rec.typ, rec.transfer = env.Type, env.Data.ID
+	in := webhooktest.Read(r, s.wh, true)
+	rec := received{id: in.ID, typ: in.Type, transfer: in.Transfer, body: string(in.Body), err: in.Err}
 	s.mu.Lock()
 	hold := s.hold
 	if hold != nil {
@@ -183,8 +173,8 @@ func TestClusterWebhooks(t *testing.T) {
 	// the receiver answered.
 	var byA, byB float64
 	waitUntil(t, "the nodes to count 20 deliveries", func() bool {
-		byA = a.metricSum(t, "handoff_webhook_deliveries_total", `result="delivered"`)
-		byB = b.metricSum(t, "handoff_webhook_deliveries_total", `result="delivered"`)
+		byA = a.metricSum(t, "handoff_webhook_deliveries_total", "result=delivered")
+		byB = b.metricSum(t, "handoff_webhook_deliveries_total", "result=delivered")
 		return byA+byB >= 20
 	})
 	if n := len(sink.deliveries("both-")); n != 20 || byA+byB != 20 || byA == 0 || byB == 0 {
@@ -220,17 +210,13 @@ func TestClusterWebhooks(t *testing.T) {
 		}
 	}
 	waitUntil(t, "no event pending after the takeover", func() bool {
-		return b.metricSum(t, "handoff_webhook_events_pending", "") == 0
+		return b.metricSum(t, "handoff_webhook_events_pending") == 0
 	})
 }
 
-// waitUntil polls cond for up to 3 × waitLimit (a takeover waits for a
-// lease to run out first).
+// waitUntil polls cond every 20 ms for up to 3 × waitLimit (a takeover
+// waits for a lease to run out first).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(3 * waitLimit); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testenv.Poll(t, 3*waitLimit, 20*time.Millisecond, what, cond)
 }

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/agent/refagent"
 	"github.com/handoff/handoff/internal/testenv"
+	"github.com/handoff/handoff/internal/wstest"
 	"github.com/handoff/handoff/media"
 	"github.com/handoff/handoff/transfer"
 )
@@ -41,7 +41,7 @@ func TestConversationEchoDTMFAndReferReturn(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{})})
 	g.create("e2e-refer", transfer.ReturnRefer)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-refer"))
+	c, err := p.call(g.Srv.TransferURI("e2e-refer"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestBargeInClear(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: refAgent(t, refagent.Options{Greeting: 3 * time.Second})})
 	g.create("e2e-barge", transfer.ReturnBye)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-barge"))
+	c, err := p.call(g.Srv.TransferURI("e2e-barge"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,16 +153,11 @@ func TestBargeInClear(t *testing.T) {
 // An agent that cannot be reached: the INVITE gets 503 with Retry-After
 // and the transfer stays ACTIVE for the IVR's retry or fallback.
 func TestAgentUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t, false)) // nothing listens there
 	g := newGateway(t, &agent.WebSocket{URL: "ws://" + addr + "/agent", ConnectTimeout: 500 * time.Millisecond})
 	g.create("e2e-503", transfer.ReturnBye)
 	p := newPhone(t)
-	_, err = p.call(g.srv.TransferURI("e2e-503"))
+	_, err := p.call(g.Srv.TransferURI("e2e-503"))
 	res := dialogResponse(err)
 	if res == nil || res.StatusCode != 503 {
 		t.Fatalf("INVITE: %v, want 503", err)
@@ -170,7 +165,7 @@ func TestAgentUnreachable(t *testing.T) {
 	if h := res.GetHeader("Retry-After"); h == nil {
 		t.Error("503 without Retry-After")
 	}
-	if st := g.Get("e2e-503").StatusAt(g.svc.Now()); st != transfer.StatusActive {
+	if st := g.Get("e2e-503").StatusAt(g.Svc.Now()); st != transfer.StatusActive {
 		t.Fatalf("transfer %s after 503, want ACTIVE", st)
 	}
 	if n := testenv.MetricValue(t, g.metrics, "handoff_agent_connect_failures_total"); n != 1 {
@@ -182,16 +177,7 @@ func TestAgentUnreachable(t *testing.T) {
 // message, then runs script. It returns the agent's URL.
 func scriptAgent(t *testing.T, script func(ctx context.Context, c *websocket.Conn)) string {
 	t.Helper()
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(context.Background())
-	url := agentServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	return wstest.Serve(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
 		for {
 			_, b, err := c.Read(ctx)
 			if err != nil {
@@ -203,9 +189,7 @@ func scriptAgent(t *testing.T, script func(ctx context.Context, c *websocket.Con
 			}
 		}
 		script(ctx, c)
-	}))
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return url
+	}) + "/agent"
 }
 
 // The agent's connection breaks mid-call: Handoff applies the fallback
@@ -223,7 +207,7 @@ func TestAgentDropsMidCall(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url})
 	g.create("e2e-drop", transfer.ReturnRefer)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-drop"))
+	c, err := p.call(g.Srv.TransferURI("e2e-drop"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +238,7 @@ func TestSlowAgentRTPFlows(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url, PingInterval: -1, SendQueue: 10})
 	g.create("e2e-slow", transfer.ReturnBye)
 	p := newPhone(t)
-	c, err := p.call(g.srv.TransferURI("e2e-slow"))
+	c, err := p.call(g.Srv.TransferURI("e2e-slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +279,7 @@ func TestMalformedAgentMessages(t *testing.T) {
 	g := newGateway(t, &agent.WebSocket{URL: url})
 	g.create("e2e-bad", transfer.ReturnBye)
 	p := newPhone(t)
-	if _, err := p.call(g.srv.TransferURI("e2e-bad")); err != nil {
+	if _, err := p.call(g.Srv.TransferURI("e2e-bad")); err != nil {
 		t.Fatal(err)
 	}
 	p.WaitBye()

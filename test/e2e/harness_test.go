@@ -7,10 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
-	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +19,9 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/agent/refagent"
+	"github.com/handoff/handoff/internal/gatewaytest"
 	"github.com/handoff/handoff/internal/siptest"
 	"github.com/handoff/handoff/internal/testenv"
-	"github.com/handoff/handoff/media"
 	hsip "github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 )
@@ -37,84 +34,46 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// agentServer serves h (the reference agent, or a misbehaving one) over
-// WebSocket on loopback.
-func agentServer(t *testing.T, h http.Handler) string {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/agent"
-}
-
-// refAgent starts the reference agent and returns its URL.
+// refAgent starts the reference agent on loopback and returns its URL.
 func refAgent(t *testing.T, opts refagent.Options) string {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}
 	ra := refagent.New(opts)
-	url := agentServer(t, ra)
+	srv := httptest.NewServer(ra)
+	t.Cleanup(srv.Close)
 	t.Cleanup(ra.Close) // runs before the HTTP server's Close
-	return url
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/agent"
 }
 
 // gateway is a Handoff SIP server on loopback with its own store, linked
 // to an agent over WebSocket.
 type gateway struct {
-	siptest.Transfers // the transfers, read as their owner "ivr"
-	t                 *testing.T
-	svc               *transfer.Service
-	srv               *hsip.Server
-	metrics           *prometheus.Registry // the agent link's metrics
+	*gatewaytest.Gateway
+	metrics *prometheus.Registry // the agent link's metrics
 }
 
 func newGateway(t *testing.T, ws *agent.WebSocket) *gateway {
 	t.Helper()
-	st, err := transfer.OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), transfer.BoltOptions{Quarantine: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := transfer.NewService(st, transfer.ServiceConfig{TTL: time.Minute, Logger: quiet})
-	ports, err := media.NewPortPool(netip.MustParseAddr("127.0.0.1"), 43000, 43999, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{Transfers: siptest.Transfers{T: t, Svc: svc, Owner: "ivr"}, t: t, svc: svc, metrics: prometheus.NewRegistry()}
+	g := &gateway{metrics: prometheus.NewRegistry()}
 	ws.Logger = quiet
 	ws.Metrics = agent.NewMetrics(g.metrics)
-	srv, err := hsip.New(hsip.Config{
-		Listen:       []string{"udp://127.0.0.1:0"},
-		TrustedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		AckTimeout:   2 * time.Second,
-		RTPTimeout:   10 * time.Second,
-		Ports:        ports,
-		Pipeline:     ws,
-		Logger:       quiet,
-		Return:       hsip.ReturnConfig{ReferTimeout: 5 * time.Second},
-	}, svc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g.srv = srv
-	siptest.StopOnCleanup(t, srv.Shutdown, ports.InUse, st.Close)
+	g.Gateway = gatewaytest.Start(t, 43000, 43999, nil, hsip.Config{
+		AckTimeout: 2 * time.Second,
+		Pipeline:   ws,
+		Return:     hsip.ReturnConfig{ReferTimeout: 5 * time.Second},
+	})
 	return g
 }
 
 func (g *gateway) create(id string, ret transfer.ReturnType) {
-	g.t.Helper()
-	sr := &transfer.SIPReturn{ReturnTransferType: ret}
+	g.T.Helper()
+	sr := transfer.SIPReturn{ReturnTransferType: ret}
 	if ret == transfer.ReturnRefer {
 		sr.ReturnURI = "sip:ivr-return@127.0.0.1:5999;transport=udp"
 	}
-	if _, _, err := g.svc.Create(context.Background(), "ivr", transfer.CreateRequest{
-		ID: id, ExternalConversationID: "conv-" + id, Type: transfer.TypeSIP, SIP: sr,
-		InputContext: &transfer.InputContext{TaskName: "Billing", InputVariables: map[string]string{"account": "42"}},
-	}); err != nil {
-		g.t.Fatal(err)
-	}
+	g.Create(id, sr, &transfer.InputContext{TaskName: "Billing", InputVariables: map[string]string{"account": "42"}})
 }
 
 var eventually = testenv.Eventually

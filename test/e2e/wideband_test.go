@@ -25,7 +25,7 @@ func TestG722EchoThroughTheAgent(t *testing.T) {
 			id := "e2e-hd-" + tc.format.String()
 			g.create(id, transfer.ReturnBye)
 			p := newPhone(t)
-			c := p.MustAnswer(g.srv.TransferURI(id), p.Offer("9 101"))
+			c := p.MustAnswer(g.Srv.TransferURI(id), p.Offer("9 101"))
 			g.WaitStatus(id, transfer.StatusOngoing)
 
 			stop := make(chan struct{})

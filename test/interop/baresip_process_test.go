@@ -35,15 +35,10 @@ const callerToneHz = 1000
 // CI is set: .ci/run installs it).
 func needBaresip(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("baresip")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(baresipModules, "ctrl_tcp.so"))
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("baresip with its modules not found (CI is set): apt-get install -y baresip (.ci/run does): %v", err)
-		}
-		t.Skipf("baresip with its modules not found (apt-get install baresip): %v", err)
+	const install = "apt-get install -y baresip"
+	p := testenv.Tool(t, "baresip", install)
+	if _, err := os.Stat(filepath.Join(baresipModules, "ctrl_tcp.so")); err != nil {
+		testenv.Missing(t, "baresip's modules", install, err)
 	}
 	return p
 }
@@ -278,7 +273,7 @@ func (b *baresip) kill() {
 		}
 	}
 	if b.t.Failed() {
-		b.t.Logf("baresip output (tail):\n%s", tail(b.out.String(), 150))
+		b.t.Logf("baresip output (tail):\n%s", testenv.Tail(b.out.String(), 150))
 	}
 }
 
@@ -290,15 +285,6 @@ func (b *baresip) decodedDump() string {
 		b.t.Fatalf("want one decoded-audio dump in %s, found %v", b.dir, m)
 	}
 	return m[0]
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // sipMessage is one message of baresip's SIP trace (-s).

@@ -56,7 +56,7 @@ func TestBaresipCallsTransfer(t *testing.T) {
 		t.Errorf("endReason %q outputContext %+v, want agent_finished, SYSTEM", tr.EndReason, tr.OutputContext)
 	}
 	checkDigits(t, g, "#")
-	if n := g.counter("handoff_rtp_packets_total", map[string]string{"direction": "in"}); n < 75 {
+	if n := testenv.MetricValue(t, g.reg, "handoff_rtp_packets_total", "direction=in"); n < 75 {
 		t.Errorf("RTP packets in = %v, want >= 75", n)
 	}
 
@@ -178,7 +178,7 @@ func checkDigits(t *testing.T, g *gateway, want string) {
 	if got.String() != want {
 		t.Errorf("the agent got digits %q, want %q", got.String(), want)
 	}
-	if n := g.counter("handoff_rtp_dropped_packets_total", map[string]string{"reason": "wrong_ssrc"}); n != 0 {
+	if n := testenv.MetricValue(t, g.reg, "handoff_rtp_dropped_packets_total", "reason=wrong_ssrc"); n != 0 {
 		t.Errorf("RTP packets dropped for their SSRC = %v, want 0", n)
 	}
 }

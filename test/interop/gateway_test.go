@@ -4,10 +4,7 @@
 package interop
 
 import (
-	"context"
 	"log/slog"
-	"net/netip"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,8 +14,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff/handoff/agent"
+	"github.com/handoff/handoff/internal/gatewaytest"
 	"github.com/handoff/handoff/internal/siptest"
-	"github.com/handoff/handoff/media"
 	hsip "github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 )
@@ -31,139 +28,59 @@ func TestMain(m *testing.M) {
 var quiet = slog.New(slog.DiscardHandler)
 
 // gateway is a Handoff SIP server on loopback with its own store, a
-// Prometheus registry of its own and the loopback agent behind a recorder.
+// Prometheus registry of its own and the loopback agent, whose hearing a
+// recorder records.
 type gateway struct {
-	siptest.Transfers // the transfers, read as their owner "ivr"
-	t                 *testing.T
-	srv               *hsip.Server
-	reg               *prometheus.Registry
-	agent             *recorder
+	*gatewaytest.Gateway
+	reg   *prometheus.Registry
+	agent *recorder
 }
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
-	st, err := transfer.OpenBolt(filepath.Join(t.TempDir(), "handoff.db"), transfer.BoltOptions{Quarantine: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := transfer.NewService(st, transfer.ServiceConfig{TTL: time.Minute, Logger: quiet})
-	ports, err := media.NewPortPool(netip.MustParseAddr("127.0.0.1"), 44000, 44999, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{
-		Transfers: siptest.Transfers{T: t, Svc: svc, Owner: "ivr"},
-		t:         t,
-		reg:       prometheus.NewRegistry(),
-		agent:     &recorder{Pipeline: agent.Loopback{MaxDuration: time.Minute}},
-	}
-	srv, err := hsip.New(hsip.Config{
-		Listen:       []string{"udp://127.0.0.1:0"},
-		TrustedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		AckTimeout:   5 * time.Second,
-		RTPTimeout:   10 * time.Second,
-		Ports:        ports,
-		Pipeline:     g.agent,
-		Logger:       quiet,
-		Return:       hsip.ReturnConfig{ReferTimeout: 10 * time.Second},
-	}, svc, g.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g.srv = srv
-	siptest.StopOnCleanup(t, srv.Shutdown, ports.InUse, st.Close)
+	g := &gateway{reg: prometheus.NewRegistry(), agent: &recorder{}}
+	g.Gateway = gatewaytest.Start(t, 44000, 44999, g.reg, hsip.Config{
+		AckTimeout: 5 * time.Second,
+		Pipeline:   &siptest.Tap{Pipeline: agent.Loopback{MaxDuration: time.Minute}, OnAudio: g.agent.audio, OnDTMF: g.agent.dtmf},
+		Return:     hsip.ReturnConfig{ReferTimeout: 10 * time.Second},
+	})
 	return g
 }
 
 // create registers a SIP transfer returned by ret (to returnURI for REFER)
 // and returns the URI to call it at.
 func (g *gateway) create(id string, ret transfer.ReturnType, returnURI string) string {
-	g.t.Helper()
-	if _, _, err := g.Svc.Create(context.Background(), "ivr", transfer.CreateRequest{
-		ID: id, ExternalConversationID: "conv-" + id, Type: transfer.TypeSIP,
-		SIP:          &transfer.SIPReturn{ReturnTransferType: ret, ReturnURI: returnURI},
-		InputContext: &transfer.InputContext{TaskName: "interop"},
-	}); err != nil {
-		g.t.Fatal(err)
-	}
-	return g.srv.TransferURI(id)
+	g.T.Helper()
+	return g.Create(id, transfer.SIPReturn{ReturnTransferType: ret, ReturnURI: returnURI}, &transfer.InputContext{TaskName: "interop"})
 }
 
-// counter reads a counter of the gateway's registry (the sum over the
-// series whose labels include labels).
-func (g *gateway) counter(name string, labels map[string]string) float64 {
-	g.t.Helper()
-	families, err := g.reg.Gather()
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for k, v := range labels {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || lp.GetName() == k && lp.GetValue() == v
-				}
-				if !found {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
-}
-
-// recorder wraps the agent pipeline and records what its sessions hear:
-// the caller's frames (how many, how many carry the caller's test tone)
-// and the digits with how they arrived.
+// recorder records what the agent hears (the OnAudio and OnDTMF of the
+// gateway's siptest.Tap): the caller's frames (how many, how many carry
+// the caller's test tone) and the digits with how they arrived.
 type recorder struct {
-	agent.Pipeline
 	mu         sync.Mutex
 	frames     int
 	toneFrames int
 	digits     []agent.DTMF
 }
 
-type recordingSession struct {
-	agent.Session
-	r *recorder
-}
-
-func (r *recorder) Open(ctx context.Context, info agent.CallInfo) (agent.Session, error) {
-	s, err := r.Pipeline.Open(ctx, info)
-	if err != nil {
-		return nil, err
+func (r *recorder) audio(track agent.Track, frame []int16) {
+	if track != agent.TrackCaller {
+		return
 	}
-	return &recordingSession{Session: s, r: r}, nil
-}
-
-func (s *recordingSession) PushAudio(track agent.Track, frame []int16) {
-	if track == agent.TrackCaller {
-		tone := toneShare(frame, float64(50*len(frame)), callerToneHz) > 0.5 // 20 ms frames
-		s.r.mu.Lock()
-		s.r.frames++
-		if tone {
-			s.r.toneFrames++
-		}
-		s.r.mu.Unlock()
+	tone := toneShare(frame, float64(50*len(frame)), callerToneHz) > 0.5 // 20 ms frames
+	r.mu.Lock()
+	r.frames++
+	if tone {
+		r.toneFrames++
 	}
-	s.Session.PushAudio(track, frame)
+	r.mu.Unlock()
 }
 
-func (s *recordingSession) PushDTMF(d agent.DTMF) {
-	s.r.mu.Lock()
-	s.r.digits = append(s.r.digits, d)
-	s.r.mu.Unlock()
-	s.Session.PushDTMF(d)
+func (r *recorder) dtmf(d agent.DTMF) {
+	r.mu.Lock()
+	r.digits = append(r.digits, d)
+	r.mu.Unlock()
 }
 
 // heard returns the caller frames so far, those carrying the caller's

@@ -96,7 +96,7 @@ func (w pcmWAV) frames(hz float64) (tone, loud int) {
 	n := w.rate / 50
 	for i := 0; i+n <= len(w.samples); i += n {
 		f := w.samples[i : i+n]
-		if rms(f) > 300 {
+		if testenv.RMS(f) > 300 {
 			loud++
 			if toneShare(f, float64(w.rate), hz) > 0.5 {
 				tone++
@@ -109,18 +109,10 @@ func (w pcmWAV) frames(hz float64) (tone, loud int) {
 // toneShare is the share of a frame's power at hz: about 1 for a pure
 // tone at hz, about 0 for silence or another tone.
 func toneShare(frame []int16, rate, hz float64) float64 {
-	r := rms(frame)
+	r := testenv.RMS(frame)
 	if r == 0 {
 		return 0
 	}
 	a := testenv.Goertzel(frame, rate, hz) // a sine's amplitude: its power is a²/2
 	return a * a / 2 / (r * r)
-}
-
-func rms(f []int16) float64 {
-	var sum float64
-	for _, v := range f {
-		sum += float64(v) * float64(v)
-	}
-	return math.Sqrt(sum / float64(len(f)))
 }

@@ -40,12 +40,12 @@ func (h *handoff) inbound(t *testing.T, id string) inboundView {
 
 func hexText(s string) string { return strings.ToUpper(hex.EncodeToString([]byte(s))) }
 
-// startWithAgent starts handoff linked to a recording agent, with sipExtra
+// startWithAgent starts handoff linked to a WebSocket agent (no echo), with sipExtra
 // in its sip: section.
-func startWithAgent(t *testing.T, sipExtra string) (sipp string, agent *recordingAgent, h *handoff) {
+func startWithAgent(t *testing.T, sipExtra string) (sipp string, agent *wsAgent, h *handoff) {
 	t.Helper()
 	sipp = needSIPp(t)
-	agent = newRecordingAgent(t)
+	agent = newWSAgent(t, false)
 	return sipp, agent, startHandoffWith(t, handoffOptions{agentURL: agent.url, sipExtra: sipExtra})
 }
 

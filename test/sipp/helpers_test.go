@@ -4,7 +4,6 @@ package sipp_test
 // API, metrics, stop) and the SIPp subprocesses (start, wait, verdict).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,12 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff/handoff/internal/testenv"
 )
@@ -29,14 +29,7 @@ import (
 // needSIPp returns the sipp binary, or skips (fails under CI) without it.
 func needSIPp(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("sipp")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sipp not found on PATH (CI is set): install it with `apt-get install -y sip-tester` (.ci/run does): %v", err)
-		}
-		t.Skipf("sipp not found on PATH (apt-get install sip-tester): %v", err)
-	}
-	return p
+	return testenv.Tool(t, "sipp", "apt-get install -y sip-tester")
 }
 
 // handoff is one running handoff process and its working directory.
@@ -118,7 +111,7 @@ drain:
 	h.cmd.Dir = dir
 	h.cmd.Stdout = logf
 	h.cmd.Stderr = logf
-	h.cmd.Env = cleanEnv()
+	h.cmd.Env = testenv.CleanEnv()
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,38 +131,15 @@ drain:
 		}
 	})
 
-	deadline := time.Now().Add(startLimit)
-	for {
-		resp, err := h.client.Get(h.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
+	if err := testenv.WaitReady(h.client, h.http+"/readyz", h.done, startLimit); err != nil {
 		select {
 		case <-h.done:
-			t.Fatalf("handoff exited during start-up: %v", h.waitErr)
+			t.Fatalf("handoff %v: %v", err, h.waitErr)
 		default:
+			t.Fatalf("handoff %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("handoff not ready after %v (last error %v)", startLimit, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return h
-}
-
-// cleanEnv is the test's environment without HANDOFF_* variables, so the
-// file alone configures the process.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HANDOFF_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func TestMain(m *testing.M) {
@@ -288,13 +258,13 @@ func (r *sippRun) report(t *testing.T) {
 	t.Helper()
 	for _, f := range []string{r.errLog, r.screen} {
 		if b, err := os.ReadFile(f); err == nil && len(b) > 0 {
-			t.Logf("%s:\n%s", filepath.Base(f), tail(string(b), 80))
+			t.Logf("%s:\n%s", filepath.Base(f), testenv.Tail(string(b), 80))
 		}
 	}
 	if b, err := os.ReadFile(r.msgLog); err == nil {
-		t.Logf("SIP messages (tail):\n%s", tail(string(b), 120))
+		t.Logf("SIP messages (tail):\n%s", testenv.Tail(string(b), 120))
 	}
-	t.Logf("sipp output (tail):\n%s", tail(r.stdout.String(), 40))
+	t.Logf("sipp output (tail):\n%s", testenv.Tail(r.stdout.String(), 40))
 }
 
 // messages is SIPp's -trace_msg log so far.
@@ -426,34 +396,23 @@ func (h *handoff) api(t *testing.T, method, path, body string, v any) {
 	}
 }
 
-// metricSet is one scrape of /metrics: sample (name{labels}) to value.
-type metricSet map[string]float64
+// metricSet is one scrape of /metrics.
+type metricSet struct {
+	t *testing.T
+	g prometheus.Gatherer
+}
 
-func (m metricSet) get(name string) float64 { return m[name] }
-
-var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)`)
+// get reads a sample named as the text format writes it,
+// name{label="value",...}.
+func (m metricSet) get(sample string) float64 {
+	m.t.Helper()
+	name, labels := testenv.SplitSample(sample)
+	return testenv.MetricValue(m.t, m.g, name, labels...)
+}
 
 func (h *handoff) metrics(t *testing.T) metricSet {
 	t.Helper()
-	resp, err := h.client.Get(h.http + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	m := metricSet{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if s := sampleLine.FindStringSubmatch(sc.Text()); s != nil {
-			if v, err := strconv.ParseFloat(s[2], 64); err == nil {
-				m[s[1]] = v
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	return m
+	return metricSet{t: t, g: testenv.Scrape(t, h.client, h.http+"/metrics")}
 }
 
 // waitIdle waits until handoff has no call and no media session left and
@@ -514,7 +473,7 @@ func (h *handoff) stop(t *testing.T) {
 		t.Errorf("handoff exit: %v", h.waitErr)
 	}
 	if b, err := os.ReadFile(h.log); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
-		t.Errorf("the race detector reported a data race in handoff:\n%s", tail(string(b), 120))
+		t.Errorf("the race detector reported a data race in handoff:\n%s", testenv.Tail(string(b), 120))
 	}
 }
 
@@ -523,14 +482,5 @@ func (h *handoff) dumpLog(t *testing.T, lines int) {
 	if err != nil {
 		return
 	}
-	t.Logf("handoff log (tail):\n%s", tail(string(b), lines))
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	t.Logf("handoff log (tail):\n%s", testenv.Tail(string(b), lines))
 }

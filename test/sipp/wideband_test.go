@@ -2,135 +2,16 @@ package sipp_test
 
 // HD voice against the real binary: a SIPp caller offering only G.722
 // plays a G.722 stream that ffmpeg encoded (pcap/g722_4s.pcap: 6 kHz and
-// a 1 kHz control) to a WebSocket agent that records what it hears and
-// echoes it back.
+// a 1 kHz control) to a WebSocket agent (wsagent_test.go) that records
+// what it hears and echoes it back.
 
 import (
-	"context"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/handoff/handoff/internal/testenv"
-	"github.com/handoff/handoff/media"
 )
-
-// audioAgent is a WebSocket agent that decodes and keeps the caller's
-// audio (inbound media, in the announced format) and echoes every payload
-// back, so the call's outgoing path carries audio too.
-type audioAgent struct {
-	mu       sync.Mutex
-	encoding string
-	rate     int
-	codec    string // start.handoff.codec
-	pcm      []int16
-	echoed   int
-}
-
-type agentMsg struct {
-	Event string `json:"event"`
-	Start *struct {
-		MediaFormat struct {
-			Encoding   string `json:"encoding"`
-			SampleRate int    `json:"sampleRate"`
-		} `json:"mediaFormat"`
-		Handoff struct {
-			Codec *struct {
-				Name       string `json:"name"`
-				SampleRate int    `json:"sampleRate"`
-			} `json:"codec"`
-		} `json:"handoff"`
-	} `json:"start"`
-	Media *struct {
-		Track   string `json:"track"`
-		Payload string `json:"payload"`
-	} `json:"media"`
-	StreamSid string `json:"streamSid"`
-}
-
-// serve starts the agent on loopback and returns its ws:// URL.
-func (a *audioAgent) serve(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		c.SetReadLimit(1 << 20)
-		for {
-			_, b, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if reply := a.handle(b); reply != nil {
-				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-				err = c.Write(ctx, websocket.MessageText, reply)
-				cancel()
-				if err != nil {
-					return
-				}
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/agent"
-}
-
-// handle records one message and returns the echo of a media payload.
-func (a *audioAgent) handle(b []byte) []byte {
-	var m agentMsg
-	if json.Unmarshal(b, &m) != nil {
-		return nil
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case m.Event == "start" && m.Start != nil:
-		a.encoding, a.rate = m.Start.MediaFormat.Encoding, m.Start.MediaFormat.SampleRate
-		if c := m.Start.Handoff.Codec; c != nil {
-			a.codec = fmt.Sprintf("%s/%d", c.Name, c.SampleRate)
-		}
-	case m.Event == "media" && m.Media != nil && m.Media.Track == "inbound":
-		payload, err := base64.StdEncoding.DecodeString(m.Media.Payload)
-		if err != nil {
-			return nil
-		}
-		a.pcm = append(a.pcm, a.decode(payload)...)
-		a.echoed++
-		echo, _ := json.Marshal(map[string]any{"event": "media", "streamSid": m.StreamSid, "media": map[string]string{"payload": m.Media.Payload}})
-		return echo
-	}
-	return nil
-}
-
-func (a *audioAgent) decode(payload []byte) []int16 {
-	if a.encoding == "audio/x-mulaw" {
-		pcm := make([]int16, len(payload))
-		media.DecodeULaw(pcm, payload)
-		return pcm
-	}
-	pcm := make([]int16, len(payload)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(payload[2*i:]))
-	}
-	return pcm
-}
-
-func (a *audioAgent) heard() (encoding string, rate int, codec string, pcm []int16, echoed int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.encoding, a.rate, a.codec, append([]int16(nil), a.pcm...), a.echoed
-}
 
 // TestSIPpG722Wideband: the G.722-only caller is answered with payload
 // type 9 (the scenario checks the SDP), Handoff sends RTP back in the
@@ -144,8 +25,8 @@ func TestSIPpG722Wideband(t *testing.T) {
 	sipp := needSIPp(t)
 	for _, format := range []string{"l16-16000", "mulaw"} {
 		t.Run(format, func(t *testing.T) {
-			a := &audioAgent{}
-			h := startHandoffWith(t, handoffOptions{extra: fmt.Sprintf("agent:\n  mode: websocket\n  url: %s\n  format: %s\n", a.serve(t), format)})
+			a := newWSAgent(t, true)
+			h := startHandoffWith(t, handoffOptions{extra: fmt.Sprintf("agent:\n  mode: websocket\n  url: %s\n  format: %s\n", a.url, format)})
 			tr := h.create(t, "sipp-hd-"+format, "PHONE_NUMBER")
 			h.runSIPp(t, sipp, 1, "uac_g722.xml", 60*time.Second, "-s", tr.PhoneNumber.TransferNumber, "-m", "1")
 
