@@ -18,11 +18,10 @@ type OverloadConfig struct {
 	MaxLatency time.Duration
 	// MaxQueueDelay is the target of the time new INVITEs wait in the UDP
 	// socket before the read path reads them (the kernel's receive stamp
-	// to the read): while every INVITE of a window waited longer (its
-	// minimum is over target: a standing queue, as CoDel judges one, not
-	// a burst), the admitted share falls as for MaxLatency. This sees the
-	// node falling behind before any handling time can, since it is the
-	// wait before handling begins; 0 turns it off.
+	// to the read): when more than a tenth of a window's new INVITEs
+	// waited longer, the admitted share falls as for MaxLatency. This sees
+	// the node falling behind before any handling time can, since it is
+	// the wait before handling begins; 0 turns it off.
 	MaxQueueDelay time.Duration
 }
 
