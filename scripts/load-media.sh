@@ -57,8 +57,11 @@ media() {
 	local name=$1
 	shift
 	echo "== $name: $calls calls with RTP both ways, set up at $rate/s, measured over ${secs}s"
+	local s0
+	s0=$(cpu_sample)
 	"$work/loadgen" media -target "$name" -calls "$calls" -rate "$rate" -hold "${secs}s" -late "$late" "$@" \
 		| tee "$work/$name.txt" | grep -v '^CPUMS '
+	echo "$name: the box's CPU stolen by the hypervisor during the run: $(steal_between "$s0" "$(cpu_sample)")"
 }
 
 echo "== building and starting handoff (work dir $work)"

@@ -18,6 +18,8 @@
 #   CPU                 ms of CPU per offered call (handoff; Kamailio: all its
 #                       processes), and the SIPp caller's share of one core
 #                       (SIPp is single-threaded: near 100 % it is the limit)
+#   steal               the share of the box's CPU the hypervisor took in the
+#                       window (on a shared VM every figure moves with it)
 # and the ratio of handoff's completed calls/s to Kamailio's.
 #
 # Overload (-O): offers 2 x RATE, RATE being the clean maximum found with the
@@ -89,10 +91,10 @@ cpu_of() {
 # offer runs SIPp against $2 for target $1 (results in $work/run-$1) and prints
 # the summary; $3 is the pid whose CPU is counted.
 offer() {
-	local name=$1 target=$2 cpid=$3 dir="$work/run-$1" t0 t1 c0 c1 rc ppid
-	mkdir -p "$dir"
+	local name=$1 target=$2 cpid=$3 dir="$work/run-$1" t0 t1 c0 c1 s0 s1 rc ppid
+	rm -rf "$dir" && mkdir -p "$dir" # a kept -o dir must not mix in an earlier run's samples
 	echo "== $name: $calls calls of ${len} ms at $offered/s for ${secs}s to $target"
-	c0=$(cpu_of "$cpid") t0=$(date +%s%N)
+	c0=$(cpu_of "$cpid") t0=$(date +%s%N) s0=$(cpu_sample)
 	if [ -n "$profile" ] && [ "$name" = handoff ]; then
 		curl -s -o "$work/cpu.pprof" "http://$pprofaddr/debug/pprof/profile?seconds=$secs" &
 		ppid=$!
@@ -106,12 +108,13 @@ offer() {
 		-trace_err -error_file errors.log >sipp.out 2>&1)
 	rc=$?
 	set -e
-	t1=$(date +%s%N) c1=$(cpu_of "$cpid")
+	t1=$(date +%s%N) c1=$(cpu_of "$cpid") s1=$(cpu_sample)
 	if [ -n "$profile" ] && [ "$name" = handoff ]; then
 		wait "$ppid"
 		curl -s -o "$work/allocs.pprof" "http://$pprofaddr/debug/pprof/allocs"
 	fi
 	summarize "$name" "$dir" "$(((t1 - t0) / 1000000))" "$((c1 - c0))" "$rc" >"$dir/summary.txt"
+	echo "$name: the box's CPU stolen by the hypervisor meanwhile: $(steal_between "$s0" "$s1")" >>"$dir/summary.txt"
 	grep -v '^RATE ' "$dir/summary.txt"
 }
 

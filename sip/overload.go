@@ -18,10 +18,11 @@ type OverloadConfig struct {
 	MaxLatency time.Duration
 	// MaxQueueDelay is the target of the time new INVITEs wait in the UDP
 	// socket before the read path reads them (the kernel's receive stamp
-	// to the read): when more than a tenth of a window's new INVITEs
-	// waited longer, the admitted share falls as for MaxLatency. This sees
-	// the node falling behind before any handling time can, since it is
-	// the wait before handling begins; 0 turns it off.
+	// to the read): when every new INVITE of a window waited longer (its
+	// minimum is over target: a standing queue, as CoDel judges one, not a
+	// burst), the admitted share falls as for MaxLatency. This sees the
+	// node falling behind before any handling time can, since it is the
+	// wait before handling begins; 0 turns it off.
 	MaxQueueDelay time.Duration
 }
 
@@ -51,7 +52,7 @@ const (
 const (
 	DefaultMaxPending    = 1000
 	DefaultMaxLatency    = 250 * time.Millisecond
-	DefaultMaxQueueDelay = 20 * time.Millisecond
+	DefaultMaxQueueDelay = 5 * time.Millisecond
 )
 
 // Reasons of overload refusals (Reason header text and metric label).
@@ -70,14 +71,14 @@ const (
 // drive it deterministically. Not safe for concurrent use (the gate locks).
 type shedder struct {
 	cfg     OverloadConfig
-	pending int       // unanswered INVITEs
-	window  time.Time // start of the window being measured
-	samples int       // handling times seen in it
-	slow    int       // of them, over MaxLatency
-	queued  int       // queue delays seen in it
-	waited  int       // of them, over MaxQueueDelay
-	share   int       // thousandths of new INVITEs admitted, in [0, shareAll]
-	credit  int       // admissions owed at the current share, in thousandths
+	pending int           // unanswered INVITEs
+	window  time.Time     // start of the window being measured
+	samples int           // handling times seen in it
+	slow    int           // of them, over MaxLatency
+	queued  int           // queue delays seen in it
+	least   time.Duration // the smallest of them
+	share   int           // thousandths of new INVITEs admitted, in [0, shareAll]
+	credit  int           // admissions owed at the current share, in thousandths
 }
 
 func newShedder(cfg OverloadConfig) shedder {
@@ -120,17 +121,19 @@ func (s *shedder) observe(now time.Time, d time.Duration) {
 // read at now.
 func (s *shedder) observeQueue(now time.Time, d time.Duration) {
 	s.roll(now)
-	s.queued++
-	if s.cfg.MaxQueueDelay > 0 && d > s.cfg.MaxQueueDelay {
-		s.waited++
+	if s.queued == 0 || d < s.least {
+		s.least = d
 	}
+	s.queued++
 }
 
 // overloaded judges the window that ends: too many slow INVITEs, or a
-// standing queue in the socket.
+// standing queue in the socket (every INVITE of the window waited longer
+// than MaxQueueDelay: CoDel's test, so a burst or a stalled thread, which
+// some INVITEs of the window escape, is not taken for overload).
 func (s *shedder) overloaded() bool {
 	slow := s.samples >= minWindowSamples && 100*s.slow > slowShare*s.samples
-	queue := s.queued >= minWindowSamples && 100*s.waited > slowShare*s.queued
+	queue := s.cfg.MaxQueueDelay > 0 && s.queued >= minWindowSamples && s.least > s.cfg.MaxQueueDelay
 	return slow || queue
 }
 
@@ -162,5 +165,5 @@ func (s *shedder) roll(now time.Time) {
 		s.share, s.credit = shareAll, 0
 	}
 	s.window = s.window.Add(time.Duration(n) * overloadWindow)
-	s.samples, s.slow, s.queued, s.waited = 0, 0, 0, 0
+	s.samples, s.slow, s.queued, s.least = 0, 0, 0, 0
 }

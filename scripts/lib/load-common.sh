@@ -123,3 +123,12 @@ hz=$(getconf CLK_TCK)
 # metric prints the value of one exposition line's series $2 (exact, labels
 # included) from $1/metrics, 0 when absent.
 metric() { curl -s -m 5 "$1/metrics" | awk -v s="$2" '$1 == s {printf "%d", $2; f=1} END {if (!f) print 0}'; }
+
+# cpu_sample prints the box's CPU time so far and the part of it stolen by
+# the hypervisor (/proc/stat: user..steal jiffies, steal), for steal_between.
+cpu_sample() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
+
+# steal_between prints the share of the box's CPU time stolen between two
+# cpu_sample outputs: on a shared VM a high share (30-50 % was seen) makes
+# every figure of the window slower, the anchors' too.
+steal_between() { echo "$1 $2" | awk '{ d = $3 - $1; printf "%.0f%%", d > 0 ? 100 * ($4 - $2) / d : 0 }'; }
