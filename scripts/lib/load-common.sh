@@ -131,4 +131,4 @@ cpu_sample() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print
 # steal_between prints the share of the box's CPU time stolen between two
 # cpu_sample outputs: on a shared VM a high share (30-50 % was seen) makes
 # every figure of the window slower, the anchors' too.
-steal_between() { echo "$1 $2" | awk '{ d = $3 - $1; printf "%.0f%%", d > 0 ? 100 * ($4 - $2) / d : 0 }'; }
+steal_between() { echo "$1 $2" | awk '{ d = $3 - $1; s = d > 0 ? 100 * ($4 - $2) / d : 0; printf "%.0f%%", s }'; }
