@@ -36,6 +36,7 @@ type BoltStore struct {
 	webhooks   *Webhooks
 	leases     boltLeases
 	records    *recordCache // decoded transfers (bolt_cache.go)
+	commits    *groupCommit // every write (bolt_commit.go)
 }
 
 var (
@@ -64,8 +65,6 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	// Group commits: concurrent API writes share one fsync.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range append([][]byte{bucketTransfers, bucketExpiry, bucketPools, bucketNumberIdx, bucketCounts, bucketEnded}, outboxBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -78,7 +77,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		db.Close()
 		return nil, err
 	}
-	return &BoltStore{db: db, quarantine: opts.Quarantine, webhooks: opts.Webhooks, records: newRecordCache(),
+	return &BoltStore{db: db, quarantine: opts.Quarantine, webhooks: opts.Webhooks, records: newRecordCache(), commits: &groupCommit{db: db},
 		leases: boltLeases{held: map[string]*boltLease{}}}, nil
 }
 
@@ -129,15 +128,15 @@ func addCount(tx *bolt.Tx, s Status, delta int64) error {
 func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Transfer, error) {
 	var out *Transfer
 	events := 0
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commits.do(func(tx *bolt.Tx) error {
 		out = nil
 		if existing, err := s.getTransfer(tx, t.ID); err == nil {
 			out = existing
-			return ErrExists
+			return untouched{ErrExists}
 		}
 		p := planCreate(t.Clone(), now, s.quarantine)
 		if err := s.planEvents(&p, nil, now); err != nil {
-			return err
+			return untouched{err}
 		}
 		if err := s.apply(tx, p); err != nil {
 			return err
@@ -271,18 +270,18 @@ func (s *BoltStore) FindByNumber(ctx context.Context, number string, now time.Ti
 func (s *BoltStore) Update(ctx context.Context, id string, now time.Time, fn func(*Transfer) error) (*Transfer, error) {
 	var out *Transfer
 	events := 0
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commits.do(func(tx *bolt.Tx) error {
 		old, err := s.getTransfer(tx, id)
 		if err != nil {
-			return err
+			return untouched{err}
 		}
 		t := old.Clone()
 		if err := fn(t); err != nil {
-			return err
+			return untouched{err}
 		}
 		p := planUpdate(old, t, now, s.quarantine)
 		if err := s.planEvents(&p, old, now); err != nil {
-			return err
+			return untouched{err}
 		}
 		out, events = t, len(p.Events)
 		return s.apply(tx, p)
