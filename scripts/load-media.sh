@@ -25,8 +25,9 @@
 #
 # Needs bash, go, curl, rtpengine (Debian rtpengine-daemon), ss. Everything
 # runs on 127.0.0.1.
-# Example (docs/benchmarks.md, Capacity):
-#   scripts/load-media.sh -n 200 -t 20
+# Examples (docs/benchmarks.md, Capacity):
+#   scripts/load-media.sh -n 1000 -r 200 -t 20
+#   scripts/load-media.sh -n 2000 -r 200 -t 20
 set -euo pipefail
 
 calls=200 rate=100 secs=20 late=40ms envs="" anchor=1 out="" profile=""

@@ -49,8 +49,8 @@
 #
 # Needs bash, curl, sipp, kamailio, go, ss, GNU time (/usr/bin/time). Everything runs on 127.0.0.1.
 # Examples (docs/benchmarks.md, Capacity):
-#   scripts/load-rate.sh -r 200 -t 10         # call rate
-#   scripts/load-rate.sh -r 200 -t 10 -O      # overload at 400 calls/s
+#   scripts/load-rate.sh -r 900 -t 10         # call rate
+#   scripts/load-rate.sh -r 900 -t 10 -O      # overload at 1 800 calls/s
 set -euo pipefail
 
 rate=200 secs=10 len=1000 overload="" envs="" anchor=1 out="" profile=""
