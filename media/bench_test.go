@@ -339,3 +339,42 @@ func BenchmarkSRTPUnprotect(b *testing.B) {
 		})
 	}
 }
+
+// A whole engine frame of a session (its socket read with recvmmsg, the
+// receive path, playout, the send path and the RTCP poll) allocates
+// nothing in steady state, on the platforms with the recvmmsg path.
+func TestEngineFrameDoesNotAllocate(t *testing.T) {
+	if !kernelTimestamps {
+		t.Skip("the portable receive path allocates a source address per packet")
+	}
+	p := newPeer(t, netip0())
+	s := unstartedSession(t, SessionConfig{Codec: PCMU, Metrics: NewMetrics(nil), OnAudio: func([]int16) {},
+		Source: func() ([]int16, bool) { return nil, false }})
+	p.to = addrOf(s.conn)
+	s.cfg.Remote = p.addr()
+	s.Update(Negotiated{Codec: PCMU, Remote: p.addr(), RemoteDirection: SendRecv})
+	b := rtpFrame(t, PCMU.PayloadType, 1)
+	var rx rxBatch
+	wall := time.Now()
+	seq := uint16(0)
+	frame := func() {
+		setSeq(b, seq)
+		seq++
+		if _, err := p.conn.WriteToUDPAddrPort(b, p.to); err != nil {
+			t.Fatal(err)
+		}
+		wall = wall.Add(frameDuration)
+		if !s.service(wall, &rx) {
+			t.Fatal("the session stopped")
+		}
+	}
+	for range 50 {
+		frame()
+	}
+	if n := testing.AllocsPerRun(500, frame); n != 0 {
+		t.Fatalf("engine frame allocs = %v", n)
+	}
+	if st := s.Stats(); st.PacketsIn < 500 || st.PacketsOut < 500 {
+		t.Fatalf("stats %+v", st)
+	}
+}

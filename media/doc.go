@@ -9,7 +9,9 @@
 // telling its rate, so a G.722 call reaches a 16 kHz consumer without being
 // resampled at all and anything else is resampled exactly once.
 //
-// A Session runs three goroutines (reader, pacer, RTCP) that all exit on
-// Close or on RTP timeout. Sockets belong to the PortPool: sessions wake
-// their readers with read deadlines and never close the sockets themselves.
+// A Session has no goroutine of its own: the media engine (engine.go), a
+// worker per CPU that exists only while it has sessions, runs every
+// started session once per 20 ms frame (RTP in, playout, RTP out, RTCP),
+// reading the sockets without blocking. Sockets belong to the PortPool and
+// live outside Go's network poller (socket.go); sessions never close them.
 package media

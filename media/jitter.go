@@ -6,6 +6,10 @@ const (
 	jitterSlots = 16   // ring size; power of two and well above the depth
 	maxPayload  = 1280 // 160 ms of G.711, far more than any sane ptime
 	maxMisorder = 100  // RFC 3550 A.1: older than this is a restart, not a late packet
+	// slotBytes is a slot's room at first: 40 ms of G.711 or G.722. A
+	// longer payload grows every slot once, up to maxPayload, so a call
+	// pays for the packet size its peer uses, not for the largest.
+	slotBytes = 320
 )
 
 type slotKind uint8
@@ -26,7 +30,7 @@ type jbSlot struct {
 	seq     uint16
 	n       int
 	arrived time.Duration
-	payload [maxPayload]byte
+	payload []byte // the slot's room in jitterBuffer.room
 }
 
 type pushResult uint8
@@ -48,6 +52,7 @@ type jitterBuffer struct {
 	depth   int
 	maxWait time.Duration
 	slots   [jitterSlots]jbSlot
+	room    []byte // the slots' payload bytes, jitterSlots equal parts
 	started bool
 	next    uint16 // next sequence number to release
 	count   int
@@ -63,12 +68,33 @@ func newJitterBuffer(depth int) *jitterBuffer {
 	if depth > jitterSlots/2 {
 		depth = jitterSlots / 2
 	}
-	return &jitterBuffer{depth: depth, maxWait: time.Duration(depth) * frameDuration}
+	j := &jitterBuffer{depth: depth, maxWait: time.Duration(depth) * frameDuration}
+	j.grow(slotBytes)
+	return j
+}
+
+// slotRoom is how many payload bytes a slot holds now.
+func (j *jitterBuffer) slotRoom() int { return len(j.room) / jitterSlots }
+
+// grow gives every slot room for n bytes, keeping what they hold.
+func (j *jitterBuffer) grow(n int) {
+	old := j.room
+	j.room = make([]byte, n*jitterSlots)
+	for i := range j.slots {
+		s := &j.slots[i]
+		s.payload = j.room[i*n : (i+1)*n]
+		if old != nil {
+			copy(s.payload, old[i*len(old)/jitterSlots:][:s.n])
+		}
+	}
 }
 
 func (j *jitterBuffer) push(seq uint16, kind slotKind, format audioFormat, payload []byte, now time.Duration) pushResult {
 	if len(payload) > maxPayload {
 		payload = payload[:maxPayload]
+	}
+	if len(payload) > j.slotRoom() {
+		j.grow(min(maxPayload, max(len(payload), 2*j.slotRoom())))
 	}
 	if !j.started {
 		j.started = true
@@ -89,7 +115,7 @@ func (j *jitterBuffer) push(seq uint16, kind slotKind, format audioFormat, paylo
 		return pushDuplicate
 	}
 	s.used, s.kind, s.format, s.seq, s.arrived = true, kind, format, seq, now
-	s.n = copy(s.payload[:], payload)
+	s.n = copy(s.payload, payload)
 	j.count++
 	return pushOK
 }

@@ -3,7 +3,6 @@ package media
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -31,7 +30,7 @@ type PortPool struct {
 
 // Ports is one allocated RTP/RTCP socket pair.
 type Ports struct {
-	RTP, RTCP *net.UDPConn
+	RTP, RTCP *Socket
 	Port      int // RTP port; RTCP is Port+1
 
 	released atomic.Bool
@@ -97,8 +96,8 @@ func (p *PortPool) Allocate() (*Ports, error) {
 	return nil, ErrNoPorts
 }
 
-func (p *PortPool) listen(port int) (*net.UDPConn, error) {
-	return net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.bind, uint16(port))))
+func (p *PortPool) listen(port int) (*Socket, error) {
+	return listenSocket(netip.AddrPortFrom(p.bind, uint16(port)))
 }
 
 // Release closes the sockets and quarantines the pair. Releasing twice is

@@ -10,17 +10,36 @@ import "sync"
 // between legs of different codecs leaves the resampling to the pacer of
 // the leg that needs it.
 type FrameQueue struct {
-	mu      sync.Mutex
-	ring    [][WideFrameSamples]int16
-	lens    []int
-	head, n int
-	out     [WideFrameSamples]int16
-	dropped uint64
+	mu       sync.Mutex
+	ring     [][WideFrameSamples]int16 // grows to capacity as frames wait
+	lens     []int
+	capacity int
+	head, n  int
+	out      [WideFrameSamples]int16
+	dropped  uint64
 }
+
+// queueStart is a queue's room at first: a reader that keeps up (the
+// pacer, every 20 ms) leaves a frame or two waiting, so most queues never
+// grow.
+const queueStart = 4
 
 // NewFrameQueue makes a queue holding up to capacity frames.
 func NewFrameQueue(capacity int) *FrameQueue {
-	return &FrameQueue{ring: make([][WideFrameSamples]int16, capacity), lens: make([]int, capacity)}
+	capacity = max(1, capacity)
+	n := min(capacity, queueStart)
+	return &FrameQueue{ring: make([][WideFrameSamples]int16, n), lens: make([]int, n), capacity: capacity}
+}
+
+// grow doubles the ring (up to capacity), oldest frame first.
+func (q *FrameQueue) grow() {
+	n := min(q.capacity, 2*len(q.ring))
+	ring, lens := make([][WideFrameSamples]int16, n), make([]int, n)
+	for i := range q.n {
+		j := (q.head + i) % len(q.ring)
+		ring[i], lens[i] = q.ring[j], q.lens[j]
+	}
+	q.ring, q.lens, q.head = ring, lens, 0
 }
 
 // Push copies one frame in, padded with silence to a whole frame of its
@@ -28,6 +47,9 @@ func NewFrameQueue(capacity int) *FrameQueue {
 func (q *FrameQueue) Push(pcm []int16) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.n == len(q.ring) && len(q.ring) < q.capacity {
+		q.grow()
+	}
 	if q.n == len(q.ring) {
 		q.head = (q.head + 1) % len(q.ring)
 		q.n--

@@ -44,3 +44,22 @@ func TestRingbackCadence(t *testing.T) {
 		t.Fatalf("on %d off %d frames per 6 s cycle, want 100 and 200", on, off)
 	}
 }
+
+// A queue starts small and grows to its capacity while frames wait,
+// keeping their order across the growth.
+func TestFrameQueueGrowsInOrder(t *testing.T) {
+	q := NewFrameQueue(25)
+	q.Push([]int16{-1})
+	q.Pop() // the ring's head is no longer at its start
+	for i := range 30 {
+		q.Push([]int16{int16(i)})
+	}
+	if q.Len() != 25 || q.Dropped() != 5 {
+		t.Fatalf("len %d dropped %d, want 25 and 5", q.Len(), q.Dropped())
+	}
+	for want := int16(5); want < 30; want++ {
+		if f, ok := q.Pop(); !ok || f[0] != want {
+			t.Fatalf("pop: %v %v, want %d", f[:1], ok, want)
+		}
+	}
+}

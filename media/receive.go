@@ -4,18 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
 
-// receiver is the reader goroutine's private state.
+// receiver is the receive path's state (the engine goroutine's).
 type receiver struct {
-	buf     []byte
 	plain   []byte // decrypted packet
 	pkt     rtp.Packet
 	srtp    srtpState
@@ -24,13 +21,12 @@ type receiver struct {
 	events  eventStream
 	// pcm holds decoded audio, pcmN samples of a partial frame in format
 	// (its rate) between packets; a G.722 payload decodes to two samples
-	// an octet.
-	pcm    [2*maxPayload + WideFrameSamples]int16
+	// an octet. It grows with the payloads (pcmFor).
+	pcm    []int16
 	pcmN   int
 	format audioFormat
 	g722   G722Decoder
 	comfortNoise
-	lastTick time.Duration
 	// Bound once so the per-packet path does not allocate closures.
 	onDTMF    func(DTMFEvent)
 	deliverFn func(*jbSlot)
@@ -38,8 +34,7 @@ type receiver struct {
 
 func (r *receiver) init(s *Session, jitterDepth int) {
 	r.format = s.cfg.Codec.format()
-	r.buf = make([]byte, 1500)
-	r.plain = make([]byte, 1500)
+	r.pcm = make([]int16, pcmFor(slotBytes))
 	r.jb = newJitterBuffer(jitterDepth)
 	r.onDTMF = s.reportDTMF
 	r.deliverFn = s.deliver
@@ -76,37 +71,6 @@ func newPayloadMux(codec Codec, dtmfPT, cnPT uint8) payloadMux {
 }
 
 func (m *payloadMux) route(pt uint8) route { return m.routes[pt&0x7F] }
-
-func (s *Session) readLoop() {
-	defer s.wg.Done()
-	var deadline time.Time
-	for {
-		if wall := time.Now(); deadline.Sub(wall) < readWakeup/2 {
-			deadline = wall.Add(readWakeup)
-			s.conn.SetReadDeadline(deadline)
-		}
-		// Checked after setting the deadline: shutdown closes stop before
-		// expiring the deadline, so one of the two always wakes us.
-		if s.stopping() {
-			return
-		}
-		n, src, err := s.conn.ReadFromUDPAddrPort(s.recv.buf)
-		now := s.since()
-		if err == nil {
-			s.handleRTP(s.recv.buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), now)
-		} else if errors.Is(err, net.ErrClosed) {
-			s.log.Warn("rtp socket closed under a running session")
-			s.shutdown(nil)
-			return
-		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
-			s.log.Debug("rtp read", "err", err)
-		}
-		if now-s.recv.lastTick >= readWakeup/2 {
-			s.recv.lastTick = now
-			s.tick(now)
-		}
-	}
-}
 
 // tick handles what must happen without traffic: releasing frames stuck
 // behind a gap, silence frames during comfort noise, reporting a DTMF
@@ -296,6 +260,9 @@ func (s *Session) unprotectRTP(b []byte, src netip.AddrPort) ([]byte, bool) {
 		s.drop(dropWrongSource)
 		return nil, false
 	}
+	if s.recv.plain == nil {
+		s.recv.plain = make([]byte, 1500)
+	}
 	out, err := st.ctx.DecryptRTP(s.recv.plain, b, h)
 	if err != nil {
 		if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) || errors.Is(err, srtp.ErrMKINotFound) {
@@ -358,6 +325,9 @@ func (s *Session) deliver(slot *jbSlot) {
 // decode adds a payload's samples to the partial frame and delivers every
 // whole frame.
 func (r *receiver) decode(f audioFormat, payload []byte, onAudio func([]int16)) {
+	if need := pcmFor(len(payload)); need > len(r.pcm) {
+		r.pcm = append(r.pcm, make([]int16, need-len(r.pcm))...)
+	}
 	room := r.pcm[r.pcmN:]
 	if f == formatG722 {
 		payload = payload[:min(len(payload), len(room)/2)]
@@ -380,6 +350,10 @@ func (r *receiver) decode(f audioFormat, payload []byte, onAudio func([]int16)) 
 
 // frameLen is the length of a frame at the rate of the audio decoding now.
 func (r *receiver) frameLen() int { return FrameLen(r.format.rate()) }
+
+// pcmFor is the room decoding needs for a payload of n octets: its
+// samples (two an octet for G.722) after a partial frame.
+func pcmFor(n int) int { return 2*min(n, maxPayload) + WideFrameSamples }
 
 // switchFormat follows a codec change (re-INVITE): a partial frame of the
 // old rate goes out padded with silence, and a G.722 stream starts from

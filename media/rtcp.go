@@ -3,7 +3,6 @@ package media
 import (
 	"errors"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"time"
 
@@ -137,36 +136,38 @@ func signed24(v uint32) int64 {
 	return int64(v)
 }
 
-// rtcpSRTP is the RTCP goroutine's SRTCP state.
+// rtcpSRTP is the RTCP path's SRTCP state.
 type rtcpSRTP struct {
 	rx, tx srtpState
 	hdr    rtcp.Header
-	plain  []byte
+	plain  []byte // decrypted SRTCP; made on first use
 }
 
-func (s *Session) rtcpLoop() {
-	defer s.wg.Done()
-	buf := make([]byte, 1500)
-	s.rtcpSRTP.plain = make([]byte, 1500)
-	next := time.Now().Add(s.rtcpInterval())
+// rtcpFrame is the RTCP part of a frame: every rtcpPollFrames frames the
+// packets waiting on the RTCP socket, and a report when one is due.
+func (s *Session) rtcpFrame(wall time.Time, now time.Duration, rx *rxBatch) {
+	s.frames++
+	if s.frames%rtcpPollFrames == 0 {
+		s.receiveRTCP(rx)
+	}
+	if !wall.Before(s.rtcpNext) {
+		s.sendRTCP(wall, false)
+		s.rtcpNext = wall.Add(s.rtcpInterval())
+	}
+}
+
+// receiveRTCP handles every packet waiting on the RTCP socket.
+func (s *Session) receiveRTCP(rx *rxBatch) {
 	for {
-		s.rconn.SetReadDeadline(next)
-		if s.stopping() {
-			s.sendRTCP(true)
-			return
+		n, err := s.rconn.read(rx)
+		if err != nil {
+			return // closed underneath: the RTP socket says so too
 		}
-		n, src, err := s.rconn.ReadFromUDPAddrPort(buf)
-		if err == nil {
-			s.handleRTCP(buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()))
-		} else if errors.Is(err, net.ErrClosed) {
-			return
+		for i := range n {
+			s.handleRTCP(rx.data(i), rx.pkts[i].src)
 		}
-		if now := time.Now(); !now.Before(next) {
-			if s.stopping() {
-				continue // the BYE goes out at the top of the loop
-			}
-			s.sendRTCP(false)
-			next = now.Add(s.rtcpInterval())
+		if n < rxBatchLen {
+			return
 		}
 	}
 }
@@ -179,9 +180,8 @@ func (s *Session) rtcpInterval() time.Duration {
 
 // sendRTCP sends SR (or RR if we have not sent RTP) + SDES CNAME, and BYE
 // at the end of the session.
-func (s *Session) sendRTCP(bye bool) {
-	wall := time.Now()
-	now := s.since()
+func (s *Session) sendRTCP(wall time.Time, bye bool) {
+	now := wall.Sub(s.epoch)
 
 	s.mu.Lock()
 	s.accountIntervalLocked()
@@ -208,7 +208,7 @@ func (s *Session) sendRTCP(bye bool) {
 	}
 	var first rtcp.Packet
 	if sent := s.packetsOut.Load(); sent > 0 {
-		elapsed := now - s.send.paceFrom // set before the goroutines start
+		elapsed := now - s.send.paceFrom // set before the first packet
 		first = &rtcp.SenderReport{
 			SSRC:        s.ssrc,
 			NTPTime:     unixToNTP(wall),
@@ -238,7 +238,7 @@ func (s *Session) sendRTCP(bye bool) {
 			return
 		}
 	}
-	if _, err := s.rconn.WriteToUDPAddrPort(b, dest); err != nil {
+	if err := s.rconn.WriteTo(b, dest); err != nil {
 		s.log.Debug("rtcp write", "err", err)
 		return
 	}
@@ -251,6 +251,9 @@ func (s *Session) handleRTCP(b []byte, src netip.AddrPort) {
 		if st.ctx == nil {
 			err = srtp.ErrFailedToVerifyAuthTag
 		} else {
+			if s.rtcpSRTP.plain == nil {
+				s.rtcpSRTP.plain = make([]byte, 1500)
+			}
 			b, err = st.ctx.DecryptRTCP(s.rtcpSRTP.plain, b, &s.rtcpSRTP.hdr)
 		}
 		if err != nil {

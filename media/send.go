@@ -7,46 +7,39 @@ import (
 	"github.com/pion/rtp"
 )
 
-// sender is the pacer goroutine's private state.
-type sender struct {
-	buf [rtpHeaderLen + maxPayload]byte
-	// padded holds a short Source frame padded to length; silence stays zero.
-	padded, silence [WideFrameSamples]int16
-	resample        Resampler   // a Source frame at the other rate to the codec's
-	g722            G722Encoder // reset when the codec turns to G.722
-	format          audioFormat // of the last audio packet sent
-	seq             uint16
-	sentAny         bool
-	talking         bool
-	sending         bool // previous frame was sent (false while on hold)
-	gap             bool // frames were skipped: next packet starts a talkspurt
-	dtmf            dtmfSender
-	frame           uint64 // next frame index
-	paceFrom        time.Duration
-	srtp            srtpState
-	srtpHdr         rtp.Header
-	enc             [rtpHeaderLen + maxPayload + srtpOverhead]byte
-}
+// sendPayload bounds what we send in a packet: one 20 ms frame (160
+// octets of G.711 or G.722) or a telephone-event, with room to spare.
+const sendPayload = 320
 
-func (s *Session) paceLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(frameDuration)
-	defer t.Stop()
-	s.pace() // first frame right away: it opens NAT bindings and lets the peer latch
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.pace()
-		}
-	}
+// silenceFrame is a frame of digital silence (never written).
+var silenceFrame [WideFrameSamples]int16
+
+// sender is the send path's state (the engine goroutine's).
+type sender struct {
+	buf [rtpHeaderLen + sendPayload]byte
+	// padded holds a short Source frame padded to length.
+	padded   [WideFrameSamples]int16
+	resample *Resampler  // a Source frame at the other rate to the codec's; made on first need
+	g722     G722Encoder // reset when the codec turns to G.722
+	format   audioFormat // of the last audio packet sent
+	seq      uint16
+	sentAny  bool
+	talking  bool
+	sending  bool // previous frame was sent (false while on hold)
+	gap      bool // frames were skipped: next packet starts a talkspurt
+	dtmf     dtmfSender
+	frame    uint64 // next frame index
+	paceFrom time.Duration
+	paced    bool // paceFrom is set (the engine's first frame)
+	srtp     srtpState
+	srtpHdr  rtp.Header
+	enc      [rtpHeaderLen + sendPayload + srtpOverhead]byte
 }
 
 // pace sends the frames due by now. Timestamps derive from the frame index
 // on the monotonic clock, so ticker jitter never accumulates into drift.
-func (s *Session) pace() {
-	due := uint64((s.since()-s.send.paceFrom)/frameDuration) + 1
+func (s *Session) pace(now time.Duration) {
+	due := uint64((now-s.send.paceFrom)/frameDuration) + 1
 	if due > s.send.frame+maxCatchUp {
 		s.send.frame = due - maxCatchUp
 		s.send.gap = true
@@ -119,9 +112,14 @@ func (st *sender) audioPayload(f audioFormat, pcm []int16, talk bool) (n int, ma
 	st.dtmf.active = false
 	frame := FrameLen(f.rate())
 	if talk {
-		pcm = st.resample.Frame(pcm, f.rate())
+		if FrameRate(len(pcm)) != f.rate() {
+			if st.resample == nil {
+				st.resample = new(Resampler)
+			}
+			pcm = st.resample.Frame(pcm, f.rate())
+		}
 	} else {
-		pcm = st.silence[:frame]
+		pcm = silenceFrame[:frame]
 	}
 	if len(pcm) < frame {
 		clear(st.padded[copy(st.padded[:frame], pcm):frame])
@@ -166,7 +164,7 @@ func (s *Session) writeRTP(h *rtp.Header, n int, dest netip.AddrPort) {
 	}
 	st.seq++
 	st.sentAny, st.sending = true, true
-	if _, err := s.conn.WriteToUDPAddrPort(pkt, dest); err != nil {
+	if err := s.conn.WriteTo(pkt, dest); err != nil {
 		s.log.Debug("rtp write", "err", err)
 		return
 	}

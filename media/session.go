@@ -5,26 +5,23 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// The session's code is split by goroutine: this file is its lifecycle
-// (configuration, Start, Update, Close, Stats), receive.go the reader (RTP
-// in, payload routing, jitter buffer, OnAudio/OnDTMF, the RTP timeout),
-// send.go the pacer (Source, DTMF, RTP out) and rtcp.go the RTCP goroutine.
+// The session's code is split by concern: this file is its lifecycle
+// (configuration, Start, Update, Close, Stats), engine.go what runs it
+// every frame, receive.go the receive path (RTP in, payload routing,
+// jitter buffer, OnAudio/OnDTMF, the RTP timeout), send.go the send path
+// (Source, DTMF, RTP out) and rtcp.go RTCP.
 
 const (
 	frameDuration = 20 * time.Millisecond
 	// maxCatchUp bounds how many frames the pacer sends in one go after it
 	// was scheduled late; older frames are skipped rather than burst out.
 	maxCatchUp = 2
-	// readWakeup bounds how long the reader blocks, so gaps in the jitter
-	// buffer, lost DTMF ends and the RTP timeout are noticed without traffic.
-	readWakeup = 20 * time.Millisecond
 	// ssrcSwitchQuiet: a new SSRC from the latched address replaces the old
 	// one only once the old stream has been silent this long. Peers change
 	// SSRC without re-INVITE (prompt players, re-anchoring SBCs); two live
@@ -61,7 +58,9 @@ type SessionConfig struct {
 	LocalKey, RemoteKey *SRTPKey
 
 	// OnAudio receives caller audio, decoded, in order, one 20 ms frame per
-	// call, from a single goroutine, at the codec's own rate: 320 samples
+	// call, from the engine goroutine that runs the session (OnAudio,
+	// OnDTMF and Source must not block: other sessions share it), at the
+	// codec's own rate: 320 samples
 	// (16 kHz) for G.722, 160 (8 kHz) for G.711. Nothing is resampled on
 	// the way in; a consumer wanting another rate converts once. The slice
 	// is reused after return.
@@ -105,22 +104,23 @@ type Stats struct {
 	RemoteJitter       time.Duration
 }
 
-// Session is one bidirectional RTP stream with its RTCP. It runs three
-// goroutines: the reader (RTP in, jitter buffer, OnAudio/OnDTMF, timeout),
-// the pacer (Source, RTP out every 20 ms) and RTCP (reports in and out).
+// Session is one bidirectional RTP stream with its RTCP. Once started, the
+// media engine (engine.go) runs it every 20 ms: RTP in, jitter buffer,
+// OnAudio/OnDTMF and the timeout; Source and RTP out; RTCP reports in and
+// out. It has no goroutine of its own.
 type Session struct {
 	cfg    SessionConfig
 	log    *slog.Logger
 	m      *Metrics
-	conn   *net.UDPConn
-	rconn  *net.UDPConn
+	conn   *Socket
+	rconn  *Socket
 	epoch  time.Time // monotonic base for all durations below
 	ssrc   uint32
 	tsBase uint32
 	cname  string
 
 	// mu guards the negotiated state (Update) and the latched peer, which
-	// all three goroutines read.
+	// the engine reads while the API (Update, Stats) changes or reads them.
 	mu        sync.Mutex
 	sdpRemote netip.AddrPort
 	remote    netip.AddrPort // sdpRemote until latched, then the latched source
@@ -151,20 +151,21 @@ type Session struct {
 	closed  bool
 
 	lastRx atomic.Int64 // ns since epoch: last accepted packet, start, or end of hold
-	// keys is the current SRTP key generation (nil: plain RTP). Each
-	// goroutine follows it with its own contexts, so Update can rekey
-	// without locking the packet paths.
+	// keys is the current SRTP key generation (nil: plain RTP). Each path
+	// (RTP in, RTP out, RTCP) follows it with its own contexts, so Update
+	// can rekey without locking the packet paths.
 	keys atomic.Pointer[srtpKeys]
 	counters
 
 	stop               chan struct{}
 	stopOnce, doneOnce sync.Once
 	done               chan struct{}
-	wg                 sync.WaitGroup
 	dtmfQ              chan DTMFEvent
 	recv               receiver
 	send               sender
 	rtcpSRTP           rtcpSRTP
+	rtcpNext           time.Time // when the next report is due
+	frames             uint32    // frames serviced, for the RTCP poll
 	finalOnce          sync.Once
 }
 
@@ -215,8 +216,9 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 
 func (s *Session) since() time.Duration { return time.Since(s.epoch) }
 
-// Start launches the reader, pacer and RTCP goroutines. The RTP timeout
-// counts from here. Start after Close does nothing.
+// Start hands the session to the media engine, which sends its first
+// frame within 20 ms. The RTP timeout counts from here. Start after Close
+// does nothing.
 func (s *Session) Start() {
 	s.mu.Lock()
 	if s.started || s.closed {
@@ -226,31 +228,18 @@ func (s *Session) Start() {
 	s.started = true
 	s.mu.Unlock()
 
-	// The sockets may carry a deadline from a previous session's Close.
-	s.conn.SetReadDeadline(time.Time{})
-	s.rconn.SetReadDeadline(time.Time{})
-	now := s.since()
-	s.lastRx.Store(int64(now))
-	s.send.paceFrom = now
+	s.lastRx.Store(int64(s.since()))
+	s.rtcpNext = time.Now().Add(s.rtcpInterval())
 	s.mu.Lock()
 	codec := s.codec
 	s.mu.Unlock()
 	s.m.sessionStarted(&s.counters, codec)
 	s.log.Debug("media started", "codec", codec.Name, "sample_rate", codec.SampleRate())
-
-	s.wg.Add(3)
-	go s.readLoop()
-	go s.paceLoop()
-	go s.rtcpLoop()
-	go func() {
-		s.wg.Wait()
-		s.finish()
-		s.doneOnce.Do(func() { close(s.done) })
-	}()
+	mediaEngine.start(s)
 }
 
-// Done is closed when the session has stopped (timeout or Close) and its
-// goroutines have exited.
+// Done is closed when the session has stopped (timeout or Close) and the
+// engine has sent its last RTCP.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns ErrRTPTimeout if the session ended for lack of RTP, else nil.
@@ -272,8 +261,9 @@ func (s *Session) SampleRate() int {
 // LocalPort is the RTP port we receive on.
 func (s *Session) LocalPort() int { return s.cfg.Ports.Port }
 
-// Close stops the session and waits for its goroutines. It does not close
-// the sockets: the caller releases the Ports to the pool.
+// Close stops the session and waits (up to a frame) for the engine to
+// retire it. It does not close the sockets: the caller releases the Ports
+// to the pool. It must not be called from the session's own callbacks.
 func (s *Session) Close() {
 	s.shutdown(nil)
 	s.mu.Lock()
@@ -284,22 +274,15 @@ func (s *Session) Close() {
 		s.doneOnce.Do(func() { close(s.done) })
 	}
 	<-s.done
-	// Leave the sockets usable (no expired deadline) for whoever gets them next.
-	s.conn.SetReadDeadline(time.Time{})
-	s.rconn.SetReadDeadline(time.Time{})
 }
 
-// shutdown signals the goroutines to stop. Readers are woken with an
-// expired deadline rather than by closing sockets we do not own.
+// shutdown tells the engine to retire the session at its next frame.
 func (s *Session) shutdown(err error) {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
 		s.err = err
 		s.mu.Unlock()
 		close(s.stop)
-		now := time.Now()
-		s.conn.SetReadDeadline(now)
-		s.rconn.SetReadDeadline(now)
 	})
 }
 
@@ -312,8 +295,9 @@ func (s *Session) stopping() bool {
 	}
 }
 
-// finish hands the final counts to the process metrics once the goroutines
-// are gone (loss and jitter were accounted by the final RTCP report).
+// finish hands the final counts to the process metrics once the engine
+// has retired the session (loss and jitter were accounted by the final
+// RTCP report).
 func (s *Session) finish() {
 	s.finalOnce.Do(func() { s.m.sessionEnded(&s.counters) })
 }

@@ -40,8 +40,27 @@ func allocate(t testing.TB, pool *PortPool) *Ports {
 	return p
 }
 
-func addrOf(c *net.UDPConn) netip.AddrPort {
+func addrOf(c interface{ LocalAddr() net.Addr }) netip.AddrPort {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// peerPorts is a raw peer's RTP and RTCP sockets on adjacent ports, like
+// a real phone's.
+type peerPorts struct{ RTP, RTCP *net.UDPConn }
+
+func newPeerPorts(t testing.TB) peerPorts {
+	t.Helper()
+	base := freeRange(t, 2)
+	var pp peerPorts
+	for i, c := range []**net.UDPConn{&pp.RTP, &pp.RTCP} {
+		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, uint16(base+i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		*c = conn
+	}
+	return pp
 }
 
 func startSession(t testing.TB, cfg SessionConfig) *Session {
@@ -646,7 +665,7 @@ func TestSessionRTCPReports(t *testing.T) {
 func TestSessionRTCPRawPeer(t *testing.T) {
 	pool := testPool(t)
 	ports := allocate(t, pool)
-	peerPorts := allocate(t, pool) // RTP and RTCP on adjacent ports, like a real phone
+	peerPorts := newPeerPorts(t)
 	s := startSession(t, SessionConfig{Ports: ports, Remote: addrOf(peerPorts.RTP), Codec: PCMU, RTCPInterval: 100 * time.Millisecond})
 
 	p := &peer{t: t, conn: peerPorts.RTP, to: addrOf(ports.RTP), ssrc: 0xCAFE}

@@ -343,7 +343,7 @@ func TestSRTPSessionsExchangeAudio(t *testing.T) {
 // dropped (and never latched to), RTCP is SRTCP both ways.
 func TestSRTPSessionRawPeer(t *testing.T) {
 	pool := testPool(t)
-	ports, peerPorts := allocate(t, pool), allocate(t, pool)
+	ports, peerPorts := allocate(t, pool), newPeerPorts(t)
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	ours, theirs := NewSRTPKey(3, AESCM128HMACSHA132), NewSRTPKey(3, AESCM128HMACSHA132)
@@ -443,7 +443,7 @@ func TestSRTPSessionRawPeer(t *testing.T) {
 // (a session refresh) change nothing.
 func TestSRTPSessionRekey(t *testing.T) {
 	pool := testPool(t)
-	ports, peerPorts := allocate(t, pool), allocate(t, pool)
+	ports, peerPorts := allocate(t, pool), newPeerPorts(t)
 	ours, theirs := NewSRTPKey(1, AESCM128HMACSHA180), NewSRTPKey(1, AESCM128HMACSHA180)
 	var got frames
 	s := startSession(t, SessionConfig{Ports: ports, Remote: addrOf(peerPorts.RTP), Codec: PCMU, OnAudio: got.add, LocalKey: &ours, RemoteKey: &theirs})

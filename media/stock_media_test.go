@@ -157,7 +157,7 @@ func TestSessionStockVoiceThenPound(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			pool := testPool(t)
-			ports, peerPorts := allocate(t, pool), allocate(t, pool)
+			ports, peerPorts := allocate(t, pool), newPeerPorts(t)
 			ours, theirs := NewSRTPKey(1, AESCM128HMACSHA180), NewSRTPKey(1, AESCM128HMACSHA180)
 			var audio frames
 			var got digits

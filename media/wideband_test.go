@@ -231,7 +231,7 @@ func TestG722RTPClock(t *testing.T) {
 	s.mu.Unlock()
 	s.sendFrame(0) // SR once we have sent
 	lo := s.since()
-	s.sendRTCP(false)
+	s.sendRTCP(time.Now(), false)
 	hi := s.since()
 	buf := make([]byte, 1500)
 	rtcpPeer.conn.SetReadDeadline(time.Now().Add(waitLong))

@@ -20,15 +20,18 @@
 #   -e 'K=V ...' environment for handoff (e.g. GOGC=200)
 #   -R           skip the rtpengine anchor
 #   -o DIR       keep the work files in DIR
+#   -P           profile handoff (a -tags pprof build): a CPU profile inside
+#                the measuring window, WORK/cpu.pprof (use with -o)
 #
 # Needs bash, go, curl, rtpengine (Debian rtpengine-daemon), ss. Everything
 # runs on 127.0.0.1.
-# Example (docs/benchmarks.md, Capacity):
-#   scripts/load-media.sh -n 200 -t 20
+# Examples (docs/benchmarks.md, Capacity):
+#   scripts/load-media.sh -n 1000 -r 200 -t 20
+#   scripts/load-media.sh -n 2000 -r 200 -t 20
 set -euo pipefail
 
-calls=200 rate=100 secs=20 late=40ms envs="" anchor=1 out=""
-while getopts "n:r:t:L:e:Ro:h" opt; do
+calls=200 rate=100 secs=20 late=40ms envs="" anchor=1 out="" profile=""
+while getopts "n:r:t:L:e:Ro:Ph" opt; do
 	case $opt in
 	n) calls=$OPTARG ;;
 	r) rate=$OPTARG ;;
@@ -37,6 +40,7 @@ while getopts "n:r:t:L:e:Ro:h" opt; do
 	e) envs=$OPTARG ;;
 	R) anchor="" ;;
 	o) out=$OPTARG ;;
+	P) profile=1 ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
@@ -54,12 +58,24 @@ media() {
 	local name=$1
 	shift
 	echo "== $name: $calls calls with RTP both ways, set up at $rate/s, measured over ${secs}s"
+	local s0
+	s0=$(cpu_sample)
 	"$work/loadgen" media -target "$name" -calls "$calls" -rate "$rate" -hold "${secs}s" -late "$late" "$@" \
 		| tee "$work/$name.txt" | grep -v '^CPUMS '
+	echo "$name: the box's CPU stolen by the hypervisor during the run: $(steal_between "$s0" "$(cpu_sample)")"
 }
 
 echo "== building and starting handoff (work dir $work)"
+if [ -n "$profile" ]; then
+	buildtags=pprof pprofaddr=127.0.0.1:$(free_port)
+	envs="$envs HANDOFF_PPROF_LISTEN=$pprofaddr"
+fi
 start_handoff "" "$envs"
+if [ -n "$profile" ]; then
+	# Inside the measuring window: after the set-up and the settling second.
+	(sleep $((calls / rate + 3)) && curl -s -o "$work/cpu.pprof" \
+		"http://$pprofaddr/debug/pprof/profile?seconds=$((secs > 4 ? secs - 2 : secs))") &
+fi
 media handoff -api "$api" -sip "$sipaddr" -pid "$hpid"
 stop_pid "$hpid"
 

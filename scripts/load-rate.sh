@@ -16,7 +16,10 @@
 #   retransmissions     SIPp's count (INVITEs and BYEs resent after 500 ms)
 #   failed              calls SIPp counts failed (a 503 is not a failure)
 #   CPU                 ms of CPU per offered call (handoff; Kamailio: all its
-#                       processes)
+#                       processes), and the SIPp caller's share of one core
+#                       (SIPp is single-threaded: near 100 % it is the limit)
+#   steal               the share of the box's CPU the hypervisor took in the
+#                       window (on a shared VM every figure moves with it)
 # and the ratio of handoff's completed calls/s to Kamailio's.
 #
 # Overload (-O): offers 2 x RATE, RATE being the clean maximum found with the
@@ -35,16 +38,23 @@
 #   -e 'K=V ...'  environment for handoff, e.g. 'HANDOFF_SIP_LIMITS_MAX_CPS=200
 #                 HANDOFF_SIP_OVERLOAD_MAX_LATENCY=50ms'
 #   -K            skip the Kamailio anchor
-#   -o DIR        keep the work files (per target: SIPp stats, rtt, logs) in DIR
+#   -o DIR        keep the work files (per target: SIPp stats, rtt, logs;
+#                 handoff's /metrics after the run) in DIR
+#   -P            profile handoff (a -tags pprof build): a CPU profile of the
+#                 offered window and the allocations since start, written to
+#                 the work dir as cpu.pprof and allocs.pprof, and an execution
+#                 trace of the first 5 s as trace.out (use with -o; read with
+#                 go tool pprof -top WORK/handoff WORK/cpu.pprof, and
+#                 go tool trace -pprof=sched WORK/trace.out)
 #
-# Needs bash, curl, sipp, kamailio, go, ss. Everything runs on 127.0.0.1.
+# Needs bash, curl, sipp, kamailio, go, ss, GNU time (/usr/bin/time). Everything runs on 127.0.0.1.
 # Examples (docs/benchmarks.md, Capacity):
-#   scripts/load-rate.sh -r 200 -t 10         # call rate
-#   scripts/load-rate.sh -r 200 -t 10 -O      # overload at 400 calls/s
+#   scripts/load-rate.sh -r 900 -t 10         # call rate
+#   scripts/load-rate.sh -r 900 -t 10 -O      # overload at 1 800 calls/s
 set -euo pipefail
 
-rate=200 secs=10 len=1000 overload="" envs="" anchor=1 out=""
-while getopts "r:t:d:Oe:Ko:h" opt; do
+rate=200 secs=10 len=1000 overload="" envs="" anchor=1 out="" profile=""
+while getopts "r:t:d:Oe:Ko:Ph" opt; do
 	case $opt in
 	r) rate=$OPTARG ;;
 	t) secs=$OPTARG ;;
@@ -53,11 +63,15 @@ while getopts "r:t:d:Oe:Ko:h" opt; do
 	e) envs=$OPTARG ;;
 	K) anchor="" ;;
 	o) out=$OPTARG ;;
+	P) profile=1 ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 offered=$rate
 [ -n "$overload" ] && offered=$((2 * rate))
+# SIPp's sockets default to 64 KiB: at 1 000 calls/s a stall of SIPp's own
+# loop of a few ms overflows them, and it retransmits what it dropped.
+sippbuf=4194304
 calls=$((offered * secs))
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,20 +91,30 @@ cpu_of() {
 # offer runs SIPp against $2 for target $1 (results in $work/run-$1) and prints
 # the summary; $3 is the pid whose CPU is counted.
 offer() {
-	local name=$1 target=$2 cpid=$3 dir="$work/run-$1" t0 t1 c0 c1 rc
-	mkdir -p "$dir"
+	local name=$1 target=$2 cpid=$3 dir="$work/run-$1" t0 t1 c0 c1 s0 s1 rc ppid
+	rm -rf "$dir" && mkdir -p "$dir" # a kept -o dir must not mix in an earlier run's samples
 	echo "== $name: $calls calls of ${len} ms at $offered/s for ${secs}s to $target"
-	c0=$(cpu_of "$cpid") t0=$(date +%s%N)
+	c0=$(cpu_of "$cpid") t0=$(date +%s%N) s0=$(cpu_sample)
+	if [ -n "$profile" ] && [ "$name" = handoff ]; then
+		curl -s -o "$work/cpu.pprof" "http://$pprofaddr/debug/pprof/profile?seconds=$secs" &
+		ppid=$!
+		curl -s -o "$work/trace.out" "http://$pprofaddr/debug/pprof/trace?seconds=$((secs < 5 ? secs : 5))" &
+	fi
 	set +e
-	(cd "$dir" && exec sipp -sf "$root/test/sipp/uac_rate.xml" -inf "$work/transfers.csv" "$target" \
-		-i 127.0.0.1 -mi 127.0.0.1 -nostdin -m "$calls" -r "$offered" -rp 1000 -l $((offered * 60)) \
+	(cd "$dir" && exec /usr/bin/time -f '%U %S' -o sipp.cpu sipp -sf "$root/test/sipp/uac_rate.xml" -inf "$work/transfers.csv" "$target" \
+		-i 127.0.0.1 -mi 127.0.0.1 -buff_size "$sippbuf" -nostdin -m "$calls" -r "$offered" -rp 1000 -l $((offered * 60)) \
 		-d "$len" -timeout "$((secs + 90))s" -recv_timeout 20000 \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 100 -trace_logs -log_file logs.log \
 		-trace_err -error_file errors.log >sipp.out 2>&1)
 	rc=$?
 	set -e
-	t1=$(date +%s%N) c1=$(cpu_of "$cpid")
+	t1=$(date +%s%N) c1=$(cpu_of "$cpid") s1=$(cpu_sample)
+	if [ -n "$profile" ] && [ "$name" = handoff ]; then
+		wait "$ppid"
+		curl -s -o "$work/allocs.pprof" "http://$pprofaddr/debug/pprof/allocs"
+	fi
 	summarize "$name" "$dir" "$(((t1 - t0) / 1000000))" "$((c1 - c0))" "$rc" >"$dir/summary.txt"
+	echo "$name: the box's CPU stolen by the hypervisor meanwhile: $(steal_between "$s0" "$s1")" >>"$dir/summary.txt"
 	grep -v '^RATE ' "$dir/summary.txt"
 }
 
@@ -116,13 +140,14 @@ summarize() {
 		-v rate="$rate" -v overload="$overload" -v answered="$answered" -v completed="$completed" \
 		-v failed="$(echo "$last" | cut -d';' -f"$(col 'FailedCall(C)')")" \
 		-v retrans="$(echo "$last" | cut -d';' -f"$(col 'Retransmissions(C)')")" \
+		-v sippcpu="$(tail -1 "$2/sipp.cpu" 2>/dev/null | awk '{print $1 + $2}')" \
 		-v ok="$(dist 1 "$2")" -v no="$(dist 2 "$2")" 'BEGIN {
 		split(ok, a, " "); split(no, b, " ")
 		offered_s = wall / 1000 - len / 1000
 		cps = completed / (offered_s > 0 ? offered_s : 1)
 		printf "%s: completed %.1f calls/s (%d of %d calls answered, %d completed; SIPp exit %d)\n", name, cps, answered, calls, completed, rc
 		printf "%s: INVITE->200 mean %s ms, p50 %s, p99 %s, max %s ms (%d samples)\n", name, a[2], a[3], a[4], a[5], a[1]
-		printf "%s: retransmissions %d, failed calls %d, CPU %.2f ms per offered call\n", name, retrans, failed, 1000 * ticks / hz / calls
+		printf "%s: retransmissions %d, failed calls %d, CPU %.2f ms per offered call; SIPp caller %.0f%% of a core\n", name, retrans, failed, 1000 * ticks / hz / calls, 100 * sippcpu / (wall / 1000)
 		if (overload != "") {
 			printf "%s: goodput %.1f calls/s = %.0f%% of the clean maximum %d/s; answered calls lost %d\n", name, cps, 100 * cps / rate, rate, answered - completed
 			printf "%s: 503s %d, INVITE->503 p50 %s, p99 %s, max %s ms\n", name, b[1], b[3], b[4], b[5]
@@ -133,16 +158,21 @@ summarize() {
 
 # --- handoff -------------------------------------------------------------------
 echo "== building and starting handoff (work dir $work)"
+if [ -n "$profile" ]; then
+	buildtags=pprof pprofaddr=127.0.0.1:$(free_port)
+	envs="$envs HANDOFF_PPROF_LISTEN=$pprofaddr"
+fi
 start_handoff "" "$envs"
 create_transfers "$calls" SIP
 offer handoff "$sipaddr" "$hpid"
+curl -s -m 5 -o "$work/metrics.txt" "$api/metrics" || true
 stop_pid "$hpid"
 
 # --- anchor: Kamailio stateful proxy and a SIPp UAS -----------------------------
 if [ -n "$anchor" ]; then
 	kport=$(free_port) uport=$(free_port)
 	mkdir -p "$work/kamailio-run"
-	(cd "$work" && exec sipp -sf "$root/scripts/anchor/uas.xml" -p "$uport" -i 127.0.0.1 -mi 127.0.0.1 \
+	(cd "$work" && exec sipp -sf "$root/scripts/anchor/uas.xml" -p "$uport" -i 127.0.0.1 -mi 127.0.0.1 -buff_size "$sippbuf" \
 		-nostdin -trace_err -error_file uas-errors.log >uas.out 2>&1) &
 	track $!
 	kamailio -f "$root/scripts/anchor/kamailio.cfg" -DD -E -n 4 -m 256 -M 16 \

@@ -67,6 +67,7 @@ type refusal struct {
 // mutex: each INVITE takes it a few times, for microseconds.
 type gate struct {
 	now     func() time.Time
+	clocked bool // now is a test's clock: the kernel's receive stamps do not apply
 	log     *slog.Logger
 	metrics *admissionMetrics
 
@@ -80,7 +81,28 @@ type gate struct {
 	shed     shedder
 	byCallID map[string]*ticket // pending INVITEs, to time their agent start
 	warned   bool               // "shedding" logged, "stopped" not yet
+	// seen holds the new INVITEs the UDP read path admitted (early.go), by
+	// Call-ID, for inviteMemory: their retransmissions pass it, and their
+	// handler takes their receipt time and place in the backlog. seenOrder
+	// is their order of arrival, to forget them.
+	seen      map[string]*earlyInvite
+	seenOrder []seenEntry
 }
+
+// earlyInvite is a new INVITE admitted by the read path.
+type earlyInvite struct {
+	received time.Time // the kernel's receipt time, on the gate's clock
+	taken    bool      // its handler has entered the gate
+}
+
+type seenEntry struct {
+	callID string
+	until  time.Time
+}
+
+// inviteMemory is how long the read path remembers an admitted INVITE:
+// 64*T1, when its client stops retransmitting it (RFC 3261 Timer B).
+const inviteMemory = 32 * time.Second
 
 // trunk is one named group of source prefixes.
 type trunk struct {
@@ -111,12 +133,13 @@ type ticket struct {
 }
 
 func newGate(l Limits, o OverloadConfig, now func() time.Time, log *slog.Logger) *gate {
+	clocked := now != nil
 	if now == nil {
 		now = time.Now
 	}
-	g := &gate{now: now, log: log, metrics: newAdmissionMetrics(),
+	g := &gate{now: now, clocked: clocked, log: log, metrics: newAdmissionMetrics(),
 		sources: map[sourceKey]*sourceLoad{}, sweepAt: minSourceSweep, byCallID: map[string]*ticket{},
-		shed: newShedder(o)}
+		shed: newShedder(o), seen: map[string]*earlyInvite{}}
 	g.set(l, o)
 	return g
 }
@@ -148,21 +171,71 @@ func (s *Server) SetLimits(l Limits, o OverloadConfig) {
 	s.gate.set(l, o)
 }
 
-// enter admits one new INVITE from src (host:port) or says why not.
+// early judges a new INVITE with callID as the UDP read path reads it,
+// delay after the kernel received it: nil passes it (admitted, and
+// pending from now), else the shedder's refusal. A retransmission of an
+// INVITE it passed passes again, unjudged.
+func (g *gate) early(callID string, delay time.Duration) *refusal {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	g.forget(now)
+	if _, seen := g.seen[callID]; seen {
+		return nil
+	}
+	if g.clocked {
+		delay = 0
+	}
+	g.shed.observeQueue(now, delay)
+	g.metrics.queued.Observe(delay.Seconds())
+	if reason := g.shed.admit(now); reason != "" {
+		g.shedLog()
+		return &refusal{reason: reason, retryAfter: g.limits.RetryAfter}
+	}
+	g.seen[callID] = &earlyInvite{received: now.Add(-delay)}
+	g.seenOrder = append(g.seenOrder, seenEntry{callID: callID, until: now.Add(inviteMemory)})
+	g.metrics.pending.Inc()
+	return nil
+}
+
+// forget drops the read path's INVITEs older than inviteMemory; one that
+// never reached its handler (sipgo could not parse it) leaves the backlog.
+func (g *gate) forget(now time.Time) {
+	n := 0
+	for ; n < len(g.seenOrder) && !now.Before(g.seenOrder[n].until); n++ {
+		id := g.seenOrder[n].callID
+		if e := g.seen[id]; e != nil && !e.taken {
+			g.shed.answered()
+			g.metrics.pending.Dec()
+		}
+		delete(g.seen, id)
+	}
+	g.seenOrder = g.seenOrder[n:]
+}
+
+// enter admits one new INVITE from src (host:port) or says why not. One
+// the read path admitted is not judged again by the shedder, and counts
+// from its receipt.
 func (g *gate) enter(src, callID string) (*ticket, *refusal) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	if reason := g.shed.admit(now); reason != "" {
+	entered, early := now, false
+	if e := g.seen[callID]; e != nil && !e.taken {
+		e.taken, entered, early = true, e.received, true
+	} else if reason := g.shed.admit(now); reason != "" {
 		g.shedLog()
 		return nil, &refusal{reason: reason, retryAfter: g.limits.RetryAfter}
 	}
 	key := g.sourceOf(src)
 	if r := g.check(key, now); r != nil {
 		g.shed.answered() // not pending after all
+		if early {
+			g.metrics.pending.Dec()
+		}
 		return nil, r
 	}
-	t := &ticket{g: g, callID: callID, entered: now}
+	t := &ticket{g: g, callID: callID, entered: entered}
 	g.calls++
 	if key != nil {
 		g.source(*key).calls++
@@ -171,7 +244,9 @@ func (g *gate) enter(src, callID string) (*ticket, *refusal) {
 	if _, dup := g.byCallID[callID]; !dup && callID != "" {
 		g.byCallID[callID] = t
 	}
-	g.metrics.pending.Inc()
+	if !early {
+		g.metrics.pending.Inc()
+	}
 	return t, nil
 }
 

@@ -15,6 +15,7 @@ type admissionMetrics struct {
 	refused  *prometheus.CounterVec
 	pending  prometheus.Gauge
 	handling prometheus.Histogram
+	queued   prometheus.Histogram
 }
 
 func newAdmissionMetrics() *admissionMetrics {
@@ -32,6 +33,11 @@ func newAdmissionMetrics() *admissionMetrics {
 			Help:    "Handoff's own INVITE handling time: from receipt to the final response or the start of the agent session (the overload latency signal).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
+		queued: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "handoff_sip_invite_queue_seconds",
+			Help:    "How long new INVITEs waited in the UDP socket before the read path read them (the kernel's receive stamp to the read; the overload queue signal).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
 	}
 	for _, r := range admissionReasons {
 		m.refused.WithLabelValues(r)
@@ -40,7 +46,7 @@ func newAdmissionMetrics() *admissionMetrics {
 }
 
 func (m *admissionMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.refused, m.pending, m.handling} {
+	for _, c := range []prometheus.Collector{m.refused, m.pending, m.handling, m.queued} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -78,7 +84,7 @@ func (s *Server) admitted(next sipgo.RequestHandler) sipgo.RequestHandler {
 func (s *Server) turnAway(req *sip.Request, tx sip.ServerTransaction, r *refusal) {
 	s.gate.metrics.refused.WithLabelValues(r.reason).Inc()
 	s.metrics.invites.WithLabelValues(statusLabel(sip.StatusServiceUnavailable)).Inc()
-	res := loadResponse(req, r)
+	res := s.loadResponse(req, r)
 	var err error
 	if c, ok := tx.(interface{ Connection() sip.Connection }); ok && c.Connection() != nil {
 		err = c.Connection().WriteMsg(res)
@@ -88,9 +94,13 @@ func (s *Server) turnAway(req *sip.Request, tx sip.ServerTransaction, r *refusal
 	s.log.Debug("INVITE refused by admission control", "call_id", callID(req), "reason", r.reason, "err", err)
 }
 
-// loadResponse is the 503 for a refusal r of req.
-func loadResponse(req *sip.Request, r *refusal) *sip.Response {
+// loadResponse is the 503 for a refusal r of req, with the To tag of our
+// stateless answers (so the read path absorbs its ACK).
+func (s *Server) loadResponse(req *sip.Request, r *refusal) *sip.Response {
 	res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable", nil)
+	if to := res.To(); to != nil {
+		to.Params.Add("tag", s.shedTag)
+	}
 	res.AppendHeader(sip.NewHeader("Retry-After", retryAfterSeconds(r.retryAfter)))
 	res.AppendHeader(sip.NewHeader("Reason", `SIP;cause=503;text="`+r.reason+`"`))
 	return res
@@ -104,7 +114,7 @@ func (s *Server) optionsBusy(req *sip.Request, tx sip.ServerTransaction) bool {
 	if r == nil {
 		return false
 	}
-	res := loadResponse(req, r)
+	res := s.loadResponse(req, r)
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("respond failed", "call_id", callID(req), "code", res.StatusCode, "err", err)
 	}

@@ -16,6 +16,14 @@ type OverloadConfig struct {
 	// percentile is over target), a growing share of new INVITEs is shed;
 	// 0 turns it off.
 	MaxLatency time.Duration
+	// MaxQueueDelay is the target of the time new INVITEs wait in the UDP
+	// socket before the read path reads them (the kernel's receive stamp
+	// to the read): when every new INVITE of a window waited longer (its
+	// minimum is over target: a standing queue, as CoDel judges one, not a
+	// burst), the admitted share falls as for MaxLatency. This sees the
+	// node falling behind before any handling time can, since it is the
+	// wait before handling begins; 0 turns it off.
+	MaxQueueDelay time.Duration
 }
 
 // The shedding controller's constants (docs/operations.md, Overload).
@@ -42,8 +50,9 @@ const (
 // Defaults of the overload thresholds in cmd/handoff (the sip package's
 // zero values turn them off).
 const (
-	DefaultMaxPending = 1000
-	DefaultMaxLatency = 250 * time.Millisecond
+	DefaultMaxPending    = 1000
+	DefaultMaxLatency    = 250 * time.Millisecond
+	DefaultMaxQueueDelay = 5 * time.Millisecond
 )
 
 // Reasons of overload refusals (Reason header text and metric label).
@@ -62,12 +71,14 @@ const (
 // drive it deterministically. Not safe for concurrent use (the gate locks).
 type shedder struct {
 	cfg     OverloadConfig
-	pending int       // unanswered INVITEs
-	window  time.Time // start of the window being measured
-	samples int       // handling times seen in it
-	slow    int       // of them, over MaxLatency
-	share   int       // thousandths of new INVITEs admitted, in [0, shareAll]
-	credit  int       // admissions owed at the current share, in thousandths
+	pending int           // unanswered INVITEs
+	window  time.Time     // start of the window being measured
+	samples int           // handling times seen in it
+	slow    int           // of them, over MaxLatency
+	queued  int           // queue delays seen in it
+	least   time.Duration // the smallest of them
+	share   int           // thousandths of new INVITEs admitted, in [0, shareAll]
+	credit  int           // admissions owed at the current share, in thousandths
 }
 
 func newShedder(cfg OverloadConfig) shedder {
@@ -106,6 +117,26 @@ func (s *shedder) observe(now time.Time, d time.Duration) {
 	}
 }
 
+// observeQueue records how long one new INVITE waited in the socket,
+// read at now.
+func (s *shedder) observeQueue(now time.Time, d time.Duration) {
+	s.roll(now)
+	if s.queued == 0 || d < s.least {
+		s.least = d
+	}
+	s.queued++
+}
+
+// overloaded judges the window that ends: too many slow INVITEs, or a
+// standing queue in the socket (every INVITE of the window waited longer
+// than MaxQueueDelay: CoDel's test, so a burst or a stalled thread, which
+// some INVITEs of the window escape, is not taken for overload).
+func (s *shedder) overloaded() bool {
+	slow := s.samples >= minWindowSamples && 100*s.slow > slowShare*s.samples
+	queue := s.cfg.MaxQueueDelay > 0 && s.queued >= minWindowSamples && s.least > s.cfg.MaxQueueDelay
+	return slow || queue
+}
+
 // answered takes an INVITE out of the backlog.
 func (s *shedder) answered() { s.pending-- }
 
@@ -124,7 +155,7 @@ func (s *shedder) roll(now time.Time) {
 	if n <= 0 {
 		return
 	}
-	if s.samples >= minWindowSamples && 100*s.slow > slowShare*s.samples {
+	if s.overloaded() {
 		s.share = s.share * shareDecrease / shareAll
 	} else {
 		s.share += shareIncrease
@@ -134,5 +165,5 @@ func (s *shedder) roll(now time.Time) {
 		s.share, s.credit = shareAll, 0
 	}
 	s.window = s.window.Add(time.Duration(n) * overloadWindow)
-	s.samples, s.slow = 0, 0
+	s.samples, s.slow, s.queued, s.least = 0, 0, 0, 0
 }

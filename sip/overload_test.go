@@ -44,6 +44,45 @@ func TestShedderJudgesAWindowByItsNinetiethPercentile(t *testing.T) {
 	}
 }
 
+// The queue signal is CoDel's: a window trips it only when every INVITE
+// of it waited longer than MaxQueueDelay (a standing queue), not when some
+// did (a burst, or the read thread stalled for a moment).
+func TestShedderJudgesTheQueueByItsMinimum(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	w := func(i int) time.Time { return t0.Add(time.Duration(i) * overloadWindow) }
+	s := newShedder(OverloadConfig{MaxQueueDelay: 5 * time.Millisecond})
+	s.admit(t0)
+	queueN := func(at time.Time, n int, d time.Duration) {
+		for range n {
+			s.observeQueue(at, d)
+		}
+	}
+	queueN(t0, minWindowSamples-1, time.Second) // too few to judge
+	if got := s.admit(w(1)); got != "" || s.shedding() {
+		t.Fatalf("shed after %d queued INVITEs: %q", minWindowSamples-1, got)
+	}
+	// Nine of ten waited 200 ms, one was read at once: no standing queue.
+	queueN(w(1), 9, 200*time.Millisecond)
+	queueN(w(1), 1, time.Millisecond)
+	if got := s.admit(w(2)); got != "" || s.shedding() {
+		t.Fatalf("shed after a window whose fastest INVITE waited 1 ms: %q", got)
+	}
+	// All ten over target: shed.
+	queueN(w(2), 10, 6*time.Millisecond)
+	if got := s.admit(w(3)); got != reasonOverloadLatency {
+		t.Fatalf("after a window with every INVITE queued 6 ms: %q, want shed", got)
+	}
+	// Off: the same window is not judged.
+	off := newShedder(OverloadConfig{})
+	off.admit(t0)
+	for range 10 {
+		off.observeQueue(t0, time.Second)
+	}
+	if got := off.admit(w(1)); got != "" {
+		t.Fatalf("with MaxQueueDelay 0: %q", got)
+	}
+}
+
 func TestShedderSharesAndRecovers(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	s := newShedder(OverloadConfig{MaxLatency: 50 * time.Millisecond})

@@ -183,6 +183,7 @@ type Server struct {
 	auth         *authenticator
 	limiter      *limiter // nil: no flood limit
 	gate         *gate    // admission control
+	shedTag      string   // the To tag of stateless refusals (early.go)
 
 	host     string                       // advertised host
 	port     int                          // advertised port of the first listener
@@ -228,6 +229,7 @@ func New(cfg Config, svc *transfer.Service, reg prometheus.Registerer) (*Server,
 		metrics:      newMetrics(),
 		mediaMetrics: media.NewMetrics(nil),
 		gate:         newGate(cfg.Limits, cfg.Overload, cfg.clock, cfg.Logger),
+		shedTag:      newShedTag(),
 	}
 	s.cfg.Pipeline = timedPipeline{Pipeline: cfg.Pipeline, g: s.gate}
 	if reg != nil {
@@ -339,13 +341,14 @@ func (s *Server) bind(spec string) (func(), error) {
 	}
 	switch network {
 	case "udp":
-		conn, err := net.ListenPacket("udp", addr)
+		conn, err := listenSIPUDP(addr)
 		if err != nil {
 			return nil, fmt.Errorf("sip listen %s: %w", spec, err)
 		}
 		s.listeners = append(s.listeners, conn)
 		s.addrs = append(s.addrs, "udp://"+conn.LocalAddr().String())
-		return func() { _ = s.srv.ServeUDP(conn) }, nil
+		served := newEarlyConn(conn, s)
+		return func() { _ = s.srv.ServeUDP(served) }, nil
 	case "tcp":
 		l, err := net.Listen("tcp", addr)
 		if err != nil {

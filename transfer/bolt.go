@@ -35,6 +35,8 @@ type BoltStore struct {
 	quarantine time.Duration
 	webhooks   *Webhooks
 	leases     boltLeases
+	records    *recordCache // decoded transfers (bolt_cache.go)
+	commits    *groupCommit // every write (bolt_commit.go)
 }
 
 var (
@@ -63,8 +65,6 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	// Group commits: concurrent API writes share one fsync.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range append([][]byte{bucketTransfers, bucketExpiry, bucketPools, bucketNumberIdx, bucketCounts, bucketEnded}, outboxBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -77,7 +77,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		db.Close()
 		return nil, err
 	}
-	return &BoltStore{db: db, quarantine: opts.Quarantine, webhooks: opts.Webhooks,
+	return &BoltStore{db: db, quarantine: opts.Quarantine, webhooks: opts.Webhooks, records: newRecordCache(), commits: &groupCommit{db: db},
 		leases: boltLeases{held: map[string]*boltLease{}}}, nil
 }
 
@@ -89,24 +89,24 @@ func timeKey(at time.Time, id string) []byte {
 	return k
 }
 
-func getTransfer(tx *bolt.Tx, id string) (*Transfer, error) {
+func (s *BoltStore) getTransfer(tx *bolt.Tx, id string) (*Transfer, error) {
 	v := tx.Bucket(bucketTransfers).Get([]byte(id))
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	var t Transfer
-	if err := json.Unmarshal(v, &t); err != nil {
-		return nil, fmt.Errorf("decode transfer %q: %w", id, err)
-	}
-	return &t, nil
+	return s.records.decode(id, v)
 }
 
-func putTransfer(tx *bolt.Tx, t *Transfer) error {
+func (s *BoltStore) putTransfer(tx *bolt.Tx, t *Transfer) error {
 	v, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bucketTransfers).Put([]byte(t.ID), v)
+	if err := tx.Bucket(bucketTransfers).Put([]byte(t.ID), v); err != nil {
+		return err
+	}
+	s.records.put(t.ID, t.Status, v)
+	return nil
 }
 
 func addCount(tx *bolt.Tx, s Status, delta int64) error {
@@ -128,17 +128,17 @@ func addCount(tx *bolt.Tx, s Status, delta int64) error {
 func (s *BoltStore) Create(ctx context.Context, t *Transfer, now time.Time) (*Transfer, error) {
 	var out *Transfer
 	events := 0
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commits.do(func(tx *bolt.Tx) error {
 		out = nil
-		if existing, err := getTransfer(tx, t.ID); err == nil {
+		if existing, err := s.getTransfer(tx, t.ID); err == nil {
 			out = existing
-			return ErrExists
+			return untouched{ErrExists}
 		}
 		p := planCreate(t.Clone(), now, s.quarantine)
 		if err := s.planEvents(&p, nil, now); err != nil {
-			return err
+			return untouched{err}
 		}
-		if err := apply(tx, p); err != nil {
+		if err := s.apply(tx, p); err != nil {
 			return err
 		}
 		out, events = p.Record, len(p.Events)
@@ -162,7 +162,7 @@ func (s *BoltStore) planEvents(p *plan, old *Transfer, now time.Time) (err error
 
 // apply writes p in tx: the number lease it takes or ends, the record, the
 // index entries it moves and its webhook events.
-func apply(tx *bolt.Tx, p plan) error {
+func (s *BoltStore) apply(tx *bolt.Tx, p plan) error {
 	t := p.Record
 	if p.Lease != nil {
 		number, err := leaseNumber(tx, p.Lease)
@@ -176,7 +176,7 @@ func apply(tx *bolt.Tx, p plan) error {
 			return err
 		}
 	}
-	if err := putTransfer(tx, t); err != nil {
+	if err := s.putTransfer(tx, t); err != nil {
 		return err
 	}
 	for _, e := range p.Events {
@@ -236,7 +236,7 @@ func moveKey(b *bolt.Bucket, id string, from, to time.Time) error {
 func (s *BoltStore) Get(ctx context.Context, id string) (*Transfer, error) {
 	var out *Transfer
 	err := s.db.View(func(tx *bolt.Tx) error {
-		t, err := getTransfer(tx, id)
+		t, err := s.getTransfer(tx, id)
 		out = t
 		return err
 	})
@@ -259,7 +259,7 @@ func (s *BoltStore) FindByNumber(ctx context.Context, number string, now time.Ti
 		if r.transferID == "" || r.stateAt(now) != "leased" {
 			return ErrNotFound
 		}
-		t, err := getTransfer(tx, r.transferID)
+		t, err := s.getTransfer(tx, r.transferID)
 		out = t
 		return err
 	})
@@ -270,21 +270,21 @@ func (s *BoltStore) FindByNumber(ctx context.Context, number string, now time.Ti
 func (s *BoltStore) Update(ctx context.Context, id string, now time.Time, fn func(*Transfer) error) (*Transfer, error) {
 	var out *Transfer
 	events := 0
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		old, err := getTransfer(tx, id)
+	err := s.commits.do(func(tx *bolt.Tx) error {
+		old, err := s.getTransfer(tx, id)
 		if err != nil {
-			return err
+			return untouched{err}
 		}
 		t := old.Clone()
 		if err := fn(t); err != nil {
-			return err
+			return untouched{err}
 		}
 		p := planUpdate(old, t, now, s.quarantine)
 		if err := s.planEvents(&p, old, now); err != nil {
-			return err
+			return untouched{err}
 		}
 		out, events = t, len(p.Events)
-		return apply(tx, p)
+		return s.apply(tx, p)
 	})
 	if err != nil {
 		return nil, err
@@ -327,7 +327,7 @@ func (s *BoltStore) Purge(ctx context.Context, endedBefore time.Time, limit int)
 			if err := ended.Delete(k); err != nil {
 				return err
 			}
-			t, err := getTransfer(tx, string(k[8:]))
+			t, err := s.getTransfer(tx, string(k[8:]))
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}

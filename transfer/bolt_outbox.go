@@ -194,7 +194,7 @@ func (s *BoltStore) Enqueue(ctx context.Context, events ...webhook.Event) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commits.do(func(tx *bolt.Tx) error {
 		for _, ev := range events {
 			if err := enqueueEvent(tx, ev); err != nil {
 				return err
@@ -271,7 +271,7 @@ func (s *BoltStore) settle(ls webhook.Lease, write func(tx *bolt.Tx, seq uint64)
 	}
 	h.closing = true
 	l.mu.Unlock()
-	err := s.db.Batch(func(tx *bolt.Tx) error { return write(tx, h.seq) })
+	err := s.commits.do(func(tx *bolt.Tx) error { return write(tx, h.seq) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h.closing = false

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,10 @@ type Service struct {
 	cfg    ServiceConfig
 	log    *slog.Logger
 	events *serviceMetrics
+	local  *localClaims // claims kept in memory: nil for a shared store (claims.go)
+	// writesFailing: the store's last write failed for a reason of its
+	// own (not a rule), so claims are written again until one succeeds.
+	writesFailing atomic.Bool
 }
 
 // NewService wraps store with the life-cycle rules.
@@ -55,7 +60,11 @@ func NewService(store Store, cfg ServiceConfig) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{store: store, cfg: cfg, log: cfg.Logger, events: newServiceMetrics()}
+	s := &Service{store: store, cfg: cfg, log: cfg.Logger, events: newServiceMetrics()}
+	if _, shared := store.(NodeStore); !shared {
+		s.local = newLocalClaims()
+	}
+	return s
 }
 
 // Now is the service's clock, for rendering StatusAt.
@@ -106,6 +115,7 @@ func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (
 		t.PhoneNumber = &PhoneNumber{Country: req.Country}
 	}
 	stored, err := s.store.Create(ctx, t, now)
+	s.wrote(err)
 	if errors.Is(err, ErrExists) {
 		if stored != nil && stored.Owner == owner && stored.RequestHash == t.RequestHash {
 			return stored, true, nil
@@ -122,7 +132,7 @@ func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (
 
 // Get returns owner's transfer; another owner's reads as not found.
 func (s *Service) Get(ctx context.Context, owner, id string) (*Transfer, error) {
-	t, err := s.store.Get(ctx, id)
+	t, err := s.overlaid(s.store.Get(ctx, id))
 	if err != nil {
 		return nil, err
 	}
@@ -134,12 +144,12 @@ func (s *Service) Get(ctx context.Context, owner, id string) (*Transfer, error) 
 
 // Lookup returns a transfer by id whoever owns it (for SIP correlation).
 func (s *Service) Lookup(ctx context.Context, id string) (*Transfer, error) {
-	return s.store.Get(ctx, id)
+	return s.overlaid(s.store.Get(ctx, id))
 }
 
 // FindByNumber returns the ACTIVE transfer that leases number.
 func (s *Service) FindByNumber(ctx context.Context, number string) (*Transfer, error) {
-	return s.store.FindByNumber(ctx, number, s.Now())
+	return s.overlaid(s.store.FindByNumber(ctx, number, s.Now()))
 }
 
 // Claim reserves an ACTIVE transfer for the call callID while it is answered.
@@ -151,9 +161,13 @@ func (s *Service) Claim(ctx context.Context, id, callID, node string) (*Transfer
 
 // ClaimWith is Claim that also records, in the same step, what the claiming
 // INVITE said about its call (in, when not nil). Unclaim removes it again.
+// With a single-node store the claim is kept in memory (claims.go).
 func (s *Service) ClaimWith(ctx context.Context, id, callID, node string, in *Inbound) (*Transfer, error) {
+	if s.local != nil && !s.writesFailing.Load() {
+		return s.claimLocal(ctx, id, callID, node, in)
+	}
 	now := s.Now()
-	return s.store.Update(ctx, id, now, func(t *Transfer) error {
+	return s.wroteT(s.store.Update(ctx, id, now, func(t *Transfer) error {
 		switch t.StatusAt(now) {
 		case StatusActive:
 		case StatusOngoing:
@@ -161,7 +175,7 @@ func (s *Service) ClaimWith(ctx context.Context, id, callID, node string, in *In
 		default:
 			return ErrNotActive
 		}
-		if t.ClaimedAt(now, callID) {
+		if t.ClaimedAt(now, callID) || (s.local != nil && s.local.live(id, callID, now)) {
 			return ErrClaimed
 		}
 		t.Claim = &Claim{CallID: callID, Node: node, ExpiresAt: now.Add(s.cfg.ClaimTTL)}
@@ -169,13 +183,16 @@ func (s *Service) ClaimWith(ctx context.Context, id, callID, node string, in *In
 			t.Inbound = in.Clone()
 		}
 		return nil
-	})
+	}))
 }
 
 // Unclaim drops callID's claim (the call was cancelled or failed before
 // answer), and what its INVITE recorded, leaving the transfer ACTIVE for a
 // retry.
 func (s *Service) Unclaim(ctx context.Context, id, callID string) error {
+	if s.local != nil && s.local.drop(id, callID) {
+		return nil
+	}
 	_, err := s.store.Update(ctx, id, s.Now(), func(t *Transfer) error {
 		if t.Claim == nil || t.Claim.CallID != callID {
 			return errNoChange
@@ -198,12 +215,18 @@ var errNoChange = errors.New("no change")
 func (s *Service) Answer(ctx context.Context, id, callID string) (*Transfer, error) {
 	now := s.Now()
 	t, err := s.store.Update(ctx, id, now, func(t *Transfer) error {
-		if t.Claim == nil || t.Claim.CallID != callID {
-			return fmt.Errorf("%w: claim lost", ErrClaimed)
+		if s.local == nil || !s.local.answer(t, callID) {
+			if t.Claim == nil || t.Claim.CallID != callID {
+				return fmt.Errorf("%w: claim lost", ErrClaimed)
+			}
 		}
 		return t.Transition(StatusOngoing, now)
 	})
+	s.wrote(err)
 	if err == nil {
+		if s.local != nil {
+			s.local.drop(id, callID)
+		}
 		s.log.Info("transfer ongoing", "transfer_id", id, "call_id", callID)
 	}
 	return t, err
@@ -228,10 +251,32 @@ func (s *Service) Complete(ctx context.Context, id string, reason EndReason, out
 		}
 		return nil
 	})
+	s.wrote(err)
 	if err == nil {
 		s.events.completed.WithLabelValues(string(reason)).Inc()
 		s.log.Info("transfer completed", "transfer_id", id, "end_reason", reason)
 	}
+	return t, err
+}
+
+// wrote notes the outcome of a store write: a failure of the store itself
+// (not a rule such as ErrClaimed) makes claims durable writes again, so a
+// store that cannot write refuses new calls before they are answered;
+// the first write that succeeds ends that.
+func (s *Service) wrote(err error) {
+	switch {
+	case err == nil:
+		s.writesFailing.Store(false)
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrNoNumber),
+		errors.Is(err, ErrUnknownCountry), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrClaimed),
+		errors.Is(err, ErrNotActive), errors.Is(err, errNoChange):
+	default:
+		s.writesFailing.Store(true)
+	}
+}
+
+func (s *Service) wroteT(t *Transfer, err error) (*Transfer, error) {
+	s.wrote(err)
 	return t, err
 }
 
@@ -250,6 +295,9 @@ func (s *Service) Amend(ctx context.Context, id string, fn func(*Transfer)) (*Tr
 // returns how many it changed. Safe to run on several nodes at once.
 func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	now := s.Now()
+	if s.local != nil {
+		s.local.prune(now)
+	}
 	ids, err := s.store.Expired(ctx, now, 500)
 	if err != nil {
 		return 0, err
@@ -257,7 +305,7 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	n := 0
 	for _, id := range ids {
 		_, err := s.store.Update(ctx, id, now, func(t *Transfer) error {
-			if t.ClaimedAt(now, "") {
+			if t.ClaimedAt(now, "") || (s.local != nil && s.local.live(id, "", now)) {
 				// A call is being answered right now; let it finish or lapse.
 				return errNoChange
 			}

@@ -299,6 +299,10 @@ func (t *Transfer) Clone() *Transfer {
 	}
 	if t.Return != nil {
 		r := *t.Return
+		if t.Return.AgentLeg != nil {
+			l := *t.Return.AgentLeg
+			r.AgentLeg = &l
+		}
 		c.Return = &r
 	}
 	c.Inbound = t.Inbound.Clone()

@@ -150,8 +150,9 @@ type LimitsConfig struct {
 
 // ShedConfig (sip.overload) sheds new INVITEs when the node falls behind.
 type ShedConfig struct {
-	MaxPending int           `yaml:"max_pending"`
-	MaxLatency time.Duration `yaml:"max_latency"`
+	MaxPending    int           `yaml:"max_pending"`
+	MaxLatency    time.Duration `yaml:"max_latency"`
+	MaxQueueDelay time.Duration `yaml:"max_queue_delay"`
 }
 
 // ReturnConfig tunes how calls are handed back by REFER and INVITE.
@@ -315,7 +316,7 @@ func Defaults() Config {
 			TLS:            tls,
 			Flood:          FloodConfig{Rate: 20, Burst: 40},
 			Limits:         LimitsConfig{RetryAfter: sip.DefaultLimitsRetryAfter},
-			Overload:       ShedConfig{MaxPending: sip.DefaultMaxPending, MaxLatency: sip.DefaultMaxLatency},
+			Overload:       ShedConfig{MaxPending: sip.DefaultMaxPending, MaxLatency: sip.DefaultMaxLatency, MaxQueueDelay: sip.DefaultMaxQueueDelay},
 			Return: ReturnConfig{ReferTimeout: sip.DefaultReferTimeout, RingTimeout: sip.DefaultRingTimeout,
 				Fallback: sip.DefaultFallback, ContextEncoding: sip.DefaultContextEncoding, MaxContextBytes: sip.DefaultMaxContextBytes,
 				UUIPassthrough: sip.DefaultUUIPassthrough},

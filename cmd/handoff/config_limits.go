@@ -27,6 +27,7 @@ func (s *SIPConfig) validateLimits(v *validation) {
 		v.bad(&l.RetryAfter, "must be at least 1s (Retry-After is in whole seconds), got %s", l.RetryAfter)
 	}
 	v.notNegative(&s.Overload.MaxLatency, " (0 turns it off)")
+	v.notNegative(&s.Overload.MaxQueueDelay, " (0 turns it off)")
 	s.validateTrunks(v)
 }
 
@@ -81,5 +82,6 @@ func (s *SIPConfig) admission() (sip.Limits, sip.OverloadConfig) {
 	}
 	limits := sip.Limits{MaxCalls: l.MaxCalls, MaxCPS: l.MaxCPS, PerSourceMaxCalls: l.PerSourceMaxCalls,
 		PerSourceMaxCPS: l.PerSourceMaxCPS, Trunks: trunks, RetryAfter: l.RetryAfter}
-	return limits, sip.OverloadConfig{MaxPending: s.Overload.MaxPending, MaxLatency: s.Overload.MaxLatency}
+	return limits, sip.OverloadConfig{MaxPending: s.Overload.MaxPending, MaxLatency: s.Overload.MaxLatency,
+		MaxQueueDelay: s.Overload.MaxQueueDelay}
 }

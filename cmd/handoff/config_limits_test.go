@@ -21,6 +21,7 @@ sip:
       carrier-a: [203.0.113.0/28, 198.51.100.7/32]
   overload:
     max_latency: 0s
+    max_queue_delay: 0s
 `)
 	cfg, err := Load(path, envMap(map[string]string{
 		"HANDOFF_SIP_LIMITS_PER_SOURCE_MAX_CPS": "2.5",
@@ -39,10 +40,11 @@ sip:
 		t.Errorf("limits %+v, want %+v", limits, want)
 	}
 	if overload != (sip.OverloadConfig{}) {
-		t.Errorf("overload %+v, want both off", overload)
+		t.Errorf("overload %+v, want all off", overload)
 	}
 	defaults, _ := Load("", noEnv)
-	if _, o := defaults.SIP.admission(); o.MaxPending != sip.DefaultMaxPending || o.MaxLatency != sip.DefaultMaxLatency {
+	if _, o := defaults.SIP.admission(); o.MaxPending != sip.DefaultMaxPending || o.MaxLatency != sip.DefaultMaxLatency ||
+		o.MaxQueueDelay != sip.DefaultMaxQueueDelay {
 		t.Errorf("default overload %+v", o)
 	}
 }

@@ -363,7 +363,8 @@ func TestReloadableKeys(t *testing.T) {
 	want := []string{"auth.credentials", "numbers.pools", "log.level", "log.sip_trace",
 		"webhooks.default_url", "webhooks.default_secret", "webhooks.default_secret_file", "webhooks.allow_insecure",
 		"sip.limits.max_calls", "sip.limits.max_cps", "sip.limits.per_source_max_calls", "sip.limits.per_source_max_cps",
-		"sip.limits.trunks", "sip.limits.retry_after", "sip.overload.max_pending", "sip.overload.max_latency"}
+		"sip.limits.trunks", "sip.limits.retry_after", "sip.overload.max_pending", "sip.overload.max_latency",
+		"sip.overload.max_queue_delay"}
 	var got []string
 	for _, k := range configKeys(&Config{}) {
 		if reloadKeys.reloadable(k.Key) {

@@ -88,7 +88,9 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		fmt.Fprintln(stdout, "configuration OK")
 		return exitOK
 	}
-	log, level := newLogger(cfg.Log, stderr)
+	out := newLogBuffer(stderr)
+	defer out.Close()
+	log, level := newLogger(cfg.Log, out)
 	if err := serve(cfg, *configPath, lookupEnv, log, level); err != nil {
 		log.Error("handoff failed", "err", err)
 		return exitFailure
@@ -96,15 +98,17 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	return exitOK
 }
 
-// newLogger builds the process logger; level changes it at run time (reload).
-func newLogger(c LogConfig, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+// newLogger builds the process logger, writing to w in batches (logbuf.go);
+// level changes it at run time (reload).
+func newLogger(c LogConfig, w *logBuffer) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by Load
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), level
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), level
+	return slog.New(flushingHandler{h, w}), level
 }
 
 // serve runs the process until a signal has been handled or something fails.

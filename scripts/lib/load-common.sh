@@ -46,13 +46,14 @@ load_cleanup() {
 
 # start_handoff builds handoff and starts it with a generated configuration
 # (HTTP on port 0; SIP on a free port, which its Contact advertises; RTP
-# ports 20000-29999; extra YAML appended to the sip: section from $1) and
-# the environment overrides in $2 (space-separated NAME=VALUE). Sets api,
-# sipaddr and hpid.
+# ports 20000-39999; extra YAML appended to the sip: section from $1) and
+# the environment overrides in $2 (space-separated NAME=VALUE); built with
+# the Go build tags in $buildtags when set (pprof: see cmd/handoff/pprof.go).
+# Sets api, sipaddr and hpid.
 start_handoff() {
 	local sipextra=${1:-} envs=${2:-} log="$work/handoff.log" httpp="" sipp_="" port
 	port=$(free_port)
-	(cd "$root" && go build -o "$work/handoff" ./cmd/handoff)
+	(cd "$root" && go build -tags "${buildtags:-}" -o "$work/handoff" ./cmd/handoff)
 	cat >"$work/handoff.yaml" <<EOF
 http:
   listen: 127.0.0.1:0
@@ -68,7 +69,7 @@ sip:
   listen: [udp://127.0.0.1:$port]
 $sipextra
 media:
-  rtp_ports: 20000-29999
+  rtp_ports: 20000-39999
   bind: 127.0.0.1
 log:
   level: info
@@ -122,3 +123,12 @@ hz=$(getconf CLK_TCK)
 # metric prints the value of one exposition line's series $2 (exact, labels
 # included) from $1/metrics, 0 when absent.
 metric() { curl -s -m 5 "$1/metrics" | awk -v s="$2" '$1 == s {printf "%d", $2; f=1} END {if (!f) print 0}'; }
+
+# cpu_sample prints the box's CPU time so far and the part of it stolen by
+# the hypervisor (/proc/stat: user..steal jiffies, steal), for steal_between.
+cpu_sample() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
+
+# steal_between prints the share of the box's CPU time stolen between two
+# cpu_sample outputs: on a shared VM a high share (30-50 % was seen) makes
+# every figure of the window slower, the anchors' too.
+steal_between() { echo "$1 $2" | awk '{ d = $3 - $1; s = d > 0 ? 100 * ($4 - $2) / d : 0; printf "%.0f%%", s }'; }
