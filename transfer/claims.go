@@ -35,15 +35,8 @@ func (l *localClaims) take(t *Transfer, callID, node string, in *Inbound, now, e
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.overlayLocked(t)
-	switch t.StatusAt(now) {
-	case StatusActive:
-	case StatusOngoing:
-		return ErrClaimed
-	default:
-		return ErrNotActive
-	}
-	if t.ClaimedAt(now, callID) {
-		return ErrClaimed
+	if err := claimCheck(t, callID, now); err != nil {
+		return err
 	}
 	c := localClaim{claim: Claim{CallID: callID, Node: node, ExpiresAt: expires}, inbound: in.Clone()}
 	l.byID[t.ID] = c
@@ -132,4 +125,20 @@ func (s *Service) overlaid(t *Transfer, err error) (*Transfer, error) {
 		s.local.overlay(t)
 	}
 	return t, err
+}
+
+// claimCheck says why callID cannot claim t at now (ErrClaimed, ErrNotActive),
+// or nil when it can.
+func claimCheck(t *Transfer, callID string, now time.Time) error {
+	switch t.StatusAt(now) {
+	case StatusActive:
+	case StatusOngoing:
+		return ErrClaimed
+	default:
+		return ErrNotActive
+	}
+	if t.ClaimedAt(now, callID) {
+		return ErrClaimed
+	}
+	return nil
 }

@@ -168,14 +168,10 @@ func (s *Service) ClaimWith(ctx context.Context, id, callID, node string, in *In
 	}
 	now := s.Now()
 	return s.wroteT(s.store.Update(ctx, id, now, func(t *Transfer) error {
-		switch t.StatusAt(now) {
-		case StatusActive:
-		case StatusOngoing:
-			return ErrClaimed
-		default:
-			return ErrNotActive
+		if err := claimCheck(t, callID, now); err != nil {
+			return err
 		}
-		if t.ClaimedAt(now, callID) || (s.local != nil && s.local.live(id, callID, now)) {
+		if s.local != nil && s.local.live(id, callID, now) {
 			return ErrClaimed
 		}
 		t.Claim = &Claim{CallID: callID, Node: node, ExpiresAt: now.Add(s.cfg.ClaimTTL)}

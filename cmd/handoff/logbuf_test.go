@@ -1,35 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/handoff/handoff/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the flush timer's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Info lines go out in a batch shortly after; a warning goes out at once
 // with what was buffered before it, in order; Close leaves nothing behind.
 func TestLogBufferFlushes(t *testing.T) {
-	var out lockedBuffer
+	var out testenv.Buffer
 	b := newLogBuffer(&out)
 	log, _ := newLogger(LogConfig{Level: "info"}, b)
 	log.Info("first")
