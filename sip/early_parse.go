@@ -57,23 +57,35 @@ func peekHead(b []byte) (h rawHead, ok bool) {
 }
 
 // take keeps one header's value if it is one of ours (full or compact
-// name); false refuses the message (too many Vias).
+// name); false leaves the message to sipgo: too many Vias, several Vias in
+// one header line (the top one is then only part of the value), or a
+// second From, To, Call-ID or CSeq (sipgo reads the first, and the read
+// path must judge the same call the handler will).
 func (h *rawHead) take(name, value []byte) bool {
 	switch {
 	case headerIs(name, "via", "v"):
-		if len(h.vias) == maxRawVias {
+		if len(h.vias) == maxRawVias || bytes.IndexByte(value, ',') >= 0 {
 			return false
 		}
 		h.vias = append(h.vias, value)
 	case headerIs(name, "from", "f"):
-		h.from = value
+		return once(&h.from, value)
 	case headerIs(name, "to", "t"):
-		h.to = value
+		return once(&h.to, value)
 	case headerIs(name, "call-id", "i"):
-		h.callID = value
+		return once(&h.callID, value)
 	case headerIs(name, "cseq", ""):
-		h.cseq = value
+		return once(&h.cseq, value)
 	}
+	return true
+}
+
+// once sets *field to value unless it was set before.
+func once(field *[]byte, value []byte) bool {
+	if *field != nil {
+		return false
+	}
+	*field = value
 	return true
 }
 
@@ -148,7 +160,7 @@ func appendReceived(b, via []byte, src netip.AddrPort) []byte {
 		case bytes.EqualFold(k, []byte("rport")):
 			b = append(b, ";rport="...)
 			b = strconv.AppendUint(b, uint64(src.Port()), 10)
-		case len(k) >= 9 && bytes.EqualFold(k[:9], []byte("received=")):
+		case len(k) == 0, len(k) >= 9 && bytes.EqualFold(k[:9], []byte("received=")):
 		default:
 			b = append(b, ';')
 			b = append(b, p...)

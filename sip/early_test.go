@@ -219,10 +219,12 @@ func TestPeekHead(t *testing.T) {
 		t.Fatalf("To tag of %q: %q", inDialog, h.toTag())
 	}
 	for _, bad := range []string{
-		"SIP/2.0 200 OK\r\nVia: x\r\n\r\n",                                  // a response
-		strings.Replace(msg, "i: abc@h\r\n", "i: abc@h\r\n  folded\r\n", 1), // folding
-		strings.Replace(msg, "i: abc@h\r\n", "", 1),                         // no Call-ID
-		"INVITE sip:x SIP/2.0",                                              // no header at all
+		"SIP/2.0 200 OK\r\nVia: x\r\n\r\n",                                                        // a response
+		strings.Replace(msg, "i: abc@h\r\n", "i: abc@h\r\n  folded\r\n", 1),                       // folding
+		strings.Replace(msg, "i: abc@h\r\n", "", 1),                                               // no Call-ID
+		"INVITE sip:x SIP/2.0",                                                                    // no header at all
+		strings.Replace(msg, "i: abc@h\r\n", "i: abc@h\r\nCall-ID: other@h\r\n", 1),               // two Call-IDs
+		strings.Replace(msg, ";rport\r\n", ";rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK9\r\n", 1), // two Vias in a line
 	} {
 		if _, ok := peekHead([]byte(bad)); ok {
 			t.Errorf("peekHead took %q", bad)
