@@ -174,8 +174,11 @@ func (s *Server) SetLimits(l Limits, o OverloadConfig) {
 // early judges a new INVITE with callID as the UDP read path reads it,
 // delay after the kernel received it: nil passes it (admitted, and
 // pending from now), else the shedder's refusal. A retransmission of an
-// INVITE it passed passes again, unjudged.
-func (g *gate) early(callID string, delay time.Duration) *refusal {
+// INVITE it passed passes again, unjudged. backlogged says the read
+// path's hand-off queue to sipgo is full: sipgo is a queue's length
+// behind, so a new INVITE is refused at once (overload_pending) rather
+// than waiting for room behind it.
+func (g *gate) early(callID string, delay time.Duration, backlogged bool) *refusal {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -188,6 +191,9 @@ func (g *gate) early(callID string, delay time.Duration) *refusal {
 	}
 	g.shed.observeQueue(now, delay)
 	g.metrics.queued.Observe(delay.Seconds())
+	if backlogged {
+		return &refusal{reason: reasonOverloadPending, retryAfter: g.limits.RetryAfter}
+	}
 	if reason := g.shed.admit(now); reason != "" {
 		g.shedLog()
 		return &refusal{reason: reason, retryAfter: g.limits.RetryAfter}

@@ -48,8 +48,9 @@ type datagram struct {
 	src netip.AddrPort
 }
 
-// passedQueue bounds the messages read and not yet taken by sipgo's loop;
-// past it the read path waits (and the socket buffer fills, as before).
+// passedQueue bounds the messages read and not yet taken by sipgo's loop.
+// While it is full a new INVITE is refused at once, and anything else waits
+// for room (and the socket buffer fills, as before).
 const passedQueue = 1024
 
 // listenerBuffer is the receive buffer asked for a UDP listener (the
@@ -122,7 +123,7 @@ func (c *earlyConn) handled(b []byte, src netip.AddrPort, delay time.Duration) b
 	case !bytes.Equal(h.method, []byte("INVITE")) || h.toTag() != nil || c.s.draining.Load():
 		return false // a re-INVITE, or the handler answers Draining
 	}
-	r := c.s.gate.early(string(h.callID), delay)
+	r := c.s.gate.early(string(h.callID), delay, len(c.passed) == cap(c.passed))
 	if r == nil {
 		return false
 	}

@@ -254,3 +254,39 @@ func TestQueueDelayFromKernelStamps(t *testing.T) {
 		t.Fatalf("queue delay %v of a datagram that waited 30 ms", d)
 	}
 }
+
+// While the hand-off queue to sipgo is full, a new INVITE gets its 503
+// (overload_pending) from the read path at once instead of waiting for
+// room; the retransmission of an INVITE already passed still waits its
+// turn, since its call was admitted.
+func TestReadPathRefusesWhileSipgoIsBehind(t *testing.T) {
+	g := newGateway(t)
+	g.createSIP("behind")
+	served, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer served.Close()
+	c := &earlyConn{PacketConn: served, s: g.srv, passed: make(chan datagram, 1)}
+	raw := newRawUDP(t, "127.0.0.1", served.LocalAddr().String())
+	src := raw.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	x := raw.invite(g.srv.TransferURI("behind")) // sent to served, which nobody reads
+	msg := []byte(raw.request(x))
+
+	if c.handled(msg, src, 0) {
+		t.Fatal("a new INVITE with room in the queue was refused")
+	}
+	c.passed <- datagram{} // the queue is now full
+	if c.handled(msg, src, 0) {
+		t.Fatal("the retransmission of a passed INVITE was refused")
+	}
+	y := raw.invite(g.srv.TransferURI("behind"))
+	if !c.handled([]byte(raw.request(y)), src, 0) {
+		t.Fatal("a new INVITE while the queue is full was passed")
+	}
+	res := raw.read()
+	rawRefused(t, res, reasonOverloadPending)
+	if res.CallID().Value() != y.callID {
+		t.Fatalf("503 for %q, want %q", res.CallID().Value(), y.callID)
+	}
+}
