@@ -169,17 +169,46 @@ type sippRun struct {
 
 // startSIPp starts a scenario of this directory against handoff in the
 // background, on SIP port port (0: a free one), and returns once SIPp
-// listens on it. limit bounds the run.
+// listens on it. limit bounds the run. A free port found for it can be
+// taken before SIPp binds it (the packages' tests run in parallel, and
+// their sockets get ephemeral ports): SIPp then exits at once, and it is
+// started again on another one.
 func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit time.Duration, extra ...string) *sippRun {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		chosen := port
+		if chosen == 0 {
+			chosen = testenv.FreePort(t, true)
+		}
+		r, busyAtOnce := h.trySIPp(t, sipp, scenario, chosen, limit, extra...)
+		if port != 0 || attempt == 3 || !busyAtOnce || !r.lostItsPort() {
+			return r
+		}
+		t.Logf("sipp could not bind udp 127.0.0.1:%d (taken since it was found free); again on another port", chosen)
+	}
+}
+
+// lostItsPort reports whether SIPp exited at start-up because its SIP port
+// was taken.
+func (r *sippRun) lostItsPort() bool {
+	select {
+	case <-r.done:
+	case <-time.After(200 * time.Millisecond):
+		return false
+	}
+	b, _ := os.ReadFile(r.errLog)
+	return bytes.Contains(b, []byte("Unable to bind main socket"))
+}
+
+// trySIPp is one start of startSIPp. busyAtOnce says the port was taken at
+// the first look, perhaps by another process rather than by SIPp.
+func (h *handoff) trySIPp(t *testing.T, sipp, scenario string, port int, limit time.Duration, extra ...string) (r *sippRun, busyAtOnce bool) {
 	t.Helper()
 	out := filepath.Join(h.dir, "sipp-"+strings.TrimSuffix(scenario, ".xml"))
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if port == 0 {
-		port = testenv.FreePort(t, true)
-	}
-	r := &sippRun{
+	r = &sippRun{
 		port:   port,
 		done:   make(chan struct{}),
 		stat:   filepath.Join(out, "stat.csv"),
@@ -213,6 +242,7 @@ func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit
 	cmd.WaitDelay = 5 * time.Second
 	r.cmd = cmd
 	t.Logf("sipp %s", strings.Join(args, " "))
+	_ = os.Remove(r.errLog) // lostItsPort reads this start's errors only
 	r.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -233,9 +263,10 @@ func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit
 	})
 	// SIPp listens once its UDP port is taken.
 	deadline := time.Now().Add(startLimit)
-	for {
+	for first := true; ; first = false {
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
+			busyAtOnce = first
 			break
 		}
 		u.Close()
@@ -250,7 +281,7 @@ func (h *handoff) startSIPp(t *testing.T, sipp, scenario string, port int, limit
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return r
+	return r, busyAtOnce
 }
 
 // report logs the tails of SIPp's traces and output.
