@@ -141,7 +141,7 @@ func FuzzNotify(f *testing.F) {
 		}
 		_ = isReferEvent(req)
 		code, _ := sipfragStatus(req)
-		if code < 0 && code != 0 {
+		if code != 0 && (code < 100 || code > 699) {
 			t.Fatalf("status %d", code)
 		}
 	})

@@ -238,8 +238,12 @@ func sipfragStatus(req *sip.Request) (code int, terminated bool) {
 	}
 	line, _, _ := strings.Cut(string(req.Body()), "\n")
 	fields := strings.Fields(line)
-	if len(fields) >= 2 && strings.HasPrefix(fields[0], "SIP/") {
-		code, _ = strconv.Atoi(fields[1])
+	if len(fields) >= 2 && strings.HasPrefix(fields[0], "SIP/") && len(fields[1]) == 3 {
+		// A status is three digits, 100-699 (RFC 3261 §7.2); anything else
+		// ("-1", "+20", "099") is no status at all.
+		if c, err := strconv.Atoi(fields[1]); err == nil && c >= 100 && c <= 699 {
+			code = c
+		}
 	}
 	return code, terminated
 }

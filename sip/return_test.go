@@ -480,3 +480,20 @@ func TestInviteReturnUnacknowledgeable(t *testing.T) {
 		t.Fatalf("returnResult %+v", r)
 	}
 }
+
+// A sipfrag status is three digits in 100-699; anything else reads as none
+// (the fuzzer's find: "SIP/ -1" gave -1, which reached returnResult.sipCode).
+func TestSipfragStatusIsAThreeDigitCode(t *testing.T) {
+	for body, want := range map[string]int{
+		"SIP/2.0 200 OK": 200, "SIP/2.0 180 Ringing\r\n": 180, "SIP/2.0 603 Declined": 603,
+		"SIP/ -1": 0, "SIP/2.0 +20 x": 0, "SIP/2.0 099 x": 0, "SIP/2.0 700 x": 0, "SIP/2.0 2000 x": 0, "garbage": 0,
+	} {
+		req, ok := fuzzRequest("NOTIFY", "sip:handoff@192.0.2.2", []string{"Event: refer", "Content-Type: message/sipfrag"}, body)
+		if !ok {
+			t.Fatalf("sipgo refused the NOTIFY with %q", body)
+		}
+		if code, _ := sipfragStatus(req); code != want {
+			t.Errorf("sipfrag %q: status %d, want %d", body, code, want)
+		}
+	}
+}
