@@ -45,11 +45,13 @@ func TestGroupCommitAnswersEachWrite(t *testing.T) {
 	errClean, errHalf := errors.New("clean"), errors.New("half")
 	var wg sync.WaitGroup
 	answers := make([]error, 10)
+	txOf := make([]int, len(answers)) // the transaction of each write's last run
 	for i := range answers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			answers[i] = g.do(func(tx *bolt.Tx) error {
+				txOf[i] = tx.ID()
 				b := tx.Bucket([]byte("b"))
 				switch i {
 				case 3:
@@ -92,6 +94,14 @@ func TestGroupCommitAnswersEachWrite(t *testing.T) {
 	}
 	if commits != 1 {
 		t.Errorf("the first write ran %d times", commits)
+	}
+	// The eight writes that committed share one transaction (the group's
+	// second run, without write 7): committed apart, each would have its
+	// own id (bbolt numbers committed write transactions).
+	for i, id := range txOf {
+		if i != 3 && i != 7 && id != txOf[0] {
+			t.Errorf("write %d committed in transaction %d, write 0 in %d: not one group", i, id, txOf[0])
+		}
 	}
 	err := g.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("b"))
