@@ -122,12 +122,15 @@ type SIPConfig struct {
 	AckTimeout     time.Duration `yaml:"ack_timeout"`
 	RingingAfter   time.Duration `yaml:"ringing_after"`
 	SessionMinSE   time.Duration `yaml:"session_min_se"`
-	TLS            TLSConfig     `yaml:"tls"`
-	Flood          FloodConfig   `yaml:"flood"`
-	Limits         LimitsConfig  `yaml:"limits"`
-	Overload       ShedConfig    `yaml:"overload"`
-	Return         ReturnConfig  `yaml:"return"`
-	HeadersMode    HeadersConfig `yaml:"headers_mode"`
+	// TransactionLinger is how long a completed server transaction absorbs
+	// retransmissions (restart only: it is process-wide in sipgo).
+	TransactionLinger time.Duration `yaml:"transaction_linger"`
+	TLS               TLSConfig     `yaml:"tls"`
+	Flood             FloodConfig   `yaml:"flood"`
+	Limits            LimitsConfig  `yaml:"limits"`
+	Overload          ShedConfig    `yaml:"overload"`
+	Return            ReturnConfig  `yaml:"return"`
+	HeadersMode       HeadersConfig `yaml:"headers_mode"`
 }
 
 // FloodConfig limits out-of-dialog SIP requests per source IP.
@@ -307,16 +310,17 @@ func Defaults() Config {
 		Store: StoreConfig{Path: "data/handoff.db", RedisPrefix: transfer.DefaultRedisPrefix, Retention: 30 * 24 * time.Hour},
 		Node:  NodeConfig{Heartbeat: transfer.DefaultHeartbeatInterval, Grace: transfer.DefaultNodeGrace},
 		SIP: SIPConfig{
-			Listen:         []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"},
-			TrustedCIDRs:   []string{"127.0.0.0/8", "::1/128"},
-			TransferHeader: sip.DefaultTransferHeader,
-			AckTimeout:     sip.DefaultAckTimeout,
-			RingingAfter:   sip.DefaultRingingAfter,
-			SessionMinSE:   sip.DefaultMinSE,
-			TLS:            tls,
-			Flood:          FloodConfig{Rate: 20, Burst: 40},
-			Limits:         LimitsConfig{RetryAfter: sip.DefaultLimitsRetryAfter},
-			Overload:       ShedConfig{MaxPending: sip.DefaultMaxPending, MaxLatency: sip.DefaultMaxLatency, MaxQueueDelay: sip.DefaultMaxQueueDelay},
+			Listen:            []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"},
+			TrustedCIDRs:      []string{"127.0.0.0/8", "::1/128"},
+			TransferHeader:    sip.DefaultTransferHeader,
+			AckTimeout:        sip.DefaultAckTimeout,
+			RingingAfter:      sip.DefaultRingingAfter,
+			SessionMinSE:      sip.DefaultMinSE,
+			TransactionLinger: sip.DefaultTransactionLinger,
+			TLS:               tls,
+			Flood:             FloodConfig{Rate: 20, Burst: 40},
+			Limits:            LimitsConfig{RetryAfter: sip.DefaultLimitsRetryAfter},
+			Overload:          ShedConfig{MaxPending: sip.DefaultMaxPending, MaxLatency: sip.DefaultMaxLatency, MaxQueueDelay: sip.DefaultMaxQueueDelay},
 			Return: ReturnConfig{ReferTimeout: sip.DefaultReferTimeout, RingTimeout: sip.DefaultRingTimeout,
 				Fallback: sip.DefaultFallback, ContextEncoding: sip.DefaultContextEncoding, MaxContextBytes: sip.DefaultMaxContextBytes,
 				UUIPassthrough: sip.DefaultUUIPassthrough},

@@ -156,6 +156,7 @@ func (s *SIPConfig) validate(v *validation, auth *AuthConfig) {
 		v.bad(&s.TransferHeader, "%q is not a SIP header name", s.TransferHeader)
 	}
 	v.positive(&s.AckTimeout)
+	v.positive(&s.TransactionLinger)
 	if s.SessionMinSE < rfc4028MinSE {
 		v.bad(&s.SessionMinSE, "must be at least 90s (RFC 4028), got %s", s.SessionMinSE)
 	}

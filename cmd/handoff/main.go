@@ -34,6 +34,7 @@ import (
 
 	"github.com/handoff/handoff/agent"
 	"github.com/handoff/handoff/control"
+	"github.com/handoff/handoff/sip"
 	"github.com/handoff/handoff/transfer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -128,6 +129,8 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	// sipgo's message hook is process-wide and read unsynchronised: install
 	// it before any SIP socket exists; log.sip_trace switches its output.
 	tracer := installSIPTracer(log, cfg.Log.SIPTrace)
+	// So are sipgo's transaction timers.
+	sip.SetTransactionLinger(cfg.SIP.TransactionLinger)
 
 	hooks := newWebhookRouting(&cfg)
 	store, storeWhere, err := openStore(cfg, hooks.storeWebhooks(&cfg))
