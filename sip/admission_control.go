@@ -91,8 +91,9 @@ type gate struct {
 
 // earlyInvite is a new INVITE admitted by the read path.
 type earlyInvite struct {
-	received time.Time // the kernel's receipt time, on the gate's clock
-	taken    bool      // its handler has entered the gate
+	received time.Time         // the kernel's receipt time, on the gate's clock
+	taken    bool              // its handler has entered the gate
+	cps      *rate.Reservation // its token of the node's max_cps (nil: unlimited)
 }
 
 type seenEntry struct {
@@ -173,7 +174,7 @@ func (s *Server) SetLimits(l Limits, o OverloadConfig) {
 
 // early judges a new INVITE with callID as the UDP read path reads it,
 // delay after the kernel received it: nil passes it (admitted, and
-// pending from now), else the shedder's refusal. A retransmission of an
+// pending from now), else the shedder's or the node's max_cps refusal. A retransmission of an
 // INVITE it passed passes again, unjudged. backlogged says the read
 // path's hand-off queue to sipgo is full: sipgo is a queue's length
 // behind, so a new INVITE is refused at once (overload_pending) rather
@@ -194,11 +195,18 @@ func (g *gate) early(callID string, delay time.Duration, backlogged bool) *refus
 	if backlogged {
 		return &refusal{reason: reasonOverloadPending, retryAfter: g.limits.RetryAfter}
 	}
+	// The node's max_cps is a fixed limit as cheap to judge here as the
+	// shedder: refusing beyond it costs no parse and no goroutine.
+	node, wait := take(g.cps, now)
+	if wait > 0 {
+		return &refusal{reason: reasonMaxCPS, retryAfter: max(g.limits.RetryAfter, wait)}
+	}
 	if reason := g.shed.admit(now); reason != "" {
+		cancel(node, now)
 		g.shedLog()
 		return &refusal{reason: reason, retryAfter: g.limits.RetryAfter}
 	}
-	g.seen[callID] = &earlyInvite{received: now.Add(-delay)}
+	g.seen[callID] = &earlyInvite{received: now.Add(-delay), cps: node}
 	g.seenOrder = append(g.seenOrder, seenEntry{callID: callID, until: now.Add(inviteMemory)})
 	g.metrics.pending.Inc()
 	return nil
@@ -226,17 +234,17 @@ func (g *gate) enter(src, callID string) (*ticket, *refusal) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	entered, early := now, false
+	entered, pre := now, (*earlyInvite)(nil)
 	if e := g.seen[callID]; e != nil && !e.taken {
-		e.taken, entered, early = true, e.received, true
+		e.taken, entered, pre = true, e.received, e
 	} else if reason := g.shed.admit(now); reason != "" {
 		g.shedLog()
 		return nil, &refusal{reason: reason, retryAfter: g.limits.RetryAfter}
 	}
 	key := g.sourceOf(src)
-	if r := g.check(key, now); r != nil {
+	if r := g.check(key, now, pre); r != nil {
 		g.shed.answered() // not pending after all
-		if early {
+		if pre != nil {
 			g.metrics.pending.Dec()
 		}
 		return nil, r
@@ -250,39 +258,64 @@ func (g *gate) enter(src, callID string) (*ticket, *refusal) {
 	if _, dup := g.byCallID[callID]; !dup && callID != "" {
 		g.byCallID[callID] = t
 	}
-	if !early {
+	if pre == nil {
 		g.metrics.pending.Inc()
 	}
 	return t, nil
 }
 
 // check applies the fixed limits; it spends a token of each cps bucket
-// only when the INVITE passes them all.
-func (g *gate) check(key *sourceKey, now time.Time) *refusal {
+// only when the INVITE passes them all. pre is the read path's admission
+// of it (nil: none), which took its node max_cps token already: a refusal
+// here gives that token back.
+func (g *gate) check(key *sourceKey, now time.Time, pre *earlyInvite) *refusal {
+	r := g.checkCalls(key)
+	if r == nil {
+		r = g.checkRates(key, now, pre != nil)
+	}
+	if r != nil && pre != nil {
+		cancel(pre.cps, now)
+	}
+	return r
+}
+
+// checkCalls applies the concurrent-call limits.
+func (g *gate) checkCalls(key *sourceKey) *refusal {
 	l := &g.limits
 	if l.MaxCalls > 0 && g.calls >= l.MaxCalls {
 		return &refusal{reason: reasonMaxCalls, retryAfter: l.RetryAfter}
 	}
-	var src *sourceLoad
-	if key != nil {
-		src = g.source(*key)
-		if l.PerSourceMaxCalls > 0 && src.calls >= l.PerSourceMaxCalls {
-			return &refusal{reason: reasonPerSourceMaxCalls, retryAfter: l.RetryAfter}
+	if key != nil && l.PerSourceMaxCalls > 0 && g.source(*key).calls >= l.PerSourceMaxCalls {
+		return &refusal{reason: reasonPerSourceMaxCalls, retryAfter: l.RetryAfter}
+	}
+	return nil
+}
+
+// checkRates applies the cps limits: the node's unless the read path
+// (rated) did, then the source's.
+func (g *gate) checkRates(key *sourceKey, now time.Time, rated bool) *refusal {
+	l := &g.limits
+	var node *rate.Reservation
+	if !rated {
+		var wait time.Duration
+		if node, wait = take(g.cps, now); wait > 0 {
+			return &refusal{reason: reasonMaxCPS, retryAfter: max(l.RetryAfter, wait)}
 		}
 	}
-	node, wait := take(g.cps, now)
-	if wait > 0 {
-		return &refusal{reason: reasonMaxCPS, retryAfter: max(l.RetryAfter, wait)}
-	}
-	if src != nil {
-		if _, wait := take(src.cps, now); wait > 0 {
-			if node != nil {
-				node.CancelAt(now)
-			}
+	if key != nil {
+		if _, wait := take(g.source(*key).cps, now); wait > 0 {
+			cancel(node, now)
 			return &refusal{reason: reasonPerSourceMaxCPS, retryAfter: max(l.RetryAfter, wait)}
 		}
 	}
 	return nil
+}
+
+// cancel gives back the token r took (nil: none was taken).
+func cancel(r *rate.Reservation, now time.Time) {
+	if r != nil {
+		r.CancelAt(now)
+	}
 }
 
 // take spends one token of lim (nil: unlimited), or says how long until

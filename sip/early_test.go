@@ -195,6 +195,57 @@ func TestReadPathForgetsInvitesThatNeverArrive(t *testing.T) {
 	}
 }
 
+// The node's max_cps is judged on the read path too: an INVITE beyond it
+// gets its stateless 503 there, unseen by sipgo. One the read path passes
+// has its token; if the handler then refuses it on another limit (here
+// per_source_max_calls), the token goes back, so one source over its own
+// limit does not spend the node's rate for the others.
+func TestReadPathRefusesBeyondMaxCPS(t *testing.T) {
+	clock := newFakeClock()
+	saw := &sipgoSaw{}
+	g := newGateway(t, func(c *Config) {
+		c.Limits = Limits{MaxCPS: 1, PerSourceMaxCalls: 1}
+		c.clock = clock.now
+		c.dropInbound = saw.filter
+	})
+	a, b := newRawUDP(t, "127.0.0.1", g.addr), newRawUDP(t, "127.0.0.2", g.addr)
+	for _, id := range []string{"cps-a1", "cps-a2", "cps-a3", "cps-b"} {
+		g.createSIP(id)
+	}
+	res, hangupA := a.rawCall(g.srv.TransferURI("cps-a1")) // the second's token
+	if res.StatusCode != 200 {
+		t.Fatalf("first call: %d", res.StatusCode)
+	}
+	x := a.invite(g.srv.TransferURI("cps-a2"))
+	res = a.read()
+	rawRefused(t, res, reasonMaxCPS)
+	if tag := toTag(res); tag != g.srv.shedTag {
+		t.Fatalf("max_cps refusal with To tag %q, want the read path's stateless %q", tag, g.srv.shedTag)
+	}
+	a.ack(x, res)
+	if n := saw.count("INVITE", x.callID); n != 0 {
+		t.Fatalf("sipgo saw the INVITE refused for max_cps %d times", n)
+	}
+	clock.advance(time.Second) // a token again
+	x = a.invite(g.srv.TransferURI("cps-a3"))
+	res = a.final()
+	rawRefused(t, res, reasonPerSourceMaxCalls)
+	a.ack(x, res)
+	res, hangupB := b.rawCall(g.srv.TransferURI("cps-b")) // the token cps-a3 gave back
+	if res.StatusCode != 200 {
+		t.Fatalf("another source after a per-source refusal: %d, want 200 on the token given back", res.StatusCode)
+	}
+	hangupA()
+	hangupB()
+	g.waitCalls(0)
+	if n, m := g.refusedCount(reasonMaxCPS), g.refusedCount(reasonPerSourceMaxCalls); n != 1 || m != 1 {
+		t.Fatalf("refusals counted: max_cps %d, per_source_max_calls %d; want 1 and 1", n, m)
+	}
+	if p := g.pending(); p != 0 {
+		t.Fatalf("pending %v after every INVITE was answered", p)
+	}
+}
+
 func TestPeekHead(t *testing.T) {
 	msg := "INVITE sip:t1@h SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport\r\n" +
 		"Via: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\nf: <sip:a@b>;tag=x\r\nt: \"T\" <sip:t1@h;p=1>\r\n" +
