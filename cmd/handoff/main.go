@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ const sweepInterval = time.Second
 const httpShutdownTimeout = 5 * time.Second
 
 func main() {
+	tuneProcs(os.LookupEnv) // the process's, not run's: tests call run in theirs
 	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
@@ -248,7 +250,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		return fmt.Errorf("start SIP: %w", err)
 	}
 	rl.setSIP(sipSrv) // sip.limits and sip.overload reload
-	log.Info("handoff started")
+	log.Info("handoff started", "gomaxprocs", runtime.GOMAXPROCS(0))
 
 	var runErr error
 	select {
