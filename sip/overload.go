@@ -51,7 +51,7 @@ const (
 // zero values turn them off).
 const (
 	DefaultMaxPending    = 1000
-	DefaultMaxLatency    = 250 * time.Millisecond
+	DefaultMaxLatency    = 50 * time.Millisecond
 	DefaultMaxQueueDelay = 5 * time.Millisecond
 )
 
