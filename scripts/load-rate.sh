@@ -27,7 +27,10 @@
 # RATE), the 503s (count; latency p50, p99, max: INVITE sent to 503 received)
 # and the answered calls lost (answered, never completed). handoff runs with
 # its default overload protection (docs/operations.md, Overload) unless -e
-# sets limits.
+# sets limits. The anchor then sheds too: Kamailio's ratelimit module admits
+# RATE new INVITEs per second and answers the rest with a stateless 503, so
+# its INVITE->503 latency is what a C proxy's refusal costs on this box
+# under the same offered load.
 #
 # Usage: scripts/load-rate.sh [options]
 #   -r RATE       offered calls per second (default 200); with -O the clean
@@ -175,8 +178,10 @@ if [ -n "$anchor" ]; then
 	(cd "$work" && exec sipp -sf "$root/scripts/anchor/uas.xml" -p "$uport" -i 127.0.0.1 -mi 127.0.0.1 -buff_size "$sippbuf" \
 		-nostdin -trace_err -error_file uas-errors.log >uas.out 2>&1) &
 	track $!
+	rl=()
+	[ -n "$overload" ] && rl=(-A "RLPIPE=\"0:TAILDROP:$rate\"") # shed beyond the clean maximum
 	kamailio -f "$root/scripts/anchor/kamailio.cfg" -DD -E -n 4 -m 256 -M 16 \
-		-l "udp:127.0.0.1:$kport" -A "UAS=\"sip:127.0.0.1:$uport\"" \
+		-l "udp:127.0.0.1:$kport" -A "UAS=\"sip:127.0.0.1:$uport\"" "${rl[@]}" \
 		-P "$work/kamailio-run/pid" -Y "$work/kamailio-run" -w "$work/kamailio-run" >"$work/kamailio.log" 2>&1 &
 	kpid=$!
 	track "$kpid"
