@@ -23,7 +23,7 @@ var lingerMu sync.Mutex
 // collector marks every cycle (docs/benchmarks.md, Capacity). A peer
 // retransmits a request that long only when none of the answers reached
 // it, and then a late retransmission starts a new transaction (a BYE gets
-// 481). sipgo reads the timers unsynchronised, so this must run before any
+// 481, an INVITE 486: its transfer is in use; the call goes on). sipgo reads the timers unsynchronised, so this must run before any
 // SIP server starts; it writes only when the value changes, so processes
 // that set the same value again (tests) do not race. It returns the
 // linger applied.
