@@ -130,16 +130,9 @@ func TestReadPathSpareAdmittedCalls(t *testing.T) {
 		t.Fatalf("re-INVITE while shedding: %d", res.StatusCode)
 	}
 	close(gp.gate)
-	res := raw.final()
-	if res.StatusCode != 200 {
-		t.Fatalf("the admitted INVITE ended with %d", res.StatusCode)
-	}
-	bye := raw.ack(x, res)
-	bye.method, bye.branch, bye.cseq = "BYE", x.branch+"-bye", 2
-	raw.send(raw.request(bye))
-	if res := raw.final(); res.StatusCode != 200 {
-		t.Fatalf("BYE: %d", res.StatusCode)
-	}
+	res := raw.wantFinal(200, "the admitted INVITE")
+	raw.send(raw.request(byeOf(x, raw.ack(x, res))))
+	raw.wantFinal(200, "BYE")
 	talking.Hangup()
 }
 

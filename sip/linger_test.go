@@ -7,6 +7,22 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
+// lingeringCall sets the transaction linger for the test and places a
+// call from a raw socket to a new transfer id: it returns the call's
+// INVITE and its BYE, not yet sent.
+func lingeringCall(t *testing.T, linger time.Duration, id string) (*gateway, *rawUDP, rawTx, rawTx) {
+	t.Helper()
+	rfc := 64 * sip.T1
+	SetTransactionLinger(linger)
+	t.Cleanup(func() { SetTransactionLinger(rfc) }) // after the gateway's cleanup
+	g := newGateway(t)
+	g.createSIP(id)
+	raw := newRawUDP(t, "127.0.0.1", g.addr)
+	x := raw.invite(g.srv.TransferURI(id))
+	bye := byeOf(x, raw.ack(x, raw.wantFinal(200, "INVITE")))
+	return g, raw, x, bye
+}
+
 // A completed server transaction absorbs retransmissions for the
 // configured linger and is gone after it: a BYE retransmitted within it
 // gets the transaction's 200 again (the call is over, so a new
@@ -18,32 +34,15 @@ func TestCompletedTransactionsLingerAsConfigured(t *testing.T) {
 		t.Fatalf("linger of an hour applied as %s (J %s, L %s), want the cap 64×T1 = %s", got, sip.Timer_J, sip.Timer_L, rfc)
 	}
 	const linger = 300 * time.Millisecond
-	SetTransactionLinger(linger)
-	t.Cleanup(func() { SetTransactionLinger(rfc) }) // after the gateway's cleanup
-	g := newGateway(t)
-	g.createSIP("linger")
-	raw := newRawUDP(t, "127.0.0.1", g.addr)
-	x := raw.invite(g.srv.TransferURI("linger"))
-	res := raw.final()
-	if res.StatusCode != 200 {
-		t.Fatalf("INVITE: %d", res.StatusCode)
-	}
-	bye := raw.ack(x, res)
-	bye.method, bye.branch, bye.cseq = "BYE", x.branch+"-bye", 2
+	g, raw, _, bye := lingeringCall(t, linger, "linger")
 	raw.send(raw.request(bye))
-	if res := raw.final(); res.StatusCode != 200 {
-		t.Fatalf("BYE: %d", res.StatusCode)
-	}
+	raw.wantFinal(200, "BYE")
 	g.waitCalls(0)
 	raw.send(raw.request(bye))
-	if res := raw.final(); res.StatusCode != 200 {
-		t.Fatalf("BYE retransmitted within the linger: %d, want its transaction's 200", res.StatusCode)
-	}
+	raw.wantFinal(200, "BYE retransmitted within the linger (its transaction's answer)")
 	time.Sleep(3 * linger) // well past the linger, well within 64×T1
 	raw.send(raw.request(bye))
-	if res := raw.final(); res.StatusCode != 481 {
-		t.Fatalf("BYE retransmitted after the linger: %d, want 481 from a new transaction", res.StatusCode)
-	}
+	raw.wantFinal(481, "BYE retransmitted after the linger (a new transaction)")
 }
 
 // An INVITE retransmitted after its transaction is gone (the caller heard
@@ -51,31 +50,13 @@ func TestCompletedTransactionsLingerAsConfigured(t *testing.T) {
 // request: it gets a final failure (the transfer is in use: 486) and
 // leaves the call it duplicates alone, which still hangs up normally.
 func TestInviteRetransmittedAfterTheLinger(t *testing.T) {
-	rfc := 64 * sip.T1
 	const linger = 300 * time.Millisecond
-	SetTransactionLinger(linger)
-	t.Cleanup(func() { SetTransactionLinger(rfc) })
-	g := newGateway(t)
-	g.createSIP("late")
-	raw := newRawUDP(t, "127.0.0.1", g.addr)
-	x := raw.invite(g.srv.TransferURI("late"))
-	res := raw.final()
-	if res.StatusCode != 200 {
-		t.Fatalf("INVITE: %d", res.StatusCode)
-	}
-	bye := raw.ack(x, res)
+	g, raw, x, bye := lingeringCall(t, linger, "late")
 	time.Sleep(3 * linger)
 	raw.send(raw.request(x))
-	late := raw.final()
-	if late.StatusCode < 300 {
-		t.Fatalf("late INVITE answered %d: a second call on a transfer in use", late.StatusCode)
-	}
-	raw.ack(x, late)
-	bye.method, bye.branch, bye.cseq = "BYE", x.branch+"-bye", 2
+	raw.ack(x, raw.wantFinal(486, "INVITE retransmitted after the linger (its transfer is in use)"))
 	raw.send(raw.request(bye))
-	if res := raw.final(); res.StatusCode != 200 {
-		t.Fatalf("BYE of the call after its late INVITE: %d", res.StatusCode)
-	}
+	raw.wantFinal(200, "BYE of the call after its late INVITE")
 	g.waitCalls(0)
 	if p := g.pending(); p != 0 {
 		t.Fatalf("pending %v after both INVITEs were answered", p)

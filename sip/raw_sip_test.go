@@ -136,12 +136,26 @@ func (r *rawUDP) rawCall(uri string) (*sip.Response, func()) {
 		return res, nil
 	}
 	return res, func() {
-		a.method, a.branch, a.cseq = "BYE", x.branch+"-bye", 2
-		r.send(r.request(a))
-		if res := r.final(); res.StatusCode != 200 {
-			r.t.Fatalf("BYE: %d", res.StatusCode)
-		}
+		r.send(r.request(byeOf(x, a)))
+		r.wantFinal(200, "BYE")
 	}
+}
+
+// byeOf is the BYE of the call INVITE x set up, after its ACK a.
+func byeOf(x, a rawTx) rawTx {
+	a.method, a.branch, a.cseq = "BYE", x.branch+"-bye", 2
+	return a
+}
+
+// wantFinal reads the final response of what was sent (named what) and
+// fails unless it is code.
+func (r *rawUDP) wantFinal(code int, what string) *sip.Response {
+	r.t.Helper()
+	res := r.final()
+	if res.StatusCode != code {
+		r.t.Fatalf("%s: %d, want %d", what, res.StatusCode, code)
+	}
+	return res
 }
 
 func toTag(res *sip.Response) string {
