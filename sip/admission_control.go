@@ -174,11 +174,11 @@ func (s *Server) SetLimits(l Limits, o OverloadConfig) {
 
 // early judges a new INVITE with callID as the UDP read path reads it,
 // delay after the kernel received it: nil passes it (admitted, and
-// pending from now), else the shedder's or the node's max_cps refusal. A retransmission of an
-// INVITE it passed passes again, unjudged. backlogged says the read
-// path's hand-off queue to sipgo is full: sipgo is a queue's length
-// behind, so a new INVITE is refused at once (overload_pending) rather
-// than waiting for room behind it.
+// pending from now), else the shedder's or the node's max_cps refusal.
+// A retransmission of an INVITE it passed passes again, unjudged.
+// backlogged says the read path's hand-off queue to sipgo is full: sipgo
+// is a queue's length behind, so a new INVITE is refused at once
+// (overload_pending) rather than waiting for room behind it.
 func (g *gate) early(callID string, delay time.Duration, backlogged bool) *refusal {
 	g.mu.Lock()
 	defer g.mu.Unlock()
