@@ -21,18 +21,34 @@ import (
 // and completed or refused with its transfer left ACTIVE for a retry, and
 // the refusals carry their reason and Retry-After.
 func TestSIPpOverloadSheds(t *testing.T) {
+	sippRefusals(t, "  overload:\n    max_latency: 1us\n", "overload_latency", "sipp-shed")
+}
+
+// The node's max_cps against the same scenario: beyond it the read path
+// refuses with the same stateless 503 (that sipgo never sees those INVITEs
+// is TestReadPathRefusesBeyondMaxCPS's to prove), which SIPp takes and
+// ACKs, and the calls within it complete.
+func TestSIPpMaxCPSRefusesOnTheReadPath(t *testing.T) {
+	sippRefusals(t, "  limits:\n    max_cps: 50\n", "max_cps", "sipp-cps")
+}
+
+// sippRefusals offers SIPp's call-rate scenario (300 calls at 200/s) to a
+// handoff with sipExtra in its sip: section, and checks that every call is
+// either answered and completed or refused with reason (a stateless 503
+// with Reason, Retry-After and our tag), its transfer left ACTIVE.
+func sippRefusals(t *testing.T, sipExtra, reason, prefix string) {
 	sipp := needSIPp(t)
-	h := startHandoffWith(t, handoffOptions{sipExtra: "  overload:\n    max_latency: 1us\n"})
+	h := startHandoffWith(t, handoffOptions{sipExtra: sipExtra})
 	const calls = 300 // at 200/s: windows of 100 ms hold the 10 INVITEs one needs to be judged
 	ids := make([]string, calls)
 	var inf strings.Builder
 	inf.WriteString("SEQUENTIAL\n")
 	for i := range ids {
-		ids[i] = fmt.Sprintf("sipp-shed-%03d", i)
+		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
 		h.createSIP(t, ids[i], `{"returnTransferType":"BYE"}`)
 		fmt.Fprintf(&inf, "%s;\n", ids[i])
 	}
-	csvPath := filepath.Join(h.dir, "shed.csv")
+	csvPath := filepath.Join(h.dir, prefix+".csv")
 	if err := os.WriteFile(csvPath, []byte(inf.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -41,14 +57,14 @@ func TestSIPpOverloadSheds(t *testing.T) {
 	run.wait(t, calls)
 
 	m := h.waitIdle(t)
-	refused := m.get(`handoff_sip_admission_refused_total{reason="overload_latency"}`)
+	refused := m.get(`handoff_sip_admission_refused_total{reason="` + reason + `"}`)
 	answered, with503 := m.get(`handoff_sip_invites_total{code="200"}`), m.get(`handoff_sip_invites_total{code="503"}`)
-	t.Logf("answered %v, refused %v (overload_latency)", answered, refused)
+	t.Logf("answered %v, refused %v (%s)", answered, refused, reason)
 	if refused == 0 || answered == 0 || with503 != refused || answered+refused != calls {
-		t.Fatalf("answered %v, 503 %v, refused by the shedder %v; want both kinds, adding up to %d", answered, with503, refused, calls)
+		t.Fatalf("answered %v, 503 %v, refused for %s %v; want both kinds, adding up to %d", answered, with503, reason, refused, calls)
 	}
 	msgs := run.messages(t)
-	if !strings.Contains(msgs, `Reason: SIP;cause=503;text="overload_latency"`) || !strings.Contains(msgs, ";tag=shed") ||
+	if !strings.Contains(msgs, `Reason: SIP;cause=503;text="`+reason+`"`) || !strings.Contains(msgs, ";tag=shed") ||
 		!strings.Contains(msgs, "Retry-After: 1") {
 		t.Fatalf("SIPp saw no stateless 503 with its Reason, Retry-After and our tag:\n%s", testenv.Tail(msgs, 60))
 	}
