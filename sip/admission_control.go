@@ -62,6 +62,12 @@ type refusal struct {
 	retryAfter time.Duration
 }
 
+// retryAfterValue and reasonValue are the Retry-After and Reason (RFC
+// 3326) header values of r's 503, the same from the read path and the
+// handler.
+func (r *refusal) retryAfterValue() string { return retryAfterSeconds(r.retryAfter) }
+func (r *refusal) reasonValue() string     { return `SIP;cause=503;text="` + r.reason + `"` }
+
 // gate is admission control: the fixed limits and the shedder, in front of
 // everything an INVITE costs (authentication, store, ports, agent). One
 // mutex: each INVITE takes it a few times, for microseconds.

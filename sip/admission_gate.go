@@ -82,8 +82,7 @@ func (s *Server) admitted(next sipgo.RequestHandler) sipgo.RequestHandler {
 // retransmissions of our answer (a retransmitted INVITE is judged again),
 // which is what keeps a flood of refusals cheap.
 func (s *Server) turnAway(req *sip.Request, tx sip.ServerTransaction, r *refusal) {
-	s.gate.metrics.refused.WithLabelValues(r.reason).Inc()
-	s.metrics.invites.WithLabelValues(statusLabel(sip.StatusServiceUnavailable)).Inc()
+	s.countRefusal(r)
 	res := s.loadResponse(req, r)
 	var err error
 	if c, ok := tx.(interface{ Connection() sip.Connection }); ok && c.Connection() != nil {
@@ -101,9 +100,16 @@ func (s *Server) loadResponse(req *sip.Request, r *refusal) *sip.Response {
 	if to := res.To(); to != nil {
 		to.Params.Add("tag", s.shedTag)
 	}
-	res.AppendHeader(sip.NewHeader("Retry-After", retryAfterSeconds(r.retryAfter)))
-	res.AppendHeader(sip.NewHeader("Reason", `SIP;cause=503;text="`+r.reason+`"`))
+	res.AppendHeader(sip.NewHeader("Retry-After", r.retryAfterValue()))
+	res.AppendHeader(sip.NewHeader("Reason", r.reasonValue()))
 	return res
+}
+
+// countRefusal counts a 503 of admission control, by its reason and among
+// the INVITEs answered.
+func (s *Server) countRefusal(r *refusal) {
+	s.gate.metrics.refused.WithLabelValues(r.reason).Inc()
+	s.metrics.invites.WithLabelValues(statusLabel(sip.StatusServiceUnavailable)).Inc()
 }
 
 // optionsBusy answers an out-of-dialog OPTIONS with 503 while the node, or

@@ -127,10 +127,9 @@ func (c *earlyConn) handled(b []byte, src netip.AddrPort, delay time.Duration) b
 	if r == nil {
 		return false
 	}
-	c.s.gate.metrics.refused.WithLabelValues(r.reason).Inc()
-	c.s.metrics.invites.WithLabelValues(statusLabel(503)).Inc()
+	c.s.countRefusal(r)
 	res := statelessAnswer(&h, src, "503 Service Unavailable", c.s.shedTag,
-		"Retry-After: "+retryAfterSeconds(r.retryAfter), `Reason: SIP;cause=503;text="`+r.reason+`"`)
+		"Retry-After: "+r.retryAfterValue(), "Reason: "+r.reasonValue())
 	if _, err := c.WriteTo(res, net.UDPAddrFromAddrPort(src)); err != nil {
 		c.s.log.Debug("early 503 not sent", "err", err)
 	}
