@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -537,6 +539,9 @@ func TestStartsOnBuiltInDefaults(t *testing.T) {
 		t.Error("no warning about the dev credential")
 	}
 	assertNoSecrets(t, logs)
+	if want := wantProcs(); !strings.Contains(logs, fmt.Sprintf(`"msg":"handoff started","gomaxprocs":%d`, want)) {
+		t.Errorf("the started process does not run %d Go processors (tuneProcs in main):\n%s", want, logs)
+	}
 	// Every line is a JSON object.
 	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 		if !json.Valid([]byte(line)) {
@@ -564,4 +569,17 @@ func TestBadConfigExitsTwo(t *testing.T) {
 	if code := run([]string{"extra"}, noEnv, &stdout, &stderr); code != exitUsage {
 		t.Errorf("stray argument: exit %d", code)
 	}
+}
+
+// wantProcs is the GOMAXPROCS a handoff started from this test's
+// environment runs: procsPerCPU per CPU, unless GOMAXPROCS is set or a CPU
+// quota lowered the runtime's default (this process's is the same).
+func wantProcs() int {
+	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil {
+		return v
+	}
+	if n := runtime.GOMAXPROCS(0); n < runtime.NumCPU() {
+		return n
+	}
+	return procsPerCPU * runtime.NumCPU()
 }
