@@ -132,7 +132,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 	// it before any SIP socket exists; log.sip_trace switches its output.
 	tracer := installSIPTracer(log, cfg.Log.SIPTrace)
 	// So are sipgo's transaction timers.
-	sip.SetTransactionLinger(cfg.SIP.TransactionLinger)
+	linger := sip.SetTransactionLinger(cfg.SIP.TransactionLinger)
 
 	hooks := newWebhookRouting(&cfg)
 	store, storeWhere, err := openStore(cfg, hooks.storeWebhooks(&cfg))
@@ -250,7 +250,7 @@ func serve(cfg Config, configPath string, lookupEnv func(string) (string, bool),
 		return fmt.Errorf("start SIP: %w", err)
 	}
 	rl.setSIP(sipSrv) // sip.limits and sip.overload reload
-	log.Info("handoff started", "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Info("handoff started", "gomaxprocs", runtime.GOMAXPROCS(0), "transaction_linger", linger.String())
 
 	var runErr error
 	select {

@@ -539,8 +539,8 @@ func TestStartsOnBuiltInDefaults(t *testing.T) {
 		t.Error("no warning about the dev credential")
 	}
 	assertNoSecrets(t, logs)
-	if want := wantProcs(); !strings.Contains(logs, fmt.Sprintf(`"msg":"handoff started","gomaxprocs":%d`, want)) {
-		t.Errorf("the started process does not run %d Go processors (tuneProcs in main):\n%s", want, logs)
+	if want := wantProcs(); !strings.Contains(logs, fmt.Sprintf(`"msg":"handoff started","gomaxprocs":%d,"transaction_linger":"5s"`, want)) {
+		t.Errorf("the started process does not run %d Go processors (tuneProcs in main) with sipgo's transactions kept 5s:\n%s", want, logs)
 	}
 	// Every line is a JSON object.
 	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
